@@ -1,0 +1,93 @@
+"""Conveyor: jobs written as Python code, run, scheduled, chained, watched and deployed.
+
+The public API. Definitions import eagerly (they are light); the storage and
+execution layers load on first use, so ``import conveyor`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conveyor.definitions import (
+    Config,
+    Job,
+    Resource,
+    RetryPolicy,
+    RunContext,
+    Task,
+    TaskContext,
+    job,
+    task,
+    workflow,
+)
+from conveyor.errors import (
+    ConfigError,
+    ConveyorError,
+    CycleError,
+    DefinitionError,
+    DuplicateTaskError,
+    ExecutionError,
+    MissingInputError,
+    NotFoundError,
+    SelectionError,
+    StorageError,
+    TaskTimeoutError,
+    UserCodeError,
+    WorkspaceError,
+)
+
+if TYPE_CHECKING:
+    from conveyor.execution.result import RunResult
+    from conveyor.storage.instance import Instance
+    from conveyor.storage.states import RunStatus, TaskStatus
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Instance": "conveyor.storage.instance",
+    "RunResult": "conveyor.execution.result",
+    "RunStatus": "conveyor.storage.states",
+    "TaskStatus": "conveyor.storage.states",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConveyorError",
+    "CycleError",
+    "DefinitionError",
+    "DuplicateTaskError",
+    "ExecutionError",
+    "Instance",
+    "Job",
+    "MissingInputError",
+    "NotFoundError",
+    "Resource",
+    "RetryPolicy",
+    "RunContext",
+    "RunResult",
+    "RunStatus",
+    "SelectionError",
+    "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "UserCodeError",
+    "WorkspaceError",
+    "job",
+    "task",
+    "workflow",
+]

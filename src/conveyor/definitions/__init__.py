@@ -1,0 +1,41 @@
+"""What users write: tasks, workflows, jobs, config, resources and their options.
+
+Pure data and validation, with no I/O: this layer imports nothing of the
+others at module level.
+"""
+
+from __future__ import annotations
+
+from conveyor.definitions.config import Config
+from conveyor.definitions.context import RunContext, TaskContext
+from conveyor.definitions.durations import parse_duration, parse_memory
+from conveyor.definitions.execute import ExecuteOptions
+from conveyor.definitions.graph import Graph, Node, OutputRef
+from conveyor.definitions.job import Job, job, workflow
+from conveyor.definitions.resources import Resource
+from conveyor.definitions.retry import RetryPolicy
+from conveyor.definitions.task import Task, task
+from conveyor.definitions.triggers import Trigger, parse_trigger
+from conveyor.definitions.workflow import TaskHandle
+
+__all__ = [
+    "Config",
+    "ExecuteOptions",
+    "Graph",
+    "Job",
+    "Node",
+    "OutputRef",
+    "Resource",
+    "RetryPolicy",
+    "RunContext",
+    "Task",
+    "TaskContext",
+    "TaskHandle",
+    "Trigger",
+    "job",
+    "parse_duration",
+    "parse_memory",
+    "parse_trigger",
+    "task",
+    "workflow",
+]

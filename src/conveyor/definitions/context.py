@@ -1,0 +1,79 @@
+"""The context objects that tasks and job bodies receive.
+
+These are plain data holders defined here so that parameters can be
+recognised at definition time; the execution layer fills them in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+
+class RunContext:
+    """What a ``@job`` body (or any task) knows about the run it is part of.
+
+    Attributes:
+        run_id: the id of the run.
+        job_name: the job's name.
+        tags: the run's tags.
+        config: the validated config of this job body or task (``None`` if it has none).
+        resources: the run's resources by key, set up and ready to use.
+        log: a logger whose records are stored with the run's logs.
+    """
+
+    __slots__ = ("_log_factory", "_logger", "config", "job_name", "resources", "run_id", "tags")
+
+    task_key: str | None = None
+    attempt: int = 1
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        job_name: str,
+        tags: dict[str, str],
+        config: Any,
+        resources: dict[str, Any],
+        log_factory: Any,
+    ) -> None:
+        self.run_id = run_id
+        self.job_name = job_name
+        self.tags = tags
+        self.config = config
+        self.resources = resources
+        self._log_factory = log_factory
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger for this run or task; its records go to the task's stored log."""
+        if self._logger is None:
+            self._logger = self._log_factory(self)
+        assert self._logger is not None
+        return self._logger
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(run_id={self.run_id!r}, job_name={self.job_name!r})"
+
+
+class TaskContext(RunContext):
+    """What a running task knows: the run's context plus its own key and attempt.
+
+    Attributes:
+        task_key: the task's key in the run (``extract``, ``extract_2``...).
+        attempt: 1 for the first try, 2 for the first retry, and so on.
+    """
+
+    __slots__ = ("attempt", "task_key")
+
+    def __init__(self, *, task_key: str, attempt: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task_key = task_key
+        self.attempt = attempt
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskContext(run_id={self.run_id!r}, task_key={self.task_key!r}, "
+            f"attempt={self.attempt})"
+        )

@@ -1,0 +1,183 @@
+"""``@task``: a Python function that is the unit of execution, retry, timeout and logs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, overload
+
+from conveyor.definitions.durations import parse_duration, parse_memory
+from conveyor.definitions.frames import current_frame
+from conveyor.definitions.params import Param, classify_params
+from conveyor.definitions.retry import RetryPolicy
+from conveyor.errors import ConfigError, DefinitionError
+
+R = TypeVar("R")
+
+Hook = Callable[..., Any]
+Tags = Mapping[str, str] | Sequence[str]
+
+
+def normalize_tags(tags: Tags | None, owner: str) -> dict[str, str]:
+    """Tags as a dict: a list of names becomes ``{name: ""}``."""
+    if tags is None:
+        return {}
+    if isinstance(tags, Mapping):
+        items = dict(tags)
+    elif isinstance(tags, Sequence) and not isinstance(tags, str):
+        items = {t: "" for t in tags}
+    else:
+        raise DefinitionError(f"{owner}: tags must be a dict or a list of strings, got {tags!r}")
+    for k, v in items.items():
+        if not isinstance(k, str) or not isinstance(v, str) or not k:
+            raise DefinitionError(
+                f"{owner}: tags must map non-empty strings to strings, got {k!r}: {v!r}"
+            )
+    return items
+
+
+def normalize_hooks(hooks: Hook | Sequence[Hook] | None, owner: str, which: str) -> tuple[Hook, ...]:
+    if hooks is None:
+        return ()
+    seq = (hooks,) if callable(hooks) else tuple(hooks)
+    for h in seq:
+        if not callable(h):
+            raise DefinitionError(f"{owner}: {which} hooks must be callables, got {h!r}")
+    return seq
+
+
+class Task(Generic[R]):
+    """A function marked ``@task``.
+
+    Called outside a workflow or a run it is the plain function. Inside a
+    ``@workflow`` body it adds a node and returns a handle; inside a running
+    ``@job`` body it runs as a recorded step and returns the value.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        *,
+        name: str | None = None,
+        cpu: float | None = None,
+        memory: int | str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | str | None = None,
+        tags: Tags | None = None,
+        description: str | None = None,
+        on_success: Hook | Sequence[Hook] | None = None,
+        on_failure: Hook | Sequence[Hook] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise DefinitionError(f"@task decorates functions, got {fn!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        owner = f"@task {self.name!r}"
+        if not self.name.isidentifier():
+            raise DefinitionError(f"{owner}: a task name must be a Python identifier")
+        if cpu is not None and (
+            isinstance(cpu, bool) or not isinstance(cpu, int | float) or not cpu > 0
+        ):
+            raise ConfigError(f"{owner}: cpu={cpu!r} must be a number of cores > 0, e.g. 0.5 or 2")
+        self.cpu = None if cpu is None else float(cpu)
+        try:
+            self.memory = None if memory is None else parse_memory(memory)
+            self.timeout = None if timeout is None else parse_duration(timeout, what="timeout")
+        except ConfigError as e:
+            raise ConfigError(f"{owner}: {e}") from None
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"{owner}: timeout={timeout!r} must be more than 0 seconds")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise DefinitionError(f"{owner}: retry must be a RetryPolicy, got {retry!r}")
+        self.retry = retry
+        self.tags = normalize_tags(tags, owner)
+        self.description = description if description is not None else inspect.getdoc(fn)
+        self.on_success = normalize_hooks(on_success, owner, "on_success")
+        self.on_failure = normalize_hooks(on_failure, owner, "on_failure")
+        self.params: tuple[Param, ...] = classify_params(fn, owner)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        self.__module__ = fn.__module__
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        frame = current_frame.get()
+        if frame is None:
+            return self.fn(*args, **kwargs)
+        return frame.call(self, args, kwargs)
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        """Start the task and return a future with ``.result()``.
+
+        Inside a running ``@job`` the step runs concurrently with the body;
+        outside a run it runs at once and the future is already done.
+        """
+        frame = current_frame.get()
+        if frame is None:
+            from concurrent.futures import Future
+
+            fut: Future[Any] = Future()
+            try:
+                fut.set_result(self.fn(*args, **kwargs))
+            except Exception as e:
+                fut.set_exception(e)
+            return fut
+        return frame.submit(self, args, kwargs)
+
+    def map(self, items: Iterable[Any], **kwargs: Any) -> Any:
+        """Run the task once per item (the first parameter), returning a list of futures.
+
+        The returned list also has ``.result()``, which waits for all of them and
+        returns their values in order. Other parameters are passed as ``kwargs``.
+        """
+        frame = current_frame.get()
+        if frame is None:
+            return [self.submit(item, **kwargs) for item in items]
+        return frame.map(self, items, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+@overload
+def task(fn: Callable[..., R], /) -> Task[R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    cpu: float | None = None,
+    memory: int | str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | str | None = None,
+    tags: Tags | None = None,
+    description: str | None = None,
+    on_success: Hook | Sequence[Hook] | None = None,
+    on_failure: Hook | Sequence[Hook] | None = None,
+) -> Callable[[Callable[..., R]], Task[R]]: ...
+
+
+def task(fn: Callable[..., R] | None = None, /, **options: Any) -> Any:
+    """Mark a function as a task, bare (``@task``) or with options (``@task(retry=...)``).
+
+    Args:
+        name: the task's name (default: the function's name).
+        cpu: cores the task needs (> 0).
+        memory: memory the task needs, e.g. ``"512m"``, ``"2g"``, ``"512Mi"``.
+        retry: a ``RetryPolicy``; the job's ``retry=`` applies when not given.
+        timeout: seconds or a duration string; past it the task fails with
+            ``TaskTimeoutError``.
+        tags: a dict of labels, or a list of names.
+        description: shown in the UI (default: the docstring).
+        on_success: callables run with the context after the task succeeds.
+        on_failure: callables run with the context and the error after it fails.
+    """
+    if fn is not None:
+        return Task(fn, **options)
+
+    def decorate(f: Callable[..., R]) -> Task[R]:
+        return Task(f, **options)
+
+    return decorate

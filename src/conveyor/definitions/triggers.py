@@ -1,0 +1,131 @@
+"""Trigger strings in dlt's ``type:expr`` grammar, parsed and validated.
+
+Triggers are accepted and validated at definition time; the scheduler daemon
+acts on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from conveyor.definitions.durations import parse_duration
+from conveyor.errors import ConfigError, DefinitionError
+
+TIMED = frozenset({"schedule", "every", "once"})
+_WITH_EXPR = frozenset(
+    {"schedule", "every", "once", "webhook", "tag", "job.success", "job.fail", "job.completed"}
+)
+_BARE = frozenset({"manual", "deployment"})
+KNOWN = _WITH_EXPR | _BARE | {"http"}
+_CRON_ALIASES = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A parsed trigger: its ``type`` and ``expr`` (``every`` and ``5m``)."""
+
+    type: str
+    expr: str
+
+    def __str__(self) -> str:
+        return self.type if self.type in _BARE else f"{self.type}:{self.expr}"
+
+    @property
+    def is_timed(self) -> bool:
+        return self.type in TIMED
+
+
+def _looks_like_cron(text: str) -> bool:
+    return text in _CRON_ALIASES or len(text.split()) in (5, 6)
+
+
+def _check_cron(text: str, original: str) -> None:
+    from croniter import croniter
+
+    if not croniter.is_valid(text):
+        raise DefinitionError(
+            f"Invalid trigger {original!r}: {text!r} is not a valid cron expression "
+            f"(5 fields: minute hour day-of-month month day-of-week, e.g. '0 8 * * 1')"
+        )
+
+
+def parse_trigger(value: str) -> Trigger:
+    """Parse one trigger string, e.g. ``"every:5m"``, ``"0 8 * * *"``, ``"job.success:etl"``.
+
+    Raises:
+        DefinitionError: ``Invalid trigger '<t>': <reason>``.
+    """
+    if not isinstance(value, str):
+        raise DefinitionError(f"Invalid trigger {value!r}: expected a string such as 'every:1h'")
+    text = value.strip()
+    if not text:
+        raise DefinitionError("Invalid trigger '': empty; write e.g. 'every:1h' or '0 8 * * *'")
+    if text in _BARE:
+        return Trigger(text, "")
+    if ":" not in text or _looks_like_cron(text):
+        if _looks_like_cron(text):
+            _check_cron(text, value)
+            return Trigger("schedule", text)
+        raise DefinitionError(
+            f"Invalid trigger {value!r}: expected 'type:expr' with type one of "
+            f"{', '.join(sorted(KNOWN))}, or a cron string"
+        )
+    kind, _, expr = text.partition(":")
+    kind, expr = kind.strip(), expr.strip()
+    if kind not in KNOWN:
+        raise DefinitionError(
+            f"Invalid trigger {value!r}: unknown type {kind!r}; types are {', '.join(sorted(KNOWN))}"
+        )
+    if kind in _BARE:
+        raise DefinitionError(f"Invalid trigger {value!r}: {kind!r} takes no expression")
+    if not expr and kind != "http":
+        raise DefinitionError(f"Invalid trigger {value!r}: missing expression after '{kind}:'")
+    if kind == "schedule":
+        _check_cron(expr, value)
+    elif kind == "every":
+        try:
+            seconds = parse_duration(expr, what="interval")
+        except ConfigError as e:
+            raise DefinitionError(f"Invalid trigger {value!r}: {e}") from None
+        if seconds <= 0:
+            raise DefinitionError(f"Invalid trigger {value!r}: the interval must be more than 0")
+    elif kind == "once":
+        _parse_once(expr, value)
+    elif kind in ("job.success", "job.fail", "job.completed") and not expr.replace(
+        "_", "a"
+    ).replace("-", "a").replace(".", "a").isalnum():
+        raise DefinitionError(f"Invalid trigger {value!r}: {expr!r} is not a job name")
+    return Trigger(kind, expr)
+
+
+def _parse_once(expr: str, original: str) -> datetime:
+    try:
+        if len(expr) == 10:
+            d = date.fromisoformat(expr)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        dt = datetime.fromisoformat(expr)
+    except ValueError:
+        raise DefinitionError(
+            f"Invalid trigger {original!r}: {expr!r} is not an ISO date or datetime "
+            f"(e.g. '2026-12-01' or '2026-12-01T08:00:00')"
+        ) from None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
+    """Parse a job's ``trigger=`` option: one trigger string or a list of them."""
+    items = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    triggers = tuple(parse_trigger(v) for v in items)
+    timed = [str(t) for t in triggers if t.is_timed]
+    if len(timed) > 1:
+        raise DefinitionError(
+            f"Invalid trigger {timed[1]!r}: job {job_name!r} already has the timed trigger "
+            f"{timed[0]!r}; a job takes at most one schedule, every: or once: trigger"
+        )
+    for t in triggers:
+        if t.type.startswith("job.") and t.expr == job_name:
+            raise DefinitionError(f"Invalid trigger {str(t)!r}: job {job_name!r} triggers itself")
+    return triggers

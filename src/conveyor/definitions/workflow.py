@@ -1,0 +1,228 @@
+"""``@workflow``: a function whose body composes task calls into a static graph.
+
+The body runs once, at definition time, under a composing frame: each task
+call adds a node and returns a ``TaskHandle``; handles found anywhere in the
+arguments become data dependencies, and ``a >> b`` orders without data.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from conveyor.definitions.frames import current_frame
+from conveyor.definitions.graph import Graph, Node, OutputRef, iter_refs, replace_leaves
+from conveyor.definitions.params import ParamKind
+from conveyor.errors import DefinitionError, DuplicateTaskError
+
+if TYPE_CHECKING:
+    from conveyor.definitions.task import Task
+
+
+class _Pending:
+    """A node while its workflow is still composing; its key may still change."""
+
+    __slots__ = ("after", "args", "key", "kwargs", "task", "upstream")
+
+    def __init__(self, task: Task[Any], key: str) -> None:
+        self.task = task
+        self.key = key
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+        self.upstream: list[_Pending] = []
+        self.after: list[_Pending] = []
+
+
+class TaskHandle:
+    """What a task call returns inside a ``@workflow`` body: a stand-in for its output.
+
+    Pass it to other task calls to make a data dependency; index it
+    (``handle["rows"]``, ``handle[0]``) to pass one item of the output; order
+    without data with ``a >> b``; rename the node with ``.alias("name")``.
+    """
+
+    __slots__ = ("_composer", "_node", "_path")
+
+    def __init__(self, composer: Composer, node: _Pending, path: tuple[Any, ...] = ()) -> None:
+        self._composer = composer
+        self._node = node
+        self._path = path
+
+    @property
+    def key(self) -> str:
+        """The key of the task invocation in the workflow."""
+        return self._node.key
+
+    def alias(self, name: str) -> TaskHandle:
+        """Give this invocation the key ``name`` instead of the automatic one."""
+        self._composer.rename(self._node, name)
+        return self
+
+    def __getitem__(self, item: Any) -> TaskHandle:
+        return TaskHandle(self._composer, self._node, (*self._path, item))
+
+    def __rshift__(self, other: TaskHandle | Iterable[TaskHandle]) -> Any:
+        for h in _handles(other, ">>"):
+            h._node.after.append(self._node)
+        return other
+
+    def __rrshift__(self, other: Iterable[TaskHandle]) -> TaskHandle:
+        for h in _handles(other, ">>"):
+            self._node.after.append(h._node)
+        return self
+
+    def __iter__(self) -> Any:
+        raise DefinitionError(
+            f"the output of {self.key!r} is not known while the workflow is defined, so it "
+            f"cannot be unpacked or iterated; index it instead (out[0], out['rows'])"
+        )
+
+    def __bool__(self) -> bool:
+        raise DefinitionError(
+            f"the output of {self.key!r} is not known while the workflow is defined, so it "
+            f"cannot be tested with if/and/or; do the test inside a task"
+        )
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.key}{''.join(f'[{p!r}]' for p in self._path)}>"
+
+
+def _handles(value: Any, op: str) -> list[TaskHandle]:
+    items = [value] if isinstance(value, TaskHandle) else list(value)
+    for h in items:
+        if not isinstance(h, TaskHandle):
+            raise DefinitionError(f"'{op}' orders task calls; got {h!r}")
+    return items
+
+
+class Composer:
+    """The frame active while a ``@workflow`` body runs: it records nodes."""
+
+    def __init__(self, workflow_name: str, resource_keys: Iterable[str]) -> None:
+        self.workflow_name = workflow_name
+        self.resource_keys = frozenset(resource_keys)
+        self.nodes: list[_Pending] = []
+        self.by_key: dict[str, _Pending] = {}
+
+    def _auto_key(self, name: str) -> str:
+        if name not in self.by_key:
+            return name
+        n = 2
+        while f"{name}_{n}" in self.by_key:
+            n += 1
+        return f"{name}_{n}"
+
+    def rename(self, node: _Pending, name: str) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise DefinitionError(
+                f"@workflow {self.workflow_name!r}: alias {name!r} must be a Python identifier"
+            )
+        if name == node.key:
+            return
+        if name in self.by_key:
+            raise DuplicateTaskError(
+                f"@workflow {self.workflow_name!r}: alias {name!r} is already the key of "
+                f"another call of {self.by_key[name].task.name!r}; choose another alias"
+            )
+        del self.by_key[node.key]
+        node.key = name
+        self.by_key[name] = node
+
+    def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskHandle:
+        node = _Pending(task, self._auto_key(task.name))
+        self._check_binding(node.key, task, args, kwargs)
+        node.args, node.kwargs = args, kwargs
+        seen: set[int] = set()
+        for leaf in iter_refs((args, kwargs)):
+            if isinstance(leaf, TaskHandle):
+                if leaf._composer is not self:
+                    raise DefinitionError(
+                        f"@workflow {self.workflow_name!r}: {leaf!r} comes from another workflow"
+                    )
+                if id(leaf._node) not in seen:
+                    seen.add(id(leaf._node))
+                    node.upstream.append(leaf._node)
+        self.nodes.append(node)
+        self.by_key[node.key] = node
+        return TaskHandle(self, node)
+
+    def _check_binding(
+        self, key: str, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        owner = f"@workflow {self.workflow_name!r}: task {task.name!r} (key {key!r})"
+        try:
+            bound = inspect.signature(task.fn).bind_partial(*args, **kwargs)
+        except TypeError as e:
+            raise DefinitionError(f"{owner}: {e}") from None
+        for p in task.params:
+            if p.name in bound.arguments or not p.required or p.kind is not ParamKind.VALUE:
+                continue
+            if p.name in self.resource_keys:
+                continue
+            raise DefinitionError(
+                f"{owner}: parameter {p.name!r} has no upstream, no config and no resource; "
+                f"pass it in the call ({task.name}({p.name}=...)), give it a default, annotate "
+                f"it with a Config subclass, or declare a resource named {p.name!r}"
+            )
+
+    def submit(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise DefinitionError(
+            f"@workflow {self.workflow_name!r}: {task.name}.submit() runs inside a running @job; "
+            f"in a workflow, call the task ({task.name}(...)) and independent calls run in "
+            f"parallel where the executor allows"
+        )
+
+    def map(self, task: Task[Any], items: Iterable[Any], kwargs: dict[str, Any]) -> Any:
+        raise DefinitionError(
+            f"@workflow {self.workflow_name!r}: {task.name}.map() needs the items at run time; "
+            f"use a @job, whose body runs at run time, for dynamic fan-out"
+        )
+
+    def build(self) -> Graph:
+        """Freeze the recorded calls into a ``Graph`` (raises ``CycleError`` on a cycle)."""
+
+        def to_ref(leaf: Any) -> Any:
+            if isinstance(leaf, TaskHandle):
+                return OutputRef(leaf.key, leaf._path)
+            return leaf
+
+        nodes = []
+        for p in self.nodes:
+            has_refs = bool(p.upstream)
+            nodes.append(
+                Node(
+                    key=p.key,
+                    task=p.task,
+                    args=replace_leaves(p.args, to_ref) if has_refs else p.args,
+                    kwargs=replace_leaves(p.kwargs, to_ref) if has_refs else p.kwargs,
+                    upstream=tuple(u.key for u in p.upstream),
+                    after=tuple(dict.fromkeys(a.key for a in p.after)),
+                    has_refs=has_refs,
+                )
+            )
+        return Graph(nodes)
+
+
+def compose(fn: Callable[[], Any], name: str, resource_keys: Iterable[str]) -> Graph:
+    """Run a workflow body under a composing frame and return its graph.
+
+    An exception in the body propagates unchanged.
+    """
+    if current_frame.get() is not None:
+        raise DefinitionError(f"@workflow {name!r} cannot be defined inside another workflow or run")
+    sig = inspect.signature(fn)
+    if any(p.default is inspect.Parameter.empty for p in sig.parameters.values()):
+        raise DefinitionError(
+            f"@workflow {name!r}: the body takes no parameters; give task parameters a "
+            f"Config class, or use @job for a function whose parameters are config"
+        )
+    composer = Composer(name, resource_keys)
+    token = current_frame.set(composer)
+    try:
+        fn()
+    finally:
+        current_frame.reset(token)
+    if not composer.nodes:
+        raise DefinitionError(f"@workflow {name!r} calls no task; call at least one @task")
+    return composer.build()

@@ -1,0 +1,80 @@
+"""One error hierarchy for everything Conveyor raises on purpose.
+
+Callers catch a family (``DefinitionError``, ``ConfigError``...) or the base
+``ConveyorError``. Where callers would reasonably expect a builtin, the class
+mixes it in (``CycleError`` is also a ``ValueError``). Messages name the thing
+that is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import traceback as _traceback
+
+
+class ConveyorError(Exception):
+    """Base of every error Conveyor raises on purpose."""
+
+
+class DefinitionError(ConveyorError, ValueError):
+    """A task, workflow or job is defined in a way that cannot work."""
+
+
+class DuplicateTaskError(DefinitionError):
+    """Two task invocations in one workflow ended up with the same key."""
+
+
+class CycleError(DefinitionError):
+    """The dependencies of a workflow form a cycle."""
+
+
+class SelectionError(DefinitionError):
+    """A task selection expression is malformed or names an unknown task."""
+
+
+class WorkspaceError(DefinitionError):
+    """A workspace file or module cannot be loaded, or holds conflicting jobs."""
+
+
+class ConfigError(ConveyorError, ValueError):
+    """A value given by the user (run config, a duration, a memory size) is invalid."""
+
+
+class ExecutionError(ConveyorError):
+    """Running a job went wrong in a way that is not the user's code raising."""
+
+
+class MissingInputError(ExecutionError, ValueError):
+    """A selected task needs the output of an unselected one that was not provided."""
+
+
+class TaskTimeoutError(ExecutionError, TimeoutError):
+    """A task ran past its timeout and was stopped."""
+
+
+class UserCodeError(ExecutionError):
+    """User code raised inside a task, a hook or a resource.
+
+    Raised once, at the task boundary. ``original`` is the user's exception,
+    with its own traceback; ``traceback_text`` keeps the formatted traceback
+    so it survives storage and pickling.
+    """
+
+    def __init__(self, where: str, original: BaseException) -> None:
+        self.where = where
+        self.original = original
+        self.traceback_text = "".join(
+            _traceback.format_exception(type(original), original, original.__traceback__)
+        )
+        super().__init__(f"{where} raised {type(original).__name__}: {original}")
+
+
+class StorageError(ConveyorError):
+    """The instance's database or file stores cannot do what was asked."""
+
+
+class InvalidTransitionError(StorageError, ValueError):
+    """A run or task status change is not in the allowed transitions table."""
+
+
+class NotFoundError(ConveyorError, LookupError):
+    """A run, task, job, log or result that was asked for does not exist."""

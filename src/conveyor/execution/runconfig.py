@@ -1,0 +1,132 @@
+"""Validating a run's config against a job before anything runs.
+
+Shape: ``{"tasks": {key: {"config": {...}}}, "config": {...}, "resources": {key: {...}}}``.
+Every error names the value's full path, e.g.
+``tasks.extract.config.limit: input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from conveyor.definitions.config import validate_model
+from conveyor.definitions.job import Job
+from conveyor.definitions.params import config_param
+from conveyor.definitions.resources import Resource
+from conveyor.definitions.task import Task
+from conveyor.errors import ConfigError
+
+TOP_KEYS = ("tasks", "config", "resources")
+
+
+@dataclass(slots=True)
+class RunConfig:
+    """A validated run config."""
+
+    raw: dict[str, Any]
+    task_configs: dict[str, BaseModel] = field(default_factory=dict)
+    job_config: BaseModel | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def task_config(self, key: str, task: Task[Any]) -> BaseModel | None:
+        """The config of task ``key``; validated now if the key was not known up front."""
+        if key in self.task_configs:
+            return self.task_configs[key]
+        p = config_param(task.params)
+        if p is None:
+            return None
+        entry = _task_entry(self.raw.get("tasks", {}), key)
+        model = validate_model(p.annotation, entry, f"tasks.{key}.config")
+        self.task_configs[key] = model
+        return model
+
+
+def _mapping(value: Any, path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _task_entry(tasks: Mapping[str, Any], key: str) -> Any:
+    entry = _mapping(tasks.get(key), f"tasks.{key}")
+    extra = sorted(set(entry) - {"config"})
+    if extra:
+        raise ConfigError(f"tasks.{key}.{extra[0]}: unknown key; a task entry holds only 'config'")
+    return entry.get("config")
+
+
+def validate_run_config(
+    job: Job, run_config: Mapping[str, Any] | None, selected: Iterable[str] | None
+) -> RunConfig:
+    """Check ``run_config`` against ``job`` (and the selected task keys of a workflow)."""
+    raw = _mapping(run_config, "run config")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"run config: unknown key {unknown[0]!r}; the keys are {', '.join(TOP_KEYS)}"
+        )
+    out = RunConfig(raw=raw)
+    tasks = _mapping(raw.get("tasks"), "tasks")
+    if job.graph is not None:
+        for key in tasks:
+            if key not in job.graph:
+                raise ConfigError(
+                    f"tasks.{key}: no task {key!r} in job {job.name!r} "
+                    f"(tasks: {', '.join(job.graph.nodes)})"
+                )
+        for key in selected if selected is not None else job.graph.nodes:
+            node = job.graph.nodes[key]
+            p = config_param(node.task.params)
+            entry = _task_entry(tasks, key)
+            if p is None:
+                if entry:
+                    raise ConfigError(
+                        f"tasks.{key}.config: task {node.task.name!r} takes no config; annotate a "
+                        f"parameter with a Config subclass to give it some"
+                    )
+                continue
+            out.task_configs[key] = validate_model(p.annotation, entry, f"tasks.{key}.config")
+        if raw.get("config"):
+            raise ConfigError(
+                f"config: workflow {job.name!r} takes config per task, under "
+                f"tasks.<task key>.config"
+            )
+    else:
+        for key in tasks:
+            _task_entry(tasks, key)
+        if job.config_model is not None:
+            out.job_config = validate_model(job.config_model, raw.get("config"), "config")
+        elif raw.get("config"):
+            raise ConfigError(
+                f"config: job {job.name!r} takes no config; give its function parameters "
+                f"to make some"
+            )
+    out.resources = _resources(job, _mapping(raw.get("resources"), "resources"))
+    return out
+
+
+def _resources(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
+    resources = dict(job.resources)
+    for key, values in overrides.items():
+        if key not in resources:
+            known = ", ".join(resources) or "none"
+            raise ConfigError(
+                f"resources.{key}: job {job.name!r} has no resource {key!r} (resources: {known})"
+            )
+        current = resources[key]
+        if not isinstance(current, Resource):
+            raise ConfigError(
+                f"resources.{key}: {type(current).__name__} is not a Resource, so its fields "
+                f"cannot be set from run config"
+            )
+        fields = _mapping(values, f"resources.{key}")
+        resources[key] = validate_model(
+            type(current), {**current.model_dump(), **fields}, f"resources.{key}"
+        )
+    return resources

@@ -1,0 +1,46 @@
+"""The state one run shares between its engine, its steps and its job-body frame."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.definitions.job import Job
+from conveyor.definitions.retry import NO_RETRY, RetryPolicy
+from conveyor.errors import ConveyorError
+from conveyor.execution.runconfig import RunConfig
+from conveyor.storage.instance import Instance
+from conveyor.storage.recorder import RunRecorder
+from conveyor.storage.states import TaskStatus
+
+# Called as listener(task_key, status) whenever a task attempt changes state.
+Listener = Callable[[str, TaskStatus], None]
+
+
+@dataclass(slots=True)
+class RunState:
+    run_id: str
+    job: Job
+    instance: Instance
+    recorder: RunRecorder
+    config: RunConfig
+    tags: dict[str, str]
+    echo: bool = True
+    listener: Listener | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, ConveyorError] = field(default_factory=dict)
+    statuses: dict[str, TaskStatus] = field(default_factory=dict)
+    reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def default_retry(self) -> RetryPolicy:
+        return self.job.retry or NO_RETRY
+
+    def set_status(self, key: str, status: TaskStatus) -> None:
+        self.statuses[key] = status
+        if self.listener is not None:
+            self.listener(key, status)

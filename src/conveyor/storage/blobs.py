@@ -1,0 +1,86 @@
+"""Where log and result bytes live: a directory by default, memory for ephemeral instances."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+from conveyor.errors import NotFoundError
+
+
+def safe_name(part: str) -> str:
+    """A file-name-safe, reversible form of a key (``extract[3]`` -> ``extract%5B3%5D``)."""
+    return quote(part, safe="")
+
+
+class BlobStore(Protocol):
+    """Bytes by relative path."""
+
+    def put(self, path: str, data: bytes) -> str:
+        """Store ``data`` and return its URI."""
+        ...
+
+    def get(self, uri: str) -> bytes: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+
+class DirectoryBlobStore:
+    """Blobs as files below ``root``; the URI is the path relative to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, path: str, data: bytes) -> str:
+        target = self.root / path
+        try:
+            with open(target, "wb") as f:
+                f.write(data)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(data)
+        return path
+
+    def get(self, uri: str) -> bytes:
+        try:
+            with open(self.root / uri, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"stored file {self.root / uri} is missing") from None
+
+    def delete_prefix(self, prefix: str) -> None:
+        import shutil
+
+        target = self.root / prefix
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            os.unlink(target)
+
+
+class MemoryBlobStore:
+    """Blobs in a dict, for ephemeral instances."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put(self, path: str, data: bytes) -> str:
+        with self._lock:
+            self._data[path] = data
+        return path
+
+    def get(self, uri: str) -> bytes:
+        try:
+            return self._data[uri]
+        except KeyError:
+            raise NotFoundError(f"no stored data at {uri!r}") from None
+
+    def delete_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for k in [k for k in self._data if k.startswith(prefix)]:
+                del self._data[k]

@@ -1,0 +1,141 @@
+"""The SQL database behind an instance: engine set-up, transactions, migrations.
+
+SQLite runs in WAL mode with a busy timeout, and write transactions begin
+with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes
+can fail at once with "database is locked" when another process committed in
+between, whatever the timeout. Taking the write lock up front makes writers
+queue on the busy timeout instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import StaticPool
+
+from conveyor.errors import StorageError
+from conveyor.storage.schema import metadata
+
+# The newest migration's revision. A test checks that it matches Alembic's
+# head, so start-up can skip importing Alembic when the schema is current.
+HEAD_REVISION = "0001"
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+class Database:
+    """An engine plus the transaction helpers the stores use."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.is_memory = self.is_sqlite and (url in ("sqlite://", "sqlite:///:memory:"))
+        # One in-memory connection is shared by every thread; serialise its use.
+        self._memory_lock = threading.RLock() if self.is_memory else None
+        self.engine = self._create_engine(url, echo)
+
+    def _create_engine(self, url: str, echo: bool) -> Engine:
+        if self.is_memory:
+            engine = create_engine(
+                "sqlite://",
+                connect_args={"check_same_thread": False},
+                poolclass=StaticPool,
+                echo=echo,
+            )
+        elif self.is_sqlite:
+            engine = create_engine(
+                url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                echo=echo,
+            )
+        else:
+            engine = create_engine(url, pool_pre_ping=True, echo=echo)
+        if self.is_sqlite:
+            file_backed = not self.is_memory
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                if file_backed:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Connection) -> None:
+                immediate = conn.get_execution_options().get("conveyor_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed on success."""
+        with self._locked(), self.engine.connect() as conn:
+            conn = conn.execution_options(conveyor_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction."""
+        with self._locked(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._memory_lock is None:
+            yield
+        else:
+            with self._memory_lock:
+                yield
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision, creating it on a new database.
+
+        Safe when several processes start at once: the migration runs under
+        the database's write lock (SQLite) or an advisory lock (PostgreSQL).
+        """
+        if self.is_memory:
+            with self.write() as conn:
+                metadata.create_all(conn)
+            return
+        try:
+            if self._current_revision() == HEAD_REVISION:
+                return
+            with self.write() as conn:
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(74616301)"))
+                if _revision(conn) != HEAD_REVISION:
+                    from conveyor.storage.migrate import upgrade
+
+                    upgrade(conn)
+        except OperationalError as e:
+            raise StorageError(f"cannot open the database {self.safe_url}: {e.orig}") from e
+
+    def _current_revision(self) -> str | None:
+        with self.read() as conn:
+            return _revision(conn)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _revision(conn: Connection) -> str | None:
+    if not conn.dialect.has_table(conn, "alembic_version"):
+        return None
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])

@@ -1,0 +1,29 @@
+"""The event store: what happened in a run besides state changes (errors, retries, hooks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from conveyor.storage.db import Database
+from conveyor.storage.records import EventRecord
+from conveyor.storage.schema import events
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def write(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(events.insert(), list(rows))
+
+    def for_run(self, run_id: str, *, kinds: Sequence[str] | None = None) -> list[EventRecord]:
+        q = select(events).where(events.c.run_id == run_id)
+        if kinds:
+            q = q.where(events.c.kind.in_(list(kinds)))
+        with self.db.read() as conn:
+            return [EventRecord.from_row(r) for r in conn.execute(q.order_by(events.c.id))]

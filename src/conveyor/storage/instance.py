@@ -1,0 +1,142 @@
+"""``Instance``: where runs, events, logs and results live, and how to read them back."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import NotFoundError
+from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
+from conveyor.storage.db import Database
+from conveyor.storage.events import EventStore
+from conveyor.storage.logs import LogStore
+from conveyor.storage.records import RunDetails, RunRecord, group_attempts
+from conveyor.storage.recorder import RunRecorder
+from conveyor.storage.results import ResultStore
+from conveyor.storage.runs import RunStore
+from conveyor.storage.task_runs import TaskRunStore
+
+ENV_HOME = "CONVEYOR_HOME"
+ENV_DATABASE_URL = "CONVEYOR_DATABASE_URL"
+DEFAULT_HOME = "~/.conveyor"
+
+_default_lock = threading.Lock()
+_default: tuple[tuple[str | None, str | None], Instance] | None = None
+
+
+class Instance:
+    """A database plus a blob store for logs and results.
+
+    Make one with ``Instance.ephemeral()`` (in memory, gone with the process),
+    ``Instance.at(home)`` (an SQLite file and a directory), or
+    ``Instance.from_env()`` (``CONVEYOR_HOME``, ``CONVEYOR_DATABASE_URL``).
+    """
+
+    def __init__(self, db: Database, blobs: BlobStore, *, home: Path | None = None) -> None:
+        self.db = db
+        self.home = home
+        self.blobs = blobs
+        db.migrate()
+        self.run_store = RunStore(db)
+        self.task_run_store = TaskRunStore(db)
+        self.event_store = EventStore(db)
+        self.log_store = LogStore(db, blobs)
+        self.result_store = ResultStore(db, blobs)
+
+    @classmethod
+    def ephemeral(cls) -> Instance:
+        """An instance in memory: runs are recorded, and gone when the process ends."""
+        return cls(Database("sqlite://"), MemoryBlobStore())
+
+    @classmethod
+    def at(cls, home: str | os.PathLike[str], database_url: str | None = None) -> Instance:
+        """An instance whose files live in ``home``, on SQLite there unless a URL is given."""
+        path = Path(home).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        url = database_url or f"sqlite:///{path / 'conveyor.db'}"
+        return cls(Database(url), DirectoryBlobStore(path), home=path)
+
+    @classmethod
+    def from_env(cls) -> Instance:
+        """The instance named by ``CONVEYOR_HOME`` (default ``~/.conveyor``) and
+        ``CONVEYOR_DATABASE_URL`` (default: SQLite in the home)."""
+        return cls.at(os.environ.get(ENV_HOME) or DEFAULT_HOME, os.environ.get(ENV_DATABASE_URL))
+
+    @classmethod
+    def default(cls) -> Instance:
+        """The instance ``job.run()`` uses when none is given, shared by the process.
+
+        ``from_env()`` when ``CONVEYOR_HOME`` or ``CONVEYOR_DATABASE_URL`` is set,
+        else one ephemeral instance, so ``job.runs()`` sees the runs made before.
+        """
+        global _default
+        key = (os.environ.get(ENV_HOME), os.environ.get(ENV_DATABASE_URL))
+        with _default_lock:
+            if _default is None or _default[0] != key:
+                inst = cls.from_env() if any(key) else cls.ephemeral()
+                _default = (key, inst)
+            return _default[1]
+
+    def recorder(self, run_id: str) -> RunRecorder:
+        return RunRecorder(self.db, self.log_store, self.result_store, run_id)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __repr__(self) -> str:
+        where = self.home if self.home is not None else "memory"
+        return f"<Instance {self.db.safe_url} ({where})>"
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def runs(
+        self, job_name: str | None = None, *, limit: int = 20, status: str | None = None
+    ) -> list[RunRecord]:
+        """Runs newest first, of one job or all."""
+        return self.run_store.list(job_name=job_name, status=status, limit=limit)
+
+    def run(self, run_id: str, *, job_name: str | None = None) -> RunRecord:
+        run = self.run_store.get(run_id)
+        if job_name is not None and run.job_name != job_name:
+            raise NotFoundError(f"run {run_id} is a run of job {run.job_name!r}, not {job_name!r}")
+        return run
+
+    def run_details(self, run_id: str, *, job_name: str | None = None) -> RunDetails:
+        """The run with its tasks (state, attempts, times, dependencies) and events."""
+        run = self.run(run_id, job_name=job_name)
+        tasks = group_attempts(self.task_run_store.for_run(run_id))
+        return RunDetails(run=run, tasks=tasks, events=self.event_store.for_run(run_id))
+
+    def _task_keys(self, run_id: str) -> list[str]:
+        return [t.key for t in group_attempts(self.task_run_store.for_run(run_id))]
+
+    def _check_task(self, run_id: str, task_key: str) -> None:
+        keys = self._task_keys(run_id)
+        if task_key not in keys:
+            raise NotFoundError(
+                f"run {run_id} has no task {task_key!r} (tasks: {', '.join(keys) or 'none'})"
+            )
+
+    def logs(
+        self,
+        run_id: str,
+        task_name: str,
+        *,
+        stderr: bool = False,
+        lines: int = 5000,
+        job_name: str | None = None,
+    ) -> str:
+        """The last ``lines`` lines task ``task_name`` wrote to stdout (or stderr) in a run."""
+        self.run(run_id, job_name=job_name)
+        self._check_task(run_id, task_name)
+        return self.log_store.read(
+            run_id, task_name, stream="stderr" if stderr else "stdout", lines=lines
+        )
+
+    def result(self, run_id: str, task_name: str, *, job_name: str | None = None) -> Any:
+        """The stored output of task ``task_name`` in a run."""
+        self.run(run_id, job_name=job_name)
+        self._check_task(run_id, task_name)
+        return self.result_store.get(run_id, task_name)

@@ -1,0 +1,176 @@
+"""The run store: create runs, move them through their states, find and list them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from conveyor.errors import ConfigError, NotFoundError
+from conveyor.storage.db import Database
+from conveyor.storage.records import RunRecord
+from conveyor.storage.schema import runs
+from conveyor.storage.states import RunStatus, check_run, run_sources
+
+MIN_ID_PREFIX = 4
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RunStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        *,
+        job_name: str,
+        job_version: str,
+        status: RunStatus = RunStatus.STARTING,
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        selection: Sequence[str] | None = None,
+        trigger: str = "manual",
+        origin: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        root_run_id: str | None = None,
+    ) -> RunRecord:
+        """Insert a new run in its first status (``queued`` or ``starting``)."""
+        rid = run_id or new_run_id()
+        check_run(None, status, rid)
+        now = time.time()
+        row = {
+            "id": rid,
+            "job_name": job_name,
+            "job_version": job_version,
+            "status": str(status),
+            "created_at": now,
+            "started_at": None,
+            "ended_at": None,
+            "updated_at": now,
+            "tags": dict(tags or {}),
+            "run_config": dict(run_config or {}),
+            "selection": list(selection) if selection is not None else None,
+            "trigger": trigger,
+            "origin": dict(origin) if origin is not None else None,
+            "parent_run_id": parent_run_id,
+            "root_run_id": root_run_id,
+            "error": None,
+        }
+        with self.db.write() as conn:
+            conn.execute(runs.insert(), row)
+        return RunRecord.from_row(_RowLike(row))
+
+    def set_status(
+        self, run_id: str, to: RunStatus, *, error: str | None = None, at: float | None = None
+    ) -> None:
+        """Move a run to ``to``; raises ``InvalidTransitionError`` if the table forbids it."""
+        with self.db.write() as conn:
+            self.set_status_in(conn, run_id, to, error=error, at=at)
+
+    @staticmethod
+    def set_status_in(
+        conn: Connection,
+        run_id: str,
+        to: RunStatus,
+        *,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """``set_status`` inside the caller's write transaction."""
+        now = at if at is not None else time.time()
+        values: dict[str, Any] = {"status": str(to), "updated_at": now}
+        if to is RunStatus.RUNNING:
+            values["started_at"] = now
+        if to.is_terminal:
+            values["ended_at"] = now
+        if error is not None:
+            values["error"] = error
+        sources = [str(s) for s in run_sources(to)]
+        res = conn.execute(
+            update(runs).where(runs.c.id == run_id, runs.c.status.in_(sources)).values(values)
+        )
+        if res.rowcount == 1:
+            return
+        current = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        if current is None:
+            raise NotFoundError(f"no run {run_id!r}")
+        check_run(RunStatus(current), to, run_id)
+
+    def get(self, run_id: str) -> RunRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no run {run_id!r}; list runs with `conveyor runs list`")
+        return RunRecord.from_row(row)
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id of the one run whose id starts with ``prefix``."""
+        prefix = prefix.strip().lower()
+        if len(prefix) == 32:
+            return prefix
+        if len(prefix) < MIN_ID_PREFIX or not all(c in "0123456789abcdef" for c in prefix):
+            raise ConfigError(
+                f"run id {prefix!r}: give the full id or at least its first {MIN_ID_PREFIX} "
+                f"hex characters"
+            )
+        with self.db.read() as conn:
+            ids = conn.execute(
+                select(runs.c.id).where(runs.c.id.like(prefix + "%")).limit(2)
+            ).scalars().all()
+        if not ids:
+            raise NotFoundError(f"no run id starts with {prefix!r}")
+        if len(ids) > 1:
+            raise ConfigError(f"run id {prefix!r} is ambiguous; give more characters")
+        return str(ids[0])
+
+    def list(
+        self,
+        *,
+        job_name: str | None = None,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        limit: int = 20,
+        before: tuple[float, str] | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first, optionally of one job and status; ``before`` is a cursor."""
+        if limit < 1:
+            raise ConfigError(f"limit={limit}: must be at least 1")
+        q = select(runs)
+        if job_name is not None:
+            q = q.where(runs.c.job_name == job_name)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            try:
+                q = q.where(runs.c.status.in_([str(RunStatus(s)) for s in statuses]))
+            except ValueError:
+                raise ConfigError(
+                    f"status {status!r}: must be one of {', '.join(s.value for s in RunStatus)}"
+                ) from None
+        if before is not None:
+            ts, rid = before
+            q = q.where(
+                or_(runs.c.created_at < ts, and_(runs.c.created_at == ts, runs.c.id < rid))
+            )
+        q = q.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            return [RunRecord.from_row(r) for r in conn.execute(q)]
+
+    def count(self, *, job_name: str | None = None) -> int:
+        q = select(func.count()).select_from(runs)
+        if job_name is not None:
+            q = q.where(runs.c.job_name == job_name)
+        with self.db.read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+
+class _RowLike:
+    """Lets ``RunRecord.from_row`` read a dict we just inserted."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping

@@ -1,0 +1,106 @@
+"""The SQL tables, as SQLAlchemy Core. Alembic migrations create and evolve them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Times are UTC epoch seconds (double precision): portable, compact, and
+# cheap to order and compare on both SQLite and PostgreSQL.
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("job_name", String(255), nullable=False),
+    Column("job_version", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("updated_at", Float, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("run_config", JSON, nullable=False),
+    Column("selection", JSON),
+    Column("trigger", String(255), nullable=False),
+    Column("origin", JSON),
+    Column("parent_run_id", String(32)),
+    Column("root_run_id", String(32)),
+    Column("error", Text),
+    Index("ix_runs_job_name_created_at", "job_name", "created_at"),
+    Index("ix_runs_status_created_at", "status", "created_at"),
+    Index("ix_runs_created_at", "created_at"),
+    Index("ix_runs_root_run_id", "root_run_id"),
+)
+
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("task_key", String(255), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("task_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("depends_on", JSON, nullable=False),
+    Column("error_type", String(255)),
+    Column("error_message", Text),
+    Column("error_traceback", Text),
+    Column("retry_wait", Float),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("task_key", String(255)),
+    Column("attempt", Integer),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", JSON),
+    Index("ix_events_run_id_id", "run_id", "id"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("task_key", String(255), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("stream", String(8), primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("task_key", String(255), primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("type_name", String(255), nullable=False),
+)

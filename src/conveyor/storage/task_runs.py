@@ -1,0 +1,65 @@
+"""The task-run store: one row per attempt of each task in a run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from conveyor.errors import StorageError
+from conveyor.storage.db import Database
+from conveyor.storage.records import TaskRunRecord
+from conveyor.storage.schema import task_runs
+
+MUTABLE = ("status", "started_at", "ended_at", "error_type", "error_message", "error_traceback",
+           "retry_wait")
+
+_update_stmt = (
+    update(task_runs)
+    .where(
+        task_runs.c.run_id == bindparam("b_run_id"),
+        task_runs.c.task_key == bindparam("b_task_key"),
+        task_runs.c.attempt == bindparam("b_attempt"),
+        task_runs.c.status == bindparam("b_prev_status"),
+    )
+    .values({c: bindparam(c) for c in MUTABLE})
+)
+
+
+class TaskRunStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def write(
+        conn: Connection, inserts: Sequence[dict[str, Any]], updates: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert new attempt rows and update existing ones, in the caller's transaction.
+
+        Each update carries ``b_prev_status``, the status it was checked against;
+        a row that changed under it is a lost write and an error.
+        """
+        if inserts:
+            conn.execute(task_runs.insert(), list(inserts))
+        if updates:
+            res = conn.execute(_update_stmt, list(updates))
+            if res.rowcount not in (-1, len(updates)):
+                raise StorageError(
+                    f"{len(updates) - res.rowcount} task status updates found the row in "
+                    f"another state than expected; another process changed these task runs"
+                )
+
+    def for_run(self, run_id: str) -> list[TaskRunRecord]:
+        q = select(task_runs).where(task_runs.c.run_id == run_id)
+        with self.db.read() as conn:
+            rows = [TaskRunRecord.from_row(r) for r in conn.execute(q)]
+        # Order by when each task first started, not-started tasks after, so the
+        # listing reads in execution order on every database.
+        first_start: dict[str, float] = {}
+        for r in rows:
+            if r.started_at is not None:
+                ts = r.started_at.timestamp()
+                first_start[r.task_key] = min(first_start.get(r.task_key, ts), ts)
+        rows.sort(key=lambda r: (first_start.get(r.task_key, float("inf")), r.task_key, r.attempt))
+        return rows

@@ -1,0 +1,119 @@
+"""Loading a workspace: a Python file or module whose global ``Job`` objects are its jobs."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.definitions.job import Job
+from conveyor.errors import NotFoundError, WorkspaceError
+
+
+@dataclass(slots=True)
+class Workspace:
+    """The jobs of one file or module, by name.
+
+    Attributes:
+        origin: how to load the same workspace again (``{"file": ...}`` or
+            ``{"module": ...}``), recorded on runs.
+    """
+
+    jobs: dict[str, Job]
+    origin: dict[str, Any]
+    places: dict[str, str] = field(default_factory=dict)
+
+    def job(self, name: str | None) -> Job:
+        """The job called ``name``; with ``None``, the only job of the workspace."""
+        if name is None:
+            if len(self.jobs) == 1:
+                return next(iter(self.jobs.values()))
+            if not self.jobs:
+                raise WorkspaceError(f"{self.describe()} defines no job; mark one with @workflow "
+                                     f"or @job")
+            raise WorkspaceError(
+                f"{self.describe()} defines {len(self.jobs)} jobs; name one of: "
+                f"{', '.join(sorted(self.jobs))}"
+            )
+        try:
+            return self.jobs[name]
+        except KeyError:
+            raise NotFoundError(
+                f"{self.describe()} has no job {name!r}; its jobs: "
+                f"{', '.join(sorted(self.jobs)) or 'none'}"
+            ) from None
+
+    def describe(self) -> str:
+        return self.origin.get("file") or self.origin.get("module") or "the workspace"
+
+
+def load_file(path: str | Path) -> Workspace:
+    """Import a Python file as a workspace; its folder goes on ``sys.path`` for its imports."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise WorkspaceError(f"workspace file {str(path)!r} does not exist")
+    if p.suffix != ".py":
+        raise WorkspaceError(f"workspace file {str(path)!r} is not a Python (.py) file")
+    name = f"conveyor_workspace_{p.stem}"
+    if str(p.parent) not in sys.path:
+        sys.path.insert(0, str(p.parent))
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise WorkspaceError(f"cannot import {p}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return _collect(module, {"file": str(p)})
+
+
+def load_module(name: str) -> Workspace:
+    """Import a module (``package.pipelines``) as a workspace."""
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name and name.startswith(e.name):
+            raise WorkspaceError(
+                f"no module named {name!r}; check the name, or run from the folder that "
+                f"holds it"
+            ) from None
+        raise
+    return _collect(module, {"module": name})
+
+
+def load(origin: dict[str, Any]) -> Workspace:
+    """Load the workspace a run's ``origin`` names."""
+    if origin.get("file"):
+        return load_file(origin["file"])
+    if origin.get("module"):
+        return load_module(origin["module"])
+    raise WorkspaceError(f"cannot tell where to load jobs from: {origin!r}")
+
+
+def _collect(module: Any, origin: dict[str, Any]) -> Workspace:
+    jobs: dict[str, Job] = {}
+    places: dict[str, str] = {}
+    where = origin.get("file") or origin.get("module")
+    for attr, value in vars(module).items():
+        if not isinstance(value, Job):
+            continue
+        place = f"{where}:{attr}"
+        existing = jobs.get(value.name)
+        if existing is value:
+            continue
+        if existing is not None:
+            raise WorkspaceError(
+                f"two jobs are named {value.name!r}: {places[value.name]} and {place}; "
+                f"give one of them another name (@workflow(name=...))"
+            )
+        jobs[value.name] = value
+        places[value.name] = place
+    return Workspace(jobs=jobs, origin=origin, places=places)
