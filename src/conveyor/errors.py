@@ -59,13 +59,18 @@ class UserCodeError(ExecutionError):
     so it survives storage and pickling.
     """
 
-    def __init__(self, where: str, original: BaseException) -> None:
+    def __init__(
+        self, where: str, original: BaseException, traceback_text: str | None = None
+    ) -> None:
         self.where = where
         self.original = original
-        self.traceback_text = "".join(
-            _traceback.format_exception(type(original), original, original.__traceback__)
-        )
+        self.traceback_text = traceback_text or self.format(original)
         super().__init__(f"{where} raised {type(original).__name__}: {original}")
+
+    @staticmethod
+    def format(error: BaseException) -> str:
+        """The formatted traceback of ``error``."""
+        return "".join(_traceback.format_exception(type(error), error, error.__traceback__))
 
 
 class StorageError(ConveyorError):

@@ -32,8 +32,9 @@ class Workspace:
             if len(self.jobs) == 1:
                 return next(iter(self.jobs.values()))
             if not self.jobs:
-                raise WorkspaceError(f"{self.describe()} defines no job; mark one with @workflow "
-                                     f"or @job")
+                raise WorkspaceError(
+                    f"{self.describe()} defines no job; mark one with @workflow or @job"
+                )
             raise WorkspaceError(
                 f"{self.describe()} defines {len(self.jobs)} jobs; name one of: "
                 f"{', '.join(sorted(self.jobs))}"
@@ -82,8 +83,7 @@ def load_module(name: str) -> Workspace:
     except ModuleNotFoundError as e:
         if e.name and name.startswith(e.name):
             raise WorkspaceError(
-                f"no module named {name!r}; check the name, or run from the folder that "
-                f"holds it"
+                f"no module named {name!r}; check the name, or run from the folder that holds it"
             ) from None
         raise
     return _collect(module, {"module": name})

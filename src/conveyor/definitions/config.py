@@ -29,8 +29,10 @@ def validation_error(prefix: str, error: ValidationError) -> ConfigError:
     """
     lines = []
     for err in error.errors():
-        path = ".".join([prefix, *(str(p) for p in err["loc"])]) if prefix else ".".join(
-            str(p) for p in err["loc"]
+        path = (
+            ".".join([prefix, *(str(p) for p in err["loc"])])
+            if prefix
+            else ".".join(str(p) for p in err["loc"])
         )
         msg = err["msg"]
         msg = msg[:1].lower() + msg[1:]

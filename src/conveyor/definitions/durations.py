@@ -54,8 +54,9 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
             quotes the input.
     """
     if isinstance(value, bool):
-        raise ConfigError(f"invalid {what} {value!r}: expected seconds or a string like "
-                          f"{_DURATION_EXAMPLES}")
+        raise ConfigError(
+            f"invalid {what} {value!r}: expected seconds or a string like {_DURATION_EXAMPLES}"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -87,8 +88,7 @@ def _parse_duration_string(text: str, what: str) -> float:
         if unit == "":
             if parts or m.end() != len(s):
                 raise ConfigError(
-                    f"invalid {what} {text!r}: {number!r} has no unit; "
-                    f"units are ms, s, m, h, d, w"
+                    f"invalid {what} {text!r}: {number!r} has no unit; units are ms, s, m, h, d, w"
                 )
             unit = "s"
         if unit not in _UNIT_SECONDS:
@@ -97,8 +97,7 @@ def _parse_duration_string(text: str, what: str) -> float:
             )
         if last_unit is not None and _UNIT_SECONDS[unit] >= _UNIT_SECONDS[last_unit]:
             raise ConfigError(
-                f"invalid {what} {text!r}: units must go from largest to smallest, "
-                f"as in '1h30m'"
+                f"invalid {what} {text!r}: units must go from largest to smallest, as in '1h30m'"
             )
         total += float(number) * _UNIT_SECONDS[unit]
         last_unit = unit

@@ -132,12 +132,12 @@ class Graph:
 
 def _topological_order(nodes: dict[str, Node]) -> list[str]:
     """Kahn's algorithm, stable in definition order; raises ``CycleError`` on a cycle."""
-    indegree = {k: 0 for k in nodes}
+    indegree = dict.fromkeys(nodes, 0)
     down: dict[str, list[str]] = {k: [] for k in nodes}
-    for n in nodes.values():
-        for d in n.deps:
-            indegree[n.key] += 1
-            down[d].append(n.key)
+    for node in nodes.values():
+        for d in node.deps:
+            indegree[node.key] += 1
+            down[d].append(node.key)
     order: list[str] = []
     ready = [k for k, deg in indegree.items() if deg == 0]
     i = 0
@@ -163,7 +163,7 @@ def _find_cycle(nodes: dict[str, Node], acyclic: set[str]) -> list[str]:
     while True:
         nxt = next(d for d in nodes[path[-1]].deps if d not in acyclic)
         if nxt in index:
-            cycle = path[index[nxt]:] + [nxt]
+            cycle = [*path[index[nxt] :], nxt]
             return list(reversed(cycle))
         index[nxt] = len(path)
         path.append(nxt)

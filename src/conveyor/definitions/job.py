@@ -93,7 +93,9 @@ class Job:
         self.retry = retry
         triggers: list[str] = []
         if schedule is not None:
-            triggers.append(schedule if schedule.startswith("schedule:") else f"schedule:{schedule}")
+            triggers.append(
+                schedule if schedule.startswith("schedule:") else f"schedule:{schedule}"
+            )
         if trigger is not None:
             triggers.extend([trigger] if isinstance(trigger, str) else trigger)
         self.triggers: tuple[Trigger, ...] = parse_triggers(triggers, self.name)
@@ -144,7 +146,7 @@ class Job:
             for p in plain
         }
         try:
-            return create_model(  # type: ignore[call-overload,no-any-return]
+            return create_model(
                 f"{self.name}_config",
                 __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
                 **fields,
@@ -157,18 +159,29 @@ class Job:
     @cached_property
     def version(self) -> str:
         """A hash of the definition: tasks, edges, options and the source of their functions."""
-        parts = [self.kind, self.name, stable_repr(self.tags), repr(self.retry), repr(self.execute),
-                 stable_repr([str(t) for t in self.triggers]), str(self.executor),
-                 stable_repr({k: _resource_fingerprint(v) for k, v in self.resources.items()})]
+        parts = [
+            self.kind,
+            self.name,
+            stable_repr(self.tags),
+            repr(self.retry),
+            repr(self.execute),
+            stable_repr([str(t) for t in self.triggers]),
+            str(self.executor),
+            stable_repr({k: _resource_fingerprint(v) for k, v in self.resources.items()}),
+        ]
         parts.append(function_fingerprint(self.fn))
         for t in self._tasks():
-            parts.append(f"task {t.name} cpu={t.cpu} memory={t.memory} timeout={t.timeout} "
-                         f"retry={t.retry!r} tags={stable_repr(t.tags)}")
+            parts.append(
+                f"task {t.name} cpu={t.cpu} memory={t.memory} timeout={t.timeout} "
+                f"retry={t.retry!r} tags={stable_repr(t.tags)}"
+            )
             parts.append(function_fingerprint(t.fn))
         if self.graph is not None:
             for n in self.graph.nodes.values():
-                parts.append(f"node {n.key} {n.task.name} deps={n.deps} "
-                             f"args={stable_repr(n.args)} kwargs={stable_repr(n.kwargs)}")
+                parts.append(
+                    f"node {n.key} {n.task.name} deps={n.deps} "
+                    f"args={stable_repr(n.args)} kwargs={stable_repr(n.kwargs)}"
+                )
         return digest(parts)
 
     def _tasks(self) -> list[Task[Any]]:

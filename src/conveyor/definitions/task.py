@@ -25,7 +25,7 @@ def normalize_tags(tags: Tags | None, owner: str) -> dict[str, str]:
     if isinstance(tags, Mapping):
         items = dict(tags)
     elif isinstance(tags, Sequence) and not isinstance(tags, str):
-        items = {t: "" for t in tags}
+        items = dict.fromkeys(tags, "")
     else:
         raise DefinitionError(f"{owner}: tags must be a dict or a list of strings, got {tags!r}")
     for k, v in items.items():
@@ -36,7 +36,9 @@ def normalize_tags(tags: Tags | None, owner: str) -> dict[str, str]:
     return items
 
 
-def normalize_hooks(hooks: Hook | Sequence[Hook] | None, owner: str, which: str) -> tuple[Hook, ...]:
+def normalize_hooks(
+    hooks: Hook | Sequence[Hook] | None, owner: str, which: str
+) -> tuple[Hook, ...]:
     if hooks is None:
         return ()
     seq = (hooks,) if callable(hooks) else tuple(hooks)

@@ -77,7 +77,8 @@ def parse_trigger(value: str) -> Trigger:
     kind, expr = kind.strip(), expr.strip()
     if kind not in KNOWN:
         raise DefinitionError(
-            f"Invalid trigger {value!r}: unknown type {kind!r}; types are {', '.join(sorted(KNOWN))}"
+            f"Invalid trigger {value!r}: unknown type {kind!r}; "
+            f"types are {', '.join(sorted(KNOWN))}"
         )
     if kind in _BARE:
         raise DefinitionError(f"Invalid trigger {value!r}: {kind!r} takes no expression")
@@ -94,9 +95,10 @@ def parse_trigger(value: str) -> Trigger:
             raise DefinitionError(f"Invalid trigger {value!r}: the interval must be more than 0")
     elif kind == "once":
         _parse_once(expr, value)
-    elif kind in ("job.success", "job.fail", "job.completed") and not expr.replace(
-        "_", "a"
-    ).replace("-", "a").replace(".", "a").isalnum():
+    elif (
+        kind in ("job.success", "job.fail", "job.completed")
+        and not expr.replace("_", "a").replace("-", "a").replace(".", "a").isalnum()
+    ):
         raise DefinitionError(f"Invalid trigger {value!r}: {expr!r} is not a job name")
     return Trigger(kind, expr)
 

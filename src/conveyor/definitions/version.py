@@ -25,7 +25,9 @@ def stable_repr(value: Any) -> str:
     Objects whose repr holds a memory address fall back to their type's name.
     """
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{stable_repr(k)}: {stable_repr(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{stable_repr(k)}: {stable_repr(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, list | tuple):
         return f"{type(value).__name__}(" + ", ".join(stable_repr(v) for v in value) + ")"
     if isinstance(value, set | frozenset):

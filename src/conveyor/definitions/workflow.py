@@ -210,7 +210,9 @@ def compose(fn: Callable[[], Any], name: str, resource_keys: Iterable[str]) -> G
     An exception in the body propagates unchanged.
     """
     if current_frame.get() is not None:
-        raise DefinitionError(f"@workflow {name!r} cannot be defined inside another workflow or run")
+        raise DefinitionError(
+            f"@workflow {name!r} cannot be defined inside another workflow or run"
+        )
     sig = inspect.signature(fn)
     if any(p.default is inspect.Parameter.empty for p in sig.parameters.values()):
         raise DefinitionError(

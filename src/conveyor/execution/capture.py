@@ -80,8 +80,8 @@ def routed_streams() -> Iterator[None]:
     global _installed
     with _install_lock:
         if _installed == 0:
-            sys.stdout = _Router(sys.stdout, "stdout")  # type: ignore[assignment]
-            sys.stderr = _Router(sys.stderr, "stderr")  # type: ignore[assignment]
+            sys.stdout = _Router(sys.stdout, "stdout")
+            sys.stderr = _Router(sys.stderr, "stderr")
         _installed += 1
     try:
         yield
@@ -119,7 +119,7 @@ class _CaptureHandler(logging.Handler):
 
 
 class _Formatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         t = time.gmtime(record.created)
         return f"{time.strftime('%Y-%m-%d %H:%M:%S', t)}.{int(record.msecs):03d}Z"
 

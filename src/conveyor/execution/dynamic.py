@@ -71,10 +71,12 @@ class JobFrame:
             self._used.add(key)
             return key
 
-    def _spec(self, task: Task[Any], key: str, args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> StepSpec:
+    def _spec(
+        self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> StepSpec:
         deps: list[str] = []
         if any(isinstance(x, StepFuture) for x in iter_refs((args, kwargs))):
+
             def value_of(leaf: Any) -> Any:
                 if isinstance(leaf, StepFuture):
                     if leaf.key not in deps:
@@ -101,8 +103,7 @@ class JobFrame:
             depends_on=deps,
         )
 
-    def _run(self, task: Task[Any], key: str, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Any:
+    def _run(self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = self.state
         pointer = state.reuse.get(key)
         if pointer is not None:
@@ -142,8 +143,9 @@ class JobFrame:
             for i, item in enumerate(items)
         )
 
-    def _submit(self, task: Task[Any], key: str, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> StepFuture:
+    def _submit(
+        self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> StepFuture:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="conveyor-step")

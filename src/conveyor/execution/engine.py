@@ -18,8 +18,13 @@ from conveyor.execution.steps import StepSpec, injections, run_attempt
 from conveyor.storage.states import TaskStatus
 
 
-def node_spec(state: RunState, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any],
-              depends_on: list[str]) -> StepSpec:
+def node_spec(
+    state: RunState,
+    node: Node,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    depends_on: list[str],
+) -> StepSpec:
     task = node.task
     inject = injections(task.params, len(args), kwargs, state.resources)
     return StepSpec(
@@ -95,8 +100,13 @@ def run_plan(state: RunState, plan: Plan) -> None:
             _skip_downstream(state, key, down)
 
 
-def _release(key: str, down: dict[str, list[str]], waiting: dict[str, int], ready: deque[str],
-             state: RunState) -> None:
+def _release(
+    key: str,
+    down: dict[str, list[str]],
+    waiting: dict[str, int],
+    ready: deque[str],
+    state: RunState,
+) -> None:
     for d in down[key]:
         waiting[d] -= 1
         if waiting[d] == 0 and d not in state.outputs:
@@ -111,7 +121,12 @@ def _skip_downstream(state: RunState, failed: str, down: dict[str, list[str]]) -
         k = stack.pop()
         if state.statuses.get(k, TaskStatus.PENDING) is not TaskStatus.PENDING:
             continue
-        state.recorder.task(k, 1, TaskStatus.SKIPPED, ended_at=now,
-                            error_message=f"not run: upstream task {failed!r} failed")
+        state.recorder.task(
+            k,
+            1,
+            TaskStatus.SKIPPED,
+            ended_at=now,
+            error_message=f"not run: upstream task {failed!r} failed",
+        )
         state.set_status(k, TaskStatus.SKIPPED)
         stack.extend(down[k])

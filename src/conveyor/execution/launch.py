@@ -101,8 +101,17 @@ def execute_job(
         root_run_id=(parent.root_run_id or parent.id) if parent is not None else None,
     )
     rec = inst.recorder(run.id)
-    state = RunState(run_id=run.id, job=job, instance=inst, recorder=rec, config=cfg,
-                     tags=run_tags, echo=echo, listener=listener, reuse=dict(reuse or {}))
+    state = RunState(
+        run_id=run.id,
+        job=job,
+        instance=inst,
+        recorder=rec,
+        config=cfg,
+        tags=run_tags,
+        echo=echo,
+        listener=listener,
+        reuse=dict(reuse or {}),
+    )
     run_error: ConveyorError | None = None
     try:
         inst.run_store.set_status(run.id, RunStatus.RUNNING)
@@ -125,9 +134,16 @@ def execute_job(
     status, error = _outcome(job, state, run_error)
     _run_job_hooks(state, status, error)
     rec.close(run_status=status, error=None if error is None else str(error))
-    result = RunResult(run_id=run.id, job_name=job.name, status=status, outputs=state.outputs,
-                       statuses=state.statuses, failures=state.failures, error=error,
-                       instance=inst)
+    result = RunResult(
+        run_id=run.id,
+        job_name=job.name,
+        status=status,
+        outputs=state.outputs,
+        statuses=state.statuses,
+        failures=state.failures,
+        error=error,
+        instance=inst,
+    )
     if raise_on_error and not result.success:
         result.raise_error()
     return result
@@ -149,13 +165,20 @@ def _record_plan(state: RunState, plan: Plan) -> None:
         pointer = state.reuse.get(key)
         if pointer is not None:
             state.outputs[key] = state.instance.result_store.load(pointer["uri"])
-            rec.task(key, 1, TaskStatus.REUSED, task_name=node.task.name,
-                     depends_on=list(node.deps), ended_at=now)
+            rec.task(
+                key,
+                1,
+                TaskStatus.REUSED,
+                task_name=node.task.name,
+                depends_on=list(node.deps),
+                ended_at=now,
+            )
             rec.reuse_result(key, pointer)
             state.statuses[key] = TaskStatus.REUSED
         else:
-            rec.task(key, 1, TaskStatus.PENDING, task_name=node.task.name,
-                     depends_on=list(node.deps))
+            rec.task(
+                key, 1, TaskStatus.PENDING, task_name=node.task.name, depends_on=list(node.deps)
+            )
             state.statuses[key] = TaskStatus.PENDING
 
 
@@ -170,26 +193,27 @@ def _store_input(state: RunState, key: str, value: Any) -> None:
 def _run_body(state: RunState) -> None:
     job = state.job
     frame = JobFrame(state)
-    if job.fn is not None and inspect.iscoroutinefunction(job.fn):
-        async def body(*args: Any, **kwargs: Any) -> Any:
-            token = current_frame.set(frame)
-            try:
-                return await job.fn(*args, **kwargs)
-            finally:
-                current_frame.reset(token)
-    else:
-        def body(*args: Any, **kwargs: Any) -> Any:
-            token = current_frame.set(frame)
-            try:
-                return job.fn(*args, **kwargs)
-            finally:
-                current_frame.reset(token)
+    is_async = inspect.iscoroutinefunction(job.fn)
+
+    async def async_body(*args: Any, **kwargs: Any) -> Any:
+        token = current_frame.set(frame)
+        try:
+            return await job.fn(*args, **kwargs)
+        finally:
+            current_frame.reset(token)
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        token = current_frame.set(frame)
+        try:
+            return job.fn(*args, **kwargs)
+        finally:
+            current_frame.reset(token)
 
     spec = StepSpec(
         key=job.name,
         name=job.name,
-        fn=body,
-        is_async=inspect.iscoroutinefunction(job.fn),
+        fn=async_body if is_async else body,
+        is_async=is_async,
         args=(),
         kwargs={},
         inject=injections(job.params, 0, {}, state.resources, job_body=True),
@@ -211,14 +235,13 @@ def _run_body(state: RunState) -> None:
         state.failures.setdefault(job.name, outcome.error)
 
 
-def _outcome(job: Job, state: RunState, run_error: ConveyorError | None) -> tuple[RunStatus,
-                                                                                  ConveyorError | None]:
+def _outcome(
+    job: Job, state: RunState, run_error: ConveyorError | None
+) -> tuple[RunStatus, ConveyorError | None]:
     if run_error is not None:
         return RunStatus.FAILURE, run_error
-    if job.graph is None:
-        failed = job.name in state.failures
-    else:
-        failed = bool(state.failures)
+    # A @job body that handles a step's error decides the outcome itself.
+    failed = job.name in state.failures if job.graph is None else bool(state.failures)
     if not failed:
         return RunStatus.SUCCESS, None
     return RunStatus.FAILURE, next(iter(state.failures.values()))
@@ -238,11 +261,13 @@ def _cancel(state: RunState, stop: BaseException) -> None:
         _end_pending(state, TaskStatus.CANCELED, f"not run: the run was stopped ({stop!r})")
         if isinstance(stop, KeyboardInterrupt | SystemExit):
             state.recorder.close(run_status=RunStatus.CANCELING)
-            state.instance.run_store.set_status(state.run_id, RunStatus.CANCELED,
-                                                error="stopped by the user")
+            state.instance.run_store.set_status(
+                state.run_id, RunStatus.CANCELED, error="stopped by the user"
+            )
         else:
-            state.recorder.close(run_status=RunStatus.FAILURE,
-                                 error=f"internal error: {type(stop).__name__}: {stop}")
+            state.recorder.close(
+                run_status=RunStatus.FAILURE, error=f"internal error: {type(stop).__name__}: {stop}"
+            )
     except Exception:  # the original error matters more than a failed bookkeeping write
         pass
 
@@ -252,9 +277,14 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
     hooks = job.on_success if status is RunStatus.SUCCESS else job.on_failure
     if not hooks:
         return
-    ctx = RunContext(run_id=state.run_id, job_name=job.name, tags=state.tags,
-                     config=state.config.job_config, resources=state.resources,
-                     log_factory=make_logger)
+    ctx = RunContext(
+        run_id=state.run_id,
+        job_name=job.name,
+        tags=state.tags,
+        config=state.config.job_config,
+        resources=state.resources,
+        log_factory=make_logger,
+    )
     original = error.original if isinstance(error, UserCodeError) else error
     for hook in hooks:
         name = getattr(hook, "__name__", repr(hook))
@@ -288,8 +318,11 @@ def rerun_job(
     if not parent.status.is_terminal:
         raise ExecutionError(f"run {run_id} is still {parent.status}; rerun it once it has ended")
     pointers = inst.result_store.pointers(parent.id)
-    inputs = {k[len(INPUT_PREFIX):]: inst.result_store.load(p["uri"])
-              for k, p in pointers.items() if k.startswith(INPUT_PREFIX)}
+    inputs = {
+        k[len(INPUT_PREFIX) :]: inst.result_store.load(p["uri"])
+        for k, p in pointers.items()
+        if k.startswith(INPUT_PREFIX)
+    }
     reuse: dict[str, dict[str, Any]] = {}
     if not full:
         reuse = _reusable(job, inst, parent, pointers)
@@ -309,12 +342,16 @@ def rerun_job(
     )
 
 
-def _reusable(job: Job, inst: Instance, parent: RunRecord,
-              pointers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _reusable(
+    job: Job, inst: Instance, parent: RunRecord, pointers: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The parent's succeeded tasks whose results can stand in for running them again."""
     details = inst.run_details(parent.id)
-    done = {t.key for t in details.tasks
-            if t.status in (TaskStatus.SUCCESS, TaskStatus.REUSED) and t.key in pointers}
+    done = {
+        t.key
+        for t in details.tasks
+        if t.status in (TaskStatus.SUCCESS, TaskStatus.REUSED) and t.key in pointers
+    }
     if job.graph is None:
         done.discard(job.name)
         return {k: pointers[k] for k in done}

@@ -59,13 +59,17 @@ def build_plan(
             if up not in chosen and up not in inputs:
                 missing.setdefault(up, []).append(key)
     if missing:
-        needs = "; ".join(f"{', '.join(users)} need(s) the output of {up!r}"
-                          for up, users in missing.items())
+        needs = "; ".join(
+            f"{', '.join(users)} need(s) the output of {up!r}" for up, users in missing.items()
+        )
         first = next(iter(missing))
         raise MissingInputError(
             f"{needs}, which is not selected: pass input_values={{{first!r}: ...}}, or add it "
             f"to the selection (e.g. '*{missing[first][0]}')"
         )
-    sel = None if selection is None else ([selection] if isinstance(selection, str)
-                                          else list(selection))
+    sel = (
+        None
+        if selection is None
+        else ([selection] if isinstance(selection, str) else list(selection))
+    )
     return Plan(graph=graph, steps=steps, deps=deps, inputs=inputs, selection=sel)

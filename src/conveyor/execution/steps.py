@@ -102,11 +102,20 @@ def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
     """Run attempt ``attempt`` of a step and record it from ``running`` to its end."""
     rec = state.recorder
     key = spec.key
-    rec.task(key, attempt, TaskStatus.RUNNING, task_name=spec.name, depends_on=spec.depends_on,
-             started_at=time.time())
+    rec.task(
+        key,
+        attempt,
+        TaskStatus.RUNNING,
+        task_name=spec.name,
+        depends_on=spec.depends_on,
+        started_at=time.time(),
+    )
     state.set_status(key, TaskStatus.RUNNING)
-    ctx = _context(state, spec, attempt) if (spec.inject or spec.on_success or spec.on_failure) \
+    ctx = (
+        _context(state, spec, attempt)
+        if (spec.inject or spec.on_success or spec.on_failure)
         else None
+    )
     kwargs = spec.kwargs
     if spec.inject:
         kwargs = dict(kwargs)
@@ -143,6 +152,9 @@ def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
         state.set_status(key, TaskStatus.CANCELED)
         raise
     current_capture.reset(token)
+    if error is not None:
+        # As a process would, the failed attempt's stderr ends with its traceback.
+        cap.err.append(UserCodeError.format(error))
     _store_logs(state, key, attempt, cap)
     if error is None:
         _store_result(state, key, value)
@@ -151,8 +163,8 @@ def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
         for hook in spec.on_success:
             _call_hook(state, hook, spec, attempt, ctx, None)
         return Outcome(TaskStatus.SUCCESS, value=value)
-    wrapped = UserCodeError(f"task {key!r}", error)
-    fields = {
+    wrapped = UserCodeError(f"task {key!r}", error, cap.err[-1])
+    fields: dict[str, Any] = {
         "ended_at": time.time(),
         "error_type": f"{type(error).__module__}.{type(error).__qualname__}"[:255],
         "error_message": str(error),
@@ -161,14 +173,24 @@ def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
     if spec.retry.should_retry(error, attempt):
         wait = spec.retry.wait_before(attempt)
         rec.task(key, attempt, TaskStatus.UP_FOR_RETRY, retry_wait=wait, **fields)
-        rec.event("retry", f"task {key!r} failed on attempt {attempt} with "
-                  f"{type(error).__name__}: {error}; retrying in {wait:g}s",
-                  task_key=key, attempt=attempt, data={"wait": wait})
+        rec.event(
+            "retry",
+            f"task {key!r} failed on attempt {attempt} with "
+            f"{type(error).__name__}: {error}; retrying in {wait:g}s",
+            task_key=key,
+            attempt=attempt,
+            data={"wait": wait},
+        )
         state.set_status(key, TaskStatus.UP_FOR_RETRY)
         return Outcome(TaskStatus.UP_FOR_RETRY, error=wrapped, wait=wait)
     rec.task(key, attempt, TaskStatus.FAILURE, **fields)
-    rec.event("task_failure", f"task {key!r} failed: {type(error).__name__}: {error}",
-              task_key=key, attempt=attempt, data={"traceback": wrapped.traceback_text})
+    rec.event(
+        "task_failure",
+        f"task {key!r} failed: {type(error).__name__}: {error}",
+        task_key=key,
+        attempt=attempt,
+        data={"traceback": wrapped.traceback_text},
+    )
     state.set_status(key, TaskStatus.FAILURE)
     for hook in spec.on_failure:
         _call_hook(state, hook, spec, attempt, ctx, error)
@@ -218,8 +240,13 @@ def _call_hook(
             hook(ctx, error)
     except Exception as e:
         err = UserCodeError(f"hook {name!r} of task {spec.key!r}", e)
-        state.recorder.event("hook_error", str(err), task_key=spec.key, attempt=attempt,
-                             data={"traceback": err.traceback_text})
+        state.recorder.event(
+            "hook_error",
+            str(err),
+            task_key=spec.key,
+            attempt=attempt,
+            data={"traceback": err.traceback_text},
+        )
         log.warning("%s", err)
 
 
@@ -231,6 +258,7 @@ def _arity(fn: Callable[..., Any]) -> int:
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
         return 2
     return sum(
-        1 for p in params
+        1
+        for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     )

@@ -12,8 +12,8 @@ from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStor
 from conveyor.storage.db import Database
 from conveyor.storage.events import EventStore
 from conveyor.storage.logs import LogStore
-from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.recorder import RunRecorder
+from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
 from conveyor.storage.runs import RunStore
 from conveyor.storage.task_runs import TaskRunStore

@@ -18,20 +18,29 @@ class LogStore:
         self.db = db
         self.blobs = blobs
 
-    def put(self, run_id: str, task_key: str, attempt: int, stream: str, data: bytes) -> dict[str, Any]:
+    def put(
+        self, run_id: str, task_key: str, attempt: int, stream: str, data: bytes
+    ) -> dict[str, Any]:
         """Store the bytes and return the pointer row to record with the run."""
         ext = "out" if stream == "stdout" else "err"
         uri = self.blobs.put(f"logs/{run_id}/{safe_name(task_key)}.{attempt}.{ext}", data)
-        return {"run_id": run_id, "task_key": task_key, "attempt": attempt, "stream": stream,
-                "uri": uri, "size": len(data)}
+        return {
+            "run_id": run_id,
+            "task_key": task_key,
+            "attempt": attempt,
+            "stream": stream,
+            "uri": uri,
+            "size": len(data),
+        }
 
     @staticmethod
     def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
             conn.execute(logs.insert(), rows)
 
-    def read(self, run_id: str, task_key: str, *, stream: str = "stdout",
-             lines: int | None = 5000) -> str:
+    def read(
+        self, run_id: str, task_key: str, *, stream: str = "stdout", lines: int | None = 5000
+    ) -> str:
         """The text a task wrote to ``stream`` across its attempts (last ``lines`` lines).
 
         Attempts after the first are introduced by a ``--- attempt N ---`` line.

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(conn: Connection | None = None) -> object:
+def alembic_config(conn: Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -33,7 +33,9 @@ TaskKey = tuple[str, int]
 class RunRecorder:
     """Records one run's task states, events, logs and results, in batches."""
 
-    def __init__(self, db: Any, log_store: LogStore, result_store: ResultStore, run_id: str) -> None:
+    def __init__(
+        self, db: Any, log_store: LogStore, result_store: ResultStore, run_id: str
+    ) -> None:
         self.db = db
         self.run_id = run_id
         self._log_store = log_store
@@ -102,8 +104,15 @@ class RunRecorder:
         attempt: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        row = {"run_id": self.run_id, "task_key": task_key, "attempt": attempt, "at": time.time(),
-               "kind": kind, "message": message, "data": data}
+        row = {
+            "run_id": self.run_id,
+            "task_key": task_key,
+            "attempt": attempt,
+            "at": time.time(),
+            "kind": kind,
+            "message": message,
+            "data": data,
+        }
         with self._lock:
             self._events.append(row)
         self._ensure_thread()
@@ -166,8 +175,12 @@ class RunRecorder:
                         inserts.append(dict(row))
                     else:
                         upd = {c: row[c] for c in MUTABLE}
-                        upd.update(b_run_id=self.run_id, b_task_key=k[0], b_attempt=k[1],
-                                   b_prev_status=prev)
+                        upd.update(
+                            b_run_id=self.run_id,
+                            b_task_key=k[0],
+                            b_attempt=k[1],
+                            b_prev_status=prev,
+                        )
                         updates.append(upd)
             if not (dirty or events or logs or results or run_status):
                 return

@@ -23,9 +23,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RunRecord:
     """One run as stored."""
+
+    def __repr__(self) -> str:
+        return f"<RunRecord {self.id[:8]} {self.job_name} {self.status}>"
 
     id: str
     job_name: str
@@ -80,9 +83,12 @@ class RunRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class TaskRunRecord:
     """One attempt of one task in a run."""
+
+    def __repr__(self) -> str:
+        return f"<TaskRunRecord {self.task_key} attempt {self.attempt} {self.status}>"
 
     run_id: str
     task_key: str
@@ -127,9 +133,12 @@ class TaskRunRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class EventRecord:
     """Something that happened in a run: a failure, a retry, a hook error..."""
+
+    def __repr__(self) -> str:
+        return f"<EventRecord {self.kind} {self.task_key or ''} {self.message[:40]!r}>"
 
     id: int
     run_id: str
@@ -159,9 +168,12 @@ class EventRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class TaskDetails:
     """A task in a run with all of its attempts; ``status`` is the latest attempt's."""
+
+    def __repr__(self) -> str:
+        return f"<TaskDetails {self.key} {self.status} ({len(self.attempts)} attempts)>"
 
     key: str
     task_name: str
@@ -190,9 +202,12 @@ class TaskDetails:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RunDetails:
     """A run with its tasks and events."""
+
+    def __repr__(self) -> str:
+        return f"<RunDetails {self.run.id[:8]} {self.run.job_name} {self.run.status}>"
 
     run: RunRecord
     tasks: list[TaskDetails]

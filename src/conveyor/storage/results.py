@@ -33,8 +33,13 @@ class ResultStore:
     @staticmethod
     def pointer(run_id: str, task_key: str, uri: str, size: int, value: Any) -> dict[str, Any]:
         t = type(value)
-        return {"run_id": run_id, "task_key": task_key, "uri": uri, "size": size,
-                "type_name": f"{t.__module__}.{t.__qualname__}"[:255]}
+        return {
+            "run_id": run_id,
+            "task_key": task_key,
+            "uri": uri,
+            "size": size,
+            "type_name": f"{t.__module__}.{t.__qualname__}"[:255],
+        }
 
     @staticmethod
     def write(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -121,9 +121,11 @@ class RunStore:
                 f"hex characters"
             )
         with self.db.read() as conn:
-            ids = conn.execute(
-                select(runs.c.id).where(runs.c.id.like(prefix + "%")).limit(2)
-            ).scalars().all()
+            ids = (
+                conn.execute(select(runs.c.id).where(runs.c.id.like(prefix + "%")).limit(2))
+                .scalars()
+                .all()
+            )
         if not ids:
             raise NotFoundError(f"no run id starts with {prefix!r}")
         if len(ids) > 1:
@@ -154,9 +156,7 @@ class RunStore:
                 ) from None
         if before is not None:
             ts, rid = before
-            q = q.where(
-                or_(runs.c.created_at < ts, and_(runs.c.created_at == ts, runs.c.id < rid))
-            )
+            q = q.where(or_(runs.c.created_at < ts, and_(runs.c.created_at == ts, runs.c.id < rid)))
         q = q.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         with self.db.read() as conn:
             return [RunRecord.from_row(r) for r in conn.execute(q)]

@@ -92,9 +92,7 @@ def run_sources(to: RunStatus) -> tuple[RunStatus, ...]:
 
 def check_run(frm: RunStatus | None, to: RunStatus, run_id: str) -> None:
     if (frm, to) not in RUN_TRANSITIONS:
-        raise InvalidTransitionError(
-            f"run {run_id}: cannot go from {frm or 'nothing'} to {to}"
-        )
+        raise InvalidTransitionError(f"run {run_id}: cannot go from {frm or 'nothing'} to {to}")
 
 
 def check_task(frm: TaskStatus | None, to: TaskStatus, where: str) -> None:

@@ -12,8 +12,15 @@ from conveyor.storage.db import Database
 from conveyor.storage.records import TaskRunRecord
 from conveyor.storage.schema import task_runs
 
-MUTABLE = ("status", "started_at", "ended_at", "error_type", "error_message", "error_traceback",
-           "retry_wait")
+MUTABLE = (
+    "status",
+    "started_at",
+    "ended_at",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "retry_wait",
+)
 
 _update_stmt = (
     update(task_runs)

@@ -1,0 +1,110 @@
+"""The ``conveyor`` command: a click group whose subcommands load on first use.
+
+Errors print one line (``error: ...``); ``--debug`` (or ``CONVEYOR_DEBUG=1``)
+prints the traceback too. Exit codes: 0 success, 1 a run failed or an
+unexpected error, 2 bad usage (arguments, config, workspace, unknown ids).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from conveyor import __version__
+
+# command name -> (module, attribute): imported only when that command runs.
+COMMANDS = {
+    "run": ("conveyor.cli.run", "run_command"),
+    "rerun": ("conveyor.cli.run", "rerun_command"),
+    "runs": ("conveyor.cli.runs", "runs_group"),
+    "logs": ("conveyor.cli.logs", "logs_command"),
+    "jobs": ("conveyor.cli.jobs", "jobs_group"),
+}
+SUMMARIES = {
+    "run": "Run a job of a workspace file or module, recorded in the instance.",
+    "rerun": "Run a recorded run again, from its failures or in full.",
+    "runs": "List and show recorded runs.",
+    "logs": "Print the stdout or stderr of a run's tasks.",
+    "jobs": "List the jobs of a workspace.",
+}
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        cmd: click.Command = getattr(importlib.import_module(target[0]), target[1])
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="conveyor")
+@click.option("--debug", is_flag=True, help="Print tracebacks of errors.")
+def cli(debug: bool) -> None:
+    """Conveyor: run, schedule and watch jobs written as Python code.
+
+    Runs are recorded in the instance at CONVEYOR_HOME (default ~/.conveyor),
+    on SQLite there unless CONVEYOR_DATABASE_URL names a PostgreSQL database.
+    """
+    if debug:
+        os.environ["CONVEYOR_DEBUG"] = "1"
+
+
+def _debug() -> bool:
+    return os.environ.get("CONVEYOR_DEBUG") == "1" or "--debug" in sys.argv[1:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    from conveyor.errors import ConveyorError
+
+    try:
+        rv = cli.main(args=argv, prog_name="conveyor", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except ConveyorError as e:
+        _fail(e, EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:
+        _fail(e, EXIT_FAILURE, with_type=True)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(error: BaseException, code: int, with_type: bool = False) -> None:
+    if _debug():
+        import traceback
+
+        traceback.print_exception(error)
+    text = f"{type(error).__name__}: {error}" if with_type else str(error)
+    hint = "" if _debug() else " (--debug shows the traceback)" if with_type else ""
+    click.secho(f"error: {text}{hint}", fg="red", err=True)
+    sys.exit(code)
+
+
+def echo_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))

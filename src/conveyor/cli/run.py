@@ -1,0 +1,182 @@
+"""``conveyor run`` and ``conveyor rerun``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conveyor.cli.workspace import load_workspace, workspace_options
+from conveyor.errors import ConfigError
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read run config from a YAML, JSON or TOML file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}") from None
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".json":
+            import json
+
+            data = json.loads(text)
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"config file {path!r}: use a .yaml, .yml, .json or .toml file")
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"config file {path!r} is not valid {suffix[1:].upper()}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r}: the top level must be a mapping")
+    return data
+
+
+def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{v!r}: write tags as key=value", param_hint="--tag")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+@click.command("run")
+@click.argument("args", nargs=-1, metavar="[TARGET] [JOB]")
+@workspace_options
+@click.option(
+    "-c", "--config", "config_file", metavar="FILE", help="Run config as YAML, JSON or TOML."
+)
+@click.option(
+    "-s",
+    "--select",
+    "selection",
+    multiple=True,
+    metavar="EXPR",
+    help="Run only these tasks: 't', '*t', 't+', '+t++'... (repeatable).",
+)
+@click.option(
+    "-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the run (repeatable)."
+)
+@click.option("--echo", is_flag=True, help="Show the tasks' own output as they run.")
+def run_command(
+    args: tuple[str, ...],
+    module: str | None,
+    config_file: str | None,
+    selection: tuple[str, ...],
+    tags: tuple[str, ...],
+    echo: bool,
+) -> int:
+    """Run JOB of TARGET (a Python file) or of -m MODULE, recording it in the instance.
+
+    JOB may be left out when the workspace defines one job. Exits 0 when the
+    run succeeds, 1 when it fails, 2 on bad usage.
+    """
+    if module:
+        if len(args) > 1:
+            raise click.UsageError("with -m MODULE, give at most a JOB name")
+        target, job_name = None, (args[0] if args else None)
+    else:
+        if len(args) > 2:
+            raise click.UsageError("give a TARGET file and at most a JOB name")
+        target = args[0] if args else None
+        job_name = args[1] if len(args) > 1 else None
+    ws = load_workspace(target, module)
+    job = ws.job(job_name)
+    run_config = read_config_file(config_file) if config_file else None
+    from conveyor.execution.launch import execute_job
+    from conveyor.storage.instance import Instance
+
+    instance = Instance.from_env()
+    return _run_and_report(
+        job.name,
+        len(job.graph) if job.graph is not None else None,
+        lambda listener: execute_job(
+            job,
+            run_config=run_config,
+            selection=list(selection) or None,
+            tags=parse_tags(tags),
+            instance=instance,
+            raise_on_error=False,
+            echo=echo,
+            listener=listener,
+            origin={**ws.origin, "job": job.name},
+        ),
+    )
+
+
+@click.command("rerun")
+@click.argument("run_id")
+@click.option("--full", is_flag=True, help="Execute every task again, reusing nothing.")
+@click.option("--echo", is_flag=True, help="Show the tasks' own output as they run.")
+def rerun_command(run_id: str, full: bool, echo: bool) -> int:
+    """Run RUN_ID again: its failed and not-run tasks and all downstream of them.
+
+    Tasks that succeeded are reused from their stored results unless --full.
+    """
+    from conveyor.execution.launch import rerun_job
+    from conveyor.storage.instance import Instance
+    from conveyor.workspace import load
+
+    instance = Instance.from_env()
+    parent = instance.run(instance.run_store.resolve_id(run_id))
+    ws = load(parent.origin or {})
+    job = ws.job(parent.job_name)
+    return _run_and_report(
+        job.name,
+        len(job.graph) if job.graph is not None else None,
+        lambda listener: rerun_job(
+            job,
+            parent.id,
+            full=full,
+            instance=instance,
+            raise_on_error=False,
+            echo=echo,
+            listener=listener,
+        ),
+    )
+
+
+def _run_and_report(job_name: str, total: int | None, start: Any) -> int:
+    from conveyor.cli.output import TaskProgress, console, styled, took
+
+    out = console()
+    out.print(f"[bold]{job_name}[/]: running{f' {total} tasks' if total else ''}")
+    progress = TaskProgress(total)
+    began = time.monotonic()
+    try:
+        result = start(progress)
+    finally:
+        progress.stop()
+    elapsed = time.monotonic() - began
+    out.print(
+        f"run [bold]{result.run_id}[/] {styled(str(result.status))} in {took(elapsed)}: "
+        f"{progress.summary(result.status)}"
+    )
+    if not result.success:
+        for key, err in result.failures.items():
+            message = str(getattr(err, "original", err))
+            kind = type(getattr(err, "original", err)).__name__
+            out.print(f"  [red]{key}[/]: {kind}: {message}")
+        first = next(iter(result.failures), None)
+        if first is not None:
+            out.print(
+                f"  details: conveyor runs show {result.run_id[:8]}   "
+                f"traceback: conveyor logs {result.run_id[:8]} --task '{first}' --stderr"
+            )
+    return 0 if result.success else 1

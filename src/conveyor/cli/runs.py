@@ -1,0 +1,114 @@
+"""``conveyor runs``: list and show recorded runs."""
+
+from __future__ import annotations
+
+import click
+
+from conveyor.cli.main import echo_json
+from conveyor.storage.states import RunStatus
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """List and show recorded runs."""
+
+
+@runs_group.command("list")
+@click.option("-j", "--job", "job_name", metavar="JOB", help="Only runs of this job.")
+@click.option(
+    "-s",
+    "--status",
+    type=click.Choice([s.value for s in RunStatus]),
+    help="Only runs in this status.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many runs, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_runs(job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    from conveyor.storage.instance import Instance
+
+    runs = Instance.from_env().runs(job_name, limit=limit, status=status)
+    if as_json:
+        echo_json([r.to_dict() for r in runs])
+        return
+    from rich.table import Table
+
+    from conveyor.cli.output import console, styled, took, when
+
+    if not runs:
+        console().print("no runs yet; start one with `conveyor run FILE [JOB]`")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("RUN", "JOB", "STATUS", "STARTED", "DURATION", "TRIGGER", "TAGS"):
+        table.add_column(col)
+    for r in runs:
+        tags = " ".join(f"{k}={v}" if v else k for k, v in r.tags.items())
+        table.add_row(
+            r.id[:8],
+            r.job_name,
+            styled(r.status),
+            when(r.started_at or r.created_at),
+            took(r.duration),
+            r.trigger,
+            tags,
+        )
+    console().print(table)
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_run(run_id: str, as_json: bool) -> None:
+    """Show a run (a full id or its first characters) with its tasks."""
+    from conveyor.storage.instance import Instance
+
+    instance = Instance.from_env()
+    details = instance.run_details(instance.run_store.resolve_id(run_id))
+    if as_json:
+        echo_json(details.to_dict())
+        return
+    from rich.table import Table
+
+    from conveyor.cli.output import console, styled, took, when
+
+    run = details.run
+    out = console()
+    out.print(f"[bold]run {run.id}[/]  {styled(run.status)}")
+    fields = [
+        ("job", f"{run.job_name} (version {run.job_version})"),
+        ("created", when(run.created_at)),
+        ("started", when(run.started_at)),
+        ("ended", when(run.ended_at)),
+        ("duration", took(run.duration)),
+        ("trigger", run.trigger),
+        ("tags", " ".join(f"{k}={v}" for k, v in run.tags.items()) or "-"),
+        ("selection", " ".join(run.selection) if run.selection else "-"),
+        ("parent run", run.parent_run_id or "-"),
+        ("error", run.error or "-"),
+    ]
+    for name, value in fields:
+        out.print(f"  [dim]{name:<11}[/] {value}", markup=True)
+    table = Table(box=None, header_style="bold")
+    for col in ("TASK", "STATUS", "ATTEMPTS", "DURATION", "DEPENDS ON", "ERROR"):
+        table.add_column(col, overflow="fold")
+    for t in details.tasks:
+        last = t.attempts[-1]
+        error = last.error_message or ""
+        if last.error_type:
+            error = f"{last.error_type.rsplit('.', 1)[-1]}: {error}"
+        table.add_row(
+            t.key,
+            styled(t.status),
+            str(len(t.attempts)),
+            took(t.duration),
+            ", ".join(t.depends_on) or "-",
+            error[:120],
+        )
+    out.print(table)
