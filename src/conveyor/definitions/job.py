@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, create_model
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.graph import Graph
-from conveyor.definitions.params import Param, ParamKind, classify_params, config_param
+from conveyor.definitions.params import (
+    Param,
+    ParamKind,
+    classify_params,
+    config_param,
+    definition_locals,
+)
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.task import Hook, Tags, Task, normalize_hooks, normalize_tags
 from conveyor.definitions.triggers import Trigger, parse_triggers
@@ -113,7 +119,7 @@ class Job:
         if kind == "workflow":
             self.graph = compose(fn, self.name, self.resources)
         else:
-            self.params = classify_params(fn, owner)
+            self.params = classify_params(fn, owner, definition_locals())
             self.config_model = self._job_config_model(owner)
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__

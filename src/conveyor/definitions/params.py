@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,13 +37,27 @@ class Param:
         return self.default is inspect.Parameter.empty and not self.variadic
 
 
-def _resolved_signature(fn: Callable[..., Any]) -> inspect.Signature:
+def definition_locals() -> dict[str, Any]:
+    """The local names where the user's decorator call stands.
+
+    With ``from __future__ import annotations`` an annotation is a string; a
+    class defined inside a function (a test, a factory) is found only among
+    that function's locals, so the decorators pass them on.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("conveyor."):
+        frame = frame.f_back  # type: ignore[assignment]
+    return dict(frame.f_locals) if frame is not None else {}
+
+
+def _resolve(annotation: Any, fn: Callable[..., Any], localns: dict[str, Any]) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
     try:
-        return inspect.signature(fn, eval_str=True)
+        return eval(annotation, getattr(fn, "__globals__", {}), localns)
     except Exception:
-        # Annotations that name local classes cannot be evaluated; fall back to
-        # the raw strings and recognise the context types by name below.
-        return inspect.signature(fn)
+        # Unresolvable names stay strings; context types are still found by name.
+        return annotation
 
 
 def _is_context(name: str, annotation: Any) -> bool:
@@ -56,13 +71,15 @@ def _is_context(name: str, annotation: Any) -> bool:
     return name == "context" and annotation is inspect.Parameter.empty
 
 
-def classify_params(fn: Callable[..., Any], owner: str) -> tuple[Param, ...]:
+def classify_params(
+    fn: Callable[..., Any], owner: str, localns: dict[str, Any] | None = None
+) -> tuple[Param, ...]:
     """Classify the parameters of ``fn``; ``owner`` names it in errors."""
     params = []
     config_params = []
-    for p in _resolved_signature(fn).parameters.values():
+    for p in inspect.signature(fn).parameters.values():
         variadic = p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        annotation = p.annotation
+        annotation = _resolve(p.annotation, fn, localns or {})
         if _is_context(p.name, annotation):
             kind = ParamKind.CONTEXT
         elif isinstance(annotation, type) and issubclass(annotation, Config):

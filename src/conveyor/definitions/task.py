@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from conveyor.definitions.durations import parse_duration, parse_memory
 from conveyor.definitions.frames import current_frame
-from conveyor.definitions.params import Param, classify_params
+from conveyor.definitions.params import Param, classify_params, definition_locals
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.errors import ConfigError, DefinitionError
 
@@ -41,7 +41,12 @@ def normalize_hooks(
 ) -> tuple[Hook, ...]:
     if hooks is None:
         return ()
-    seq = (hooks,) if callable(hooks) else tuple(hooks)
+    if callable(hooks):
+        seq: tuple[Hook, ...] = (hooks,)
+    elif isinstance(hooks, Sequence) and not isinstance(hooks, str):
+        seq = tuple(hooks)
+    else:
+        raise DefinitionError(f"{owner}: {which} hooks must be callables, got {hooks!r}")
     for h in seq:
         if not callable(h):
             raise DefinitionError(f"{owner}: {which} hooks must be callables, got {h!r}")
@@ -96,7 +101,7 @@ class Task(Generic[R]):
         self.description = description if description is not None else inspect.getdoc(fn)
         self.on_success = normalize_hooks(on_success, owner, "on_success")
         self.on_failure = normalize_hooks(on_failure, owner, "on_failure")
-        self.params: tuple[Param, ...] = classify_params(fn, owner)
+        self.params: tuple[Param, ...] = classify_params(fn, owner, definition_locals())
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

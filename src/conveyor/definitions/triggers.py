@@ -65,7 +65,7 @@ def parse_trigger(value: str) -> Trigger:
         raise DefinitionError("Invalid trigger '': empty; write e.g. 'every:1h' or '0 8 * * *'")
     if text in _BARE:
         return Trigger(text, "")
-    if ":" not in text or _looks_like_cron(text):
+    if ":" not in text:  # cron never holds ':', every typed trigger does
         if _looks_like_cron(text):
             _check_cron(text, value)
             return Trigger("schedule", text)

@@ -46,14 +46,16 @@ class LogStore:
         Attempts after the first are introduced by a ``--- attempt N ---`` line.
         """
         q = (
-            select(logs.c.attempt, logs.c.uri)
-            .where(logs.c.run_id == run_id, logs.c.task_key == task_key, logs.c.stream == stream)
+            select(logs.c.attempt, logs.c.stream, logs.c.uri)
+            .where(logs.c.run_id == run_id, logs.c.task_key == task_key)
             .order_by(logs.c.attempt)
         )
         with self.db.read() as conn:
-            rows = conn.execute(q).all()
+            all_rows = conn.execute(q).all()
+        rows = [r for r in all_rows if r.stream == stream]
+        # Name the attempts whenever the task wrote output in more than one.
+        multi = len({r.attempt for r in all_rows}) > 1 or any(r.attempt > 1 for r in all_rows)
         parts = []
-        multi = len(rows) > 1 or (rows and rows[0].attempt > 1)
         for row in rows:
             text = self.blobs.get(row.uri).decode("utf-8", "replace")
             if multi:

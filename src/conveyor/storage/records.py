@@ -46,6 +46,13 @@ class RunRecord:
     parent_run_id: str | None
     root_run_id: str | None
     error: str | None
+    # The stored creation time, exactly: the cursor for paging through runs.
+    created_ts: float = field(default=0.0, compare=False)
+
+    @property
+    def cursor(self) -> tuple[float, str]:
+        """Pass as ``before=`` to list the runs after this one."""
+        return (self.created_ts, self.id)
 
     @property
     def duration(self) -> float | None:
@@ -57,6 +64,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = _jsonable(asdict(self))
+        del d["created_ts"]
         d["duration"] = self.duration
         return d
 
@@ -80,6 +88,7 @@ class RunRecord:
             parent_run_id=m["parent_run_id"],
             root_run_id=m["root_run_id"],
             error=m["error"],
+            created_ts=m["created_at"],
         )
 
 

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from conveyor import DefinitionError, job, task, workflow
+from conveyor.definitions.triggers import Trigger, parse_trigger, parse_triggers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("every:5m", Trigger("every", "5m")),
+        ("every:90", Trigger("every", "90")),
+        ("0 8 * * *", Trigger("schedule", "0 8 * * *")),
+        ("@daily", Trigger("schedule", "@daily")),
+        ("schedule:*/5 * * * *", Trigger("schedule", "*/5 * * * *")),
+        ("once:2026-12-01", Trigger("once", "2026-12-01")),
+        ("once:2026-12-01T08:00:00", Trigger("once", "2026-12-01T08:00:00")),
+        ("job.success:etl", Trigger("job.success", "etl")),
+        ("job.fail:etl", Trigger("job.fail", "etl")),
+        ("webhook:/hooks/x", Trigger("webhook", "/hooks/x")),
+        ("tag:nightly", Trigger("tag", "nightly")),
+        ("manual", Trigger("manual", "")),
+        ("deployment", Trigger("deployment", "")),
+        ("http:", Trigger("http", "")),
+    ],
+)
+def test_trigger_grammar(text: str, expected: Trigger) -> None:
+    assert parse_trigger(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        ("sometimes", "expected 'type:expr'"),
+        ("cron:0 8 * * *", "unknown type 'cron'"),
+        ("every:", "missing expression"),
+        ("every:soon", "invalid interval 'soon'"),
+        ("every:0", "more than 0"),
+        ("61 8 * * *", "not a valid cron"),
+        ("schedule:0 25 * * *", "not a valid cron"),
+        ("once:tomorrow", "not an ISO date"),
+        ("manual:x", "takes no expression"),
+        ("job.success:a b", "not a job name"),
+    ],
+)
+def test_bad_triggers(text: str, fragment: str) -> None:
+    with pytest.raises(DefinitionError) as err:
+        parse_trigger(text)
+    assert str(err.value).startswith(f"Invalid trigger {text!r}")
+    assert fragment in str(err.value)
+
+
+def test_job_trigger_rules() -> None:
+    with pytest.raises(DefinitionError, match="at most one schedule"):
+        parse_triggers(["every:1h", "0 8 * * *"], "j")
+    with pytest.raises(DefinitionError, match="triggers itself"):
+        parse_triggers(["job.success:j"], "j")
+
+
+def test_jobs_give_trigger_strings() -> None:
+    @task
+    def t() -> None: ...
+
+    @workflow(schedule="0 8 * * 1")
+    def etl() -> None:
+        t()
+
+    @job(trigger=[etl.success, "every:1h"])
+    def report() -> None: ...
+
+    assert etl.success == "job.success:etl"
+    assert etl.fail == "job.fail:etl"
+    assert etl.completed == "job.completed:etl"
+    assert etl.is_fresh == "job.is_fresh:etl"
+    assert [str(t) for t in etl.triggers] == ["schedule:0 8 * * 1"]
+    assert [str(t) for t in report.triggers] == ["job.success:etl", "every:1h"]

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from conveyor.errors import InvalidTransitionError
+from conveyor.storage.states import (
+    RUN_TRANSITIONS,
+    TASK_TRANSITIONS,
+    RunStatus,
+    TaskStatus,
+    check_run,
+    check_task,
+    run_sources,
+)
+
+
+def test_terminal_states_have_no_way_out() -> None:
+    for frm, _ in RUN_TRANSITIONS:
+        assert frm is None or not frm.is_terminal
+    for frm, _ in TASK_TRANSITIONS:
+        assert frm is None or not frm.is_terminal
+
+
+def test_every_state_is_reachable_from_nothing() -> None:
+    for states, table in ((RunStatus, RUN_TRANSITIONS), (TaskStatus, TASK_TRANSITIONS)):
+        reached = {None}
+        changed = True
+        while changed:
+            new = {to for frm, to in table if frm in reached} - reached
+            reached |= new
+            changed = bool(new)
+        assert reached - {None} == set(states)
+
+
+@pytest.mark.parametrize(
+    ("frm", "to"),
+    [
+        (RunStatus.SUCCESS, RunStatus.RUNNING),
+        (None, RunStatus.RUNNING),
+        (RunStatus.QUEUED, RunStatus.SUCCESS),
+        (RunStatus.CANCELED, RunStatus.QUEUED),
+    ],
+)
+def test_forbidden_run_transitions(frm: RunStatus | None, to: RunStatus) -> None:
+    with pytest.raises(InvalidTransitionError, match=f"to {to}"):
+        check_run(frm, to, "r1")
+
+
+@pytest.mark.parametrize(
+    ("frm", "to"),
+    [
+        (TaskStatus.SUCCESS, TaskStatus.RUNNING),
+        (TaskStatus.PENDING, TaskStatus.SUCCESS),
+        (TaskStatus.UP_FOR_RETRY, TaskStatus.RUNNING),
+        (TaskStatus.SKIPPED, TaskStatus.PENDING),
+    ],
+)
+def test_forbidden_task_transitions(frm: TaskStatus, to: TaskStatus) -> None:
+    with pytest.raises(InvalidTransitionError):
+        check_task(frm, to, "t")
+
+
+def test_run_sources() -> None:
+    assert set(run_sources(RunStatus.SUCCESS)) == {RunStatus.RUNNING}
+    assert set(run_sources(RunStatus.CANCELED)) == {
+        RunStatus.QUEUED,
+        RunStatus.STARTING,
+        RunStatus.CANCELING,
+    }
