@@ -22,8 +22,11 @@ def test_job_options_are_validated_and_kept() -> None:
 
         More text."""
 
-    assert isinstance(nightly, Job) and nightly.kind == "job" and nightly.graph is None
-    assert nightly.description is not None and nightly.description.startswith("Runs at night.")
+    assert isinstance(nightly, Job)
+    assert nightly.kind == "job"
+    assert nightly.graph is None
+    assert nightly.description is not None
+    assert nightly.description.startswith("Runs at night.")
     assert nightly.tags == {"team": "quant"}
     assert nightly.execute.timeout == 4 * 3600
     assert nightly.execute.concurrency == 2
@@ -88,7 +91,7 @@ def test_calling_jobs_directly() -> None:
 def _version_of(tmp_path: Path, source: str) -> str:
     path = tmp_path / "wsv.py"
     path.write_text(textwrap.dedent(source))
-    code = "import sys; sys.path.insert(0, %r); import wsv; print(wsv.wf.version)" % str(tmp_path)
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import wsv; print(wsv.wf.version)"
     return subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.strip()

@@ -17,13 +17,15 @@ def test_bare_and_configured_decorators() -> None:
     def configured() -> None: ...
 
     assert isinstance(plain, Task)
-    assert plain.name == "plain" and plain.description == "Doubles."
+    assert plain.name == "plain"
+    assert plain.description == "Doubles."
     assert configured.name == "renamed"
     assert configured.cpu == 2.0
     assert configured.memory == 512 * 1024**2
     assert configured.timeout == 600
     assert configured.tags == {"etl": ""}
-    assert configured.retry is not None and configured.retry.max_retries == 2
+    assert configured.retry is not None
+    assert configured.retry.max_retries == 2
     assert repr(plain) == "<Task plain>"
 
 

@@ -41,7 +41,8 @@ def test_the_body_runs_once_at_definition_and_builds_a_graph() -> None:
         double(source())
 
     assert calls == [1]
-    assert isinstance(etl, Job) and etl.kind == "workflow"
+    assert isinstance(etl, Job)
+    assert etl.kind == "workflow"
     assert etl.graph is not None
     assert list(etl.graph.nodes) == ["source", "double"]
     assert etl.graph.upstream("double") == ("source",)
@@ -150,13 +151,14 @@ def test_config_context_resources_and_defaults_need_no_upstream() -> None:
     def wf() -> None:
         ok(source())
 
-    assert wf.graph is not None and "ok" in wf.graph
+    assert wf.graph is not None
+    assert "ok" in wf.graph
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        lambda: [h for h in source()],  # iterate
+        lambda: list(source()),  # iterate
         lambda: bool(source()),
         lambda: double.submit(source()),
         lambda: double.map([1, 2]),

@@ -18,7 +18,8 @@ def test_default_is_ephemeral_without_env_and_durable_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = Instance.default()
-    assert first.home is None and first is Instance.default()
+    assert first.home is None
+    assert first is Instance.default()
     monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "h"))
     durable = Instance.default()
     assert durable.home == (tmp_path / "h").resolve()
@@ -31,6 +32,7 @@ def test_database_url_from_env(
     monkeypatch.setenv("CONVEYOR_DATABASE_URL", pg_server_url)
     monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "h"))
     inst = Instance.from_env()
-    assert inst.db.url == pg_server_url and not inst.db.is_sqlite
+    assert inst.db.url == pg_server_url
+    assert not inst.db.is_sqlite
     assert "postgresql" in repr(inst)
     inst.close()

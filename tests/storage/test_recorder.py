@@ -49,7 +49,8 @@ def test_states_events_logs_and_results_land_together(durable: Instance) -> None
     details = durable.run_details(rid)
     assert details.status is RunStatus.SUCCESS
     by_key = {t.key: t for t in details.tasks}
-    assert by_key["a"].status is TaskStatus.SUCCESS and by_key["a"].task_name == "a_task"
+    assert by_key["a"].status is TaskStatus.SUCCESS
+    assert by_key["a"].task_name == "a_task"
     assert [a.status for a in by_key["b"].attempts] == [TaskStatus.UP_FOR_RETRY, TaskStatus.SUCCESS]
     assert by_key["b"].attempts[0].retry_wait == 1.5
     assert by_key["b"].depends_on == ["a"]
@@ -108,4 +109,5 @@ def test_many_rows_in_one_flush(durable: Instance) -> None:
         rec.task(f"t{i}", 1, TaskStatus.SUCCESS)
     rec.close(run_status=RunStatus.SUCCESS)
     tasks = durable.run_details(rid).tasks
-    assert len(tasks) == 2000 and all(t.status is TaskStatus.SUCCESS for t in tasks)
+    assert len(tasks) == 2000
+    assert all(t.status is TaskStatus.SUCCESS for t in tasks)

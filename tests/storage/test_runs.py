@@ -24,12 +24,14 @@ def test_create_and_get(durable: Instance) -> None:
         origin={"file": "/x.py"},
     )
     got = durable.run_store.get(run.id)
-    assert got.id == run.id and got.status is RunStatus.STARTING
+    assert got.id == run.id
+    assert got.status is RunStatus.STARTING
     assert got.tags == {"team": "a"}
     assert got.run_config == {"config": {"x": 1}}
     assert got.selection == ["a+"]
     assert got.origin == {"file": "/x.py"}
-    assert got.started_at is None and got.ended_at is None
+    assert got.started_at is None
+    assert got.ended_at is None
     assert got.trigger == "manual"
 
 
@@ -37,11 +39,15 @@ def test_status_moves_through_the_table(durable: Instance) -> None:
     run = _create(durable)
     durable.run_store.set_status(run.id, RunStatus.RUNNING)
     running = durable.run_store.get(run.id)
-    assert running.status is RunStatus.RUNNING and running.started_at is not None
+    assert running.status is RunStatus.RUNNING
+    assert running.started_at is not None
     durable.run_store.set_status(run.id, RunStatus.FAILURE, error="boom")
     done = durable.run_store.get(run.id)
-    assert done.status is RunStatus.FAILURE and done.error == "boom"
-    assert done.ended_at is not None and done.duration is not None and done.duration >= 0
+    assert done.status is RunStatus.FAILURE
+    assert done.error == "boom"
+    assert done.ended_at is not None
+    assert done.duration is not None
+    assert done.duration >= 0
 
 
 def test_forbidden_transitions_raise_and_change_nothing(durable: Instance) -> None:
@@ -77,7 +83,8 @@ def test_list_filters_orders_and_pages(durable: Instance) -> None:
     last = page1[-1]
     page2 = durable.run_store.list(limit=4, before=last.cursor)
     assert [r.id for r in page1 + page2] == newest_first
-    assert durable.run_store.count() == 6 and durable.run_store.count(job_name="b") == 3
+    assert durable.run_store.count() == 6
+    assert durable.run_store.count(job_name="b") == 3
 
 
 def test_bad_list_arguments(durable: Instance) -> None:
