@@ -42,9 +42,13 @@ LINE_LIMIT = 40
 
 @cache
 def console() -> Console:
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Bound to the real stream now: during a run sys.stdout routes writes to
+    # the running task's captured log, and progress lines are not task output.
+    return Console(file=sys.stdout, highlight=False)
 
 
 def styled(status: str) -> str:

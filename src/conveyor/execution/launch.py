@@ -174,7 +174,7 @@ def _record_plan(state: RunState, plan: Plan) -> None:
                 ended_at=now,
             )
             rec.reuse_result(key, pointer)
-            state.statuses[key] = TaskStatus.REUSED
+            state.set_status(key, TaskStatus.REUSED)
         else:
             rec.task(
                 key, 1, TaskStatus.PENDING, task_name=node.task.name, depends_on=list(node.deps)

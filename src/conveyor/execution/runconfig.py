@@ -72,28 +72,32 @@ def validate_run_config(
             f"run config: unknown key {unknown[0]!r}; the keys are {', '.join(TOP_KEYS)}"
         )
     out = RunConfig(raw=raw)
+    problems: list[str] = []
     tasks = _mapping(raw.get("tasks"), "tasks")
     if job.graph is not None:
         for key in tasks:
             if key not in job.graph:
-                raise ConfigError(
+                problems.append(
                     f"tasks.{key}: no task {key!r} in job {job.name!r} "
                     f"(tasks: {', '.join(job.graph.nodes)})"
                 )
         for key in selected if selected is not None else job.graph.nodes:
             node = job.graph.nodes[key]
             p = config_param(node.task.params)
-            entry = _task_entry(tasks, key)
-            if p is None:
-                if entry:
-                    raise ConfigError(
-                        f"tasks.{key}.config: task {node.task.name!r} takes no config; annotate a "
-                        f"parameter with a Config subclass to give it some"
-                    )
-                continue
-            out.task_configs[key] = validate_model(p.annotation, entry, f"tasks.{key}.config")
+            try:
+                entry = _task_entry(tasks, key)
+                if p is None:
+                    if entry:
+                        problems.append(
+                            f"tasks.{key}.config: task {node.task.name!r} takes no config; "
+                            f"annotate a parameter with a Config subclass to give it some"
+                        )
+                    continue
+                out.task_configs[key] = validate_model(p.annotation, entry, f"tasks.{key}.config")
+            except ConfigError as e:
+                problems.append(str(e))
         if raw.get("config"):
-            raise ConfigError(
+            problems.append(
                 f"config: workflow {job.name!r} takes config per task, under "
                 f"tasks.<task key>.config"
             )
@@ -107,7 +111,13 @@ def validate_run_config(
                 f"config: job {job.name!r} takes no config; give its function parameters "
                 f"to make some"
             )
-    out.resources = _resources(job, _mapping(raw.get("resources"), "resources"))
+    try:
+        out.resources = _resources(job, _mapping(raw.get("resources"), "resources"))
+    except ConfigError as e:
+        problems.append(str(e))
+    if problems:
+        # Every problem at once, so that one edit of the config can fix them all.
+        raise ConfigError("; ".join(problems))
     return out
 
 
