@@ -13,7 +13,9 @@ class Resource(BaseModel):
     A resource is a pydantic model, so its fields are typed config that the run
     config can override under ``resources.<key>``. Override ``setup`` to open
     connections and ``teardown`` to close them; both run once per run, and
-    ``teardown`` runs even when the run fails. Alternatively define
+    ``teardown`` runs even when the run fails. Keep state that ``setup``
+    makes (a connection) in attributes named with a leading ``_``: pydantic
+    keeps those out of the config. Alternatively define
     ``__enter__``/``__exit__``; then tasks receive what ``__enter__`` returns.
     """
 

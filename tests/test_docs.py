@@ -1,0 +1,125 @@
+"""Every example in README.md and docs/ runs here, as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(path: Path, lang: str) -> list[str]:
+    return [body for kind, body in BLOCK.findall(path.read_text()) if kind == lang]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_python_examples_run_in_order(doc: Path) -> None:
+    code = blocks(doc, "python")
+    if doc.name == "README.md":
+        assert code, "the README shows a Python example"
+    namespace: dict[str, object] = {"__name__": f"docs_{doc.stem}"}
+    for i, source in enumerate(code):
+        try:
+            exec(compile(source, f"{doc.name}[block {i}]", "exec"), namespace)
+        except Exception as e:
+            pytest.fail(f"{doc.name} block {i} failed: {type(e).__name__}: {e}\n{source}")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
+    env.pop("CONVEYOR_DATABASE_URL", None)
+    return env
+
+
+def test_quickstart_is_two_commands_and_the_first_runs_the_main_job(tmp_path: Path) -> None:
+    section = ROOT.joinpath("README.md").read_text().split("## Quickstart", 1)[1]
+    match = BLOCK.search(section)
+    assert match is not None, "the Quickstart holds a code block"
+    first_block = match.group(2)
+    commands = [
+        line.split("#")[0].strip()
+        for line in first_block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert commands == ["make run", "make test"]
+    if shutil.which("make") is None:
+        pytest.fail("make is needed for the Quickstart")
+    env = _env(tmp_path)
+    out = subprocess.run(
+        ["make", "-s", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "success" in out.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "conveyor.cli", "runs", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [run] = json.loads(listed.stdout)
+    assert run["job_name"] == "etl"
+    assert run["status"] == "success"
+
+
+def test_readme_command_line_tour(tmp_path: Path) -> None:
+    tour = [b for b in blocks(ROOT / "README.md", "bash") if "conveyor run" in b]
+    assert len(tour) == 1
+    env = _env(tmp_path)
+    run_id = None
+    for line in tour[0].splitlines():
+        command = line.split("#")[0].strip()
+        if not command:
+            continue
+        if run_id is not None:
+            command = command.replace("<run id>", run_id[:8])
+        args = command.split()
+        assert args[0] == "conveyor"
+        out = subprocess.run(
+            [sys.executable, "-m", "conveyor.cli", *args[1:]],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, (command, out.stdout, out.stderr)
+        if run_id is None:
+            listed = subprocess.run(
+                [sys.executable, "-m", "conveyor.cli", "runs", "list", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            run_id = json.loads(listed.stdout)[0]["id"]
+        if args[1] == "logs":
+            assert "spread:" in out.stdout
+
+
+def test_cli_synopsis_matches_the_commands() -> None:
+    [synopsis] = [b for b in blocks(ROOT / "docs" / "guide.md", "text") if "conveyor run" in b]
+    for line in synopsis.splitlines():
+        words = [w for w in line.split() if re.fullmatch(r"[a-z]+", w)]
+        assert words[0] == "conveyor"
+        command = words[1:3] if words[1] in ("runs", "jobs") else words[1:2]
+        out = subprocess.run(
+            [sys.executable, "-m", "conveyor.cli", *command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, (line, out.stderr)
+        for option in re.findall(r"--[a-z-]+", line):
+            assert option in out.stdout, (line, option)
