@@ -57,3 +57,29 @@ def test_unpicklable_results_are_a_storage_error(instance: Instance) -> None:
     rec = instance.recorder(run.id)
     with pytest.raises(StorageError, match="cannot be pickled"):
         rec.result("t", threading.Lock())
+
+
+def test_large_blobs_go_to_the_blob_store_small_ones_stay_inline(durable: Instance) -> None:
+    from conveyor.storage.blobs import INLINE_LIMIT
+
+    run = durable.run_store.create(job_name="j", job_version="v")
+    durable.run_store.set_status(run.id, RunStatus.RUNNING)
+    rec = durable.recorder(run.id)
+    big = b"x" * (INLINE_LIMIT + 1)
+    rec.task("big", 1, TaskStatus.RUNNING)
+    rec.result("big", big)
+    rec.log("big", 1, "stdout", big)
+    rec.task("big", 1, TaskStatus.SUCCESS)
+    rec.task("small", 1, TaskStatus.RUNNING)
+    rec.result("small", b"tiny")
+    rec.task("small", 1, TaskStatus.SUCCESS)
+    rec.close(run_status=RunStatus.SUCCESS)
+
+    pointers = durable.result_store.pointers(run.id)
+    assert pointers["small"]["uri"] is None
+    assert pointers["big"]["data"] is None
+    assert durable.home is not None
+    assert (durable.home / pointers["big"]["uri"]).stat().st_size > INLINE_LIMIT
+    assert durable.result(run.id, "big") == big
+    assert durable.result(run.id, "small") == b"tiny"
+    assert durable.logs(run.id, "big") == big.decode() + "\n"

@@ -120,7 +120,7 @@ class JobFrame:
 
     def _reuse(self, key: str, task: Task[Any], pointer: dict[str, Any]) -> Any:
         state = self.state
-        value = state.instance.result_store.load(pointer["uri"])
+        value = state.instance.result_store.load(pointer)
         state.recorder.task(key, 1, TaskStatus.REUSED, task_name=task.name, ended_at=time.time())
         state.recorder.reuse_result(key, pointer)
         state.set_status(key, TaskStatus.REUSED)

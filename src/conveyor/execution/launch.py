@@ -164,7 +164,7 @@ def _record_plan(state: RunState, plan: Plan) -> None:
     for key, node in plan.steps.items():
         pointer = state.reuse.get(key)
         if pointer is not None:
-            state.outputs[key] = state.instance.result_store.load(pointer["uri"])
+            state.outputs[key] = state.instance.result_store.load(pointer)
             rec.task(
                 key,
                 1,
@@ -319,7 +319,7 @@ def rerun_job(
         raise ExecutionError(f"run {run_id} is still {parent.status}; rerun it once it has ended")
     pointers = inst.result_store.pointers(parent.id)
     inputs = {
-        k[len(INPUT_PREFIX) :]: inst.result_store.load(p["uri"])
+        k[len(INPUT_PREFIX) :]: inst.result_store.load(p)
         for k, p in pointers.items()
         if k.startswith(INPUT_PREFIX)
     }

@@ -1,14 +1,23 @@
-"""Where log and result bytes live: a directory by default, memory for ephemeral instances."""
+"""Where log and result bytes live.
+
+Small blobs (up to ``INLINE_LIMIT`` bytes) are kept in their pointer row in
+the database, written in the same batch as the run's other records: a file
+per task would cost more than the task itself and leave millions of tiny
+files behind busy fan-outs. Larger blobs go to a blob store: a directory in
+the instance's home by default, memory for ephemeral instances.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from conveyor.errors import NotFoundError
+
+INLINE_LIMIT = 64 * 1024
 
 
 def safe_name(part: str) -> str:
@@ -26,6 +35,21 @@ class BlobStore(Protocol):
     def get(self, uri: str) -> bytes: ...
 
     def delete_prefix(self, prefix: str) -> None: ...
+
+
+def store(blobs: BlobStore, path: str, data: bytes) -> dict[str, Any]:
+    """The ``uri``/``data``/``size`` columns of a pointer row for ``data``."""
+    if len(data) <= INLINE_LIMIT:
+        return {"uri": None, "data": data, "size": len(data)}
+    return {"uri": blobs.put(path, data), "data": None, "size": len(data)}
+
+
+def fetch(blobs: BlobStore, pointer: Any) -> bytes:
+    """The bytes a pointer row (a mapping or a row) stands for."""
+    data = pointer["data"] if isinstance(pointer, dict) else pointer.data
+    if data is not None:
+        return bytes(data)
+    return blobs.get(pointer["uri"] if isinstance(pointer, dict) else pointer.uri)
 
 
 class DirectoryBlobStore:

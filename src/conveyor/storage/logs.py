@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from conveyor.storage.blobs import BlobStore, safe_name
+from conveyor.storage.blobs import BlobStore, fetch, safe_name, store
 from conveyor.storage.db import Database
 from conveyor.storage.schema import logs
 
@@ -23,14 +23,13 @@ class LogStore:
     ) -> dict[str, Any]:
         """Store the bytes and return the pointer row to record with the run."""
         ext = "out" if stream == "stdout" else "err"
-        uri = self.blobs.put(f"logs/{run_id}/{safe_name(task_key)}.{attempt}.{ext}", data)
+        where = store(self.blobs, f"logs/{run_id}/{safe_name(task_key)}.{attempt}.{ext}", data)
         return {
             "run_id": run_id,
             "task_key": task_key,
             "attempt": attempt,
             "stream": stream,
-            "uri": uri,
-            "size": len(data),
+            **where,
         }
 
     @staticmethod
@@ -46,7 +45,7 @@ class LogStore:
         Attempts after the first are introduced by a ``--- attempt N ---`` line.
         """
         q = (
-            select(logs.c.attempt, logs.c.stream, logs.c.uri)
+            select(logs.c.attempt, logs.c.stream, logs.c.uri, logs.c.data)
             .where(logs.c.run_id == run_id, logs.c.task_key == task_key)
             .order_by(logs.c.attempt)
         )
@@ -57,7 +56,7 @@ class LogStore:
         multi = len({r.attempt for r in all_rows}) > 1 or any(r.attempt > 1 for r in all_rows)
         parts = []
         for row in rows:
-            text = self.blobs.get(row.uri).decode("utf-8", "replace")
+            text = fetch(self.blobs, row).decode("utf-8", "replace")
             if multi:
                 parts.append(f"--- attempt {row.attempt} ---\n")
             parts.append(text if text.endswith("\n") or not text else text + "\n")

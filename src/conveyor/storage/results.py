@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from conveyor.errors import NotFoundError, StorageError
-from conveyor.storage.blobs import BlobStore, safe_name
+from conveyor.storage.blobs import BlobStore, fetch, safe_name, store
 from conveyor.storage.db import Database
 from conveyor.storage.schema import results
 
@@ -27,17 +27,12 @@ class ResultStore:
                 f"the output of task {task_key!r} ({type(value).__name__}) cannot be pickled, so "
                 f"it cannot be stored for reruns or other processes: {e}"
             ) from e
-        uri = self.blobs.put(f"results/{run_id}/{safe_name(task_key)}.pkl", data)
-        return self.pointer(run_id, task_key, uri, len(data), value)
-
-    @staticmethod
-    def pointer(run_id: str, task_key: str, uri: str, size: int, value: Any) -> dict[str, Any]:
+        where = store(self.blobs, f"results/{run_id}/{safe_name(task_key)}.pkl", data)
         t = type(value)
         return {
             "run_id": run_id,
             "task_key": task_key,
-            "uri": uri,
-            "size": size,
+            **where,
             "type_name": f"{t.__module__}.{t.__qualname__}"[:255],
         }
 
@@ -55,7 +50,7 @@ class ResultStore:
     def get(self, run_id: str, task_key: str) -> Any:
         with self.db.read() as conn:
             row = conn.execute(
-                select(results.c.uri).where(
+                select(results.c.uri, results.c.data).where(
                     results.c.run_id == run_id, results.c.task_key == task_key
                 )
             ).first()
@@ -64,7 +59,8 @@ class ResultStore:
                 f"run {run_id} has no stored result for task {task_key!r}; only tasks that "
                 f"succeeded have one"
             )
-        return self.load(row.uri)
+        return self.load(row)
 
-    def load(self, uri: str) -> Any:
-        return pickle.loads(self.blobs.get(uri))
+    def load(self, pointer: Any) -> Any:
+        """The value a pointer row (from ``pointers()`` or a query) stands for."""
+        return pickle.loads(fetch(self.blobs, pointer))

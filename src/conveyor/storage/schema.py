@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -93,7 +94,9 @@ logs = Table(
     Column("task_key", String(255), primary_key=True),
     Column("attempt", Integer, primary_key=True),
     Column("stream", String(8), primary_key=True),
-    Column("uri", Text, nullable=False),
+    # Small blobs live in the row (data); larger ones in the blob store (uri).
+    Column("uri", Text),
+    Column("data", LargeBinary),
     Column("size", BigInteger, nullable=False),
 )
 
@@ -102,7 +105,8 @@ results = Table(
     metadata,
     Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("task_key", String(255), primary_key=True),
-    Column("uri", Text, nullable=False),
+    Column("uri", Text),
+    Column("data", LargeBinary),
     Column("size", BigInteger, nullable=False),
     Column("type_name", String(255), nullable=False),
 )

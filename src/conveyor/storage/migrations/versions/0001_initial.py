@@ -90,7 +90,8 @@ def upgrade() -> None:
         sa.Column("task_key", sa.String(255), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("stream", sa.String(8), nullable=False),
-        sa.Column("uri", sa.Text(), nullable=False),
+        sa.Column("uri", sa.Text()),
+        sa.Column("data", sa.LargeBinary()),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["run_id"], ["runs.id"], name="fk_logs_run_id_runs", ondelete="CASCADE"
@@ -102,7 +103,8 @@ def upgrade() -> None:
         "results",
         sa.Column("run_id", sa.String(32), nullable=False),
         sa.Column("task_key", sa.String(255), nullable=False),
-        sa.Column("uri", sa.Text(), nullable=False),
+        sa.Column("uri", sa.Text()),
+        sa.Column("data", sa.LargeBinary()),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("type_name", sa.String(255), nullable=False),
         sa.ForeignKeyConstraint(
