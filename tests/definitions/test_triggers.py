@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conveyor import DefinitionError, job, task, workflow
 from conveyor.definitions.triggers import Trigger, parse_trigger, parse_triggers
@@ -76,3 +78,46 @@ def test_jobs_give_trigger_strings() -> None:
     assert etl.is_fresh == "job.is_fresh:etl"
     assert [str(t) for t in etl.triggers] == ["schedule:0 8 * * 1"]
     assert [str(t) for t in report.triggers] == ["job.success:etl", "every:1h"]
+
+
+def _attempt(text: str) -> tuple[Trigger | None, str | None]:
+    """Parse, returning the trigger or the error's message: nothing else may escape."""
+    try:
+        return parse_trigger(text), None
+    except DefinitionError as e:
+        return None, str(e)
+
+
+KINDS = {
+    "schedule",
+    "every",
+    "once",
+    "webhook",
+    "tag",
+    "job.success",
+    "job.fail",
+    "job.completed",
+    "manual",
+    "deployment",
+    "http",
+}
+
+
+@given(st.text(max_size=40))
+def test_any_text_is_a_trigger_or_a_definition_error(text: str) -> None:
+    parsed, error = _attempt(text)
+    if error is not None:
+        assert error.startswith("Invalid trigger")
+    else:
+        assert parsed is not None
+        assert parsed.type in KINDS
+
+
+@given(
+    st.sampled_from(["every:", "schedule:", "once:", "job.success:", "tag:"]), st.text(max_size=20)
+)
+def test_typed_triggers_with_any_expression(prefix: str, expr: str) -> None:
+    parsed, error = _attempt(prefix + expr)
+    assert (parsed is None) != (error is None)
+    if error is not None:
+        assert error.startswith("Invalid trigger")

@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         rv = cli.main(args=argv, prog_name="conveyor", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()
