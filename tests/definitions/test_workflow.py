@@ -195,3 +195,12 @@ def test_indexing_a_handle_passes_an_item() -> None:
         double(p[1])
 
     assert wf.run().output("double") == 8
+
+
+def test_key_counter_skips_taken_keys() -> None:
+    from conveyor.definitions.workflow import KeyCounter
+
+    keys = KeyCounter()
+    taken = {"t_3"}
+    got = [keys.next("t", taken) for _ in range(4)]
+    assert got == ["t", "t_2", "t_4", "t_5"]

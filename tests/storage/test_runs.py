@@ -105,3 +105,14 @@ def test_resolve_id_by_prefix(durable: Instance) -> None:
     missing = "f" * 8 if not run.id.startswith("ffff") else "0" * 8
     with pytest.raises(NotFoundError):
         durable.run_store.resolve_id(missing)
+
+
+def test_create_and_start_in_one_step(durable: Instance) -> None:
+    run = _create(durable, then=RunStatus.RUNNING)
+    assert run.status is RunStatus.RUNNING
+    assert run.started_at is not None
+    stored = durable.run_store.get(run.id)
+    assert stored.status is RunStatus.RUNNING
+    assert stored.started_at == run.started_at
+    with pytest.raises(InvalidTransitionError):
+        _create(durable, then=RunStatus.SUCCESS)

@@ -8,7 +8,7 @@ arguments become data dependencies, and ``a >> b`` orders without data.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING, Any
 
 from conveyor.definitions.frames import current_frame
@@ -96,6 +96,26 @@ def _handles(value: Any, op: str) -> list[TaskHandle]:
     return items
 
 
+class KeyCounter:
+    """Hands out ``name``, ``name_2``, ``name_3``... skipping keys already taken.
+
+    Remembers where each name's numbering stopped, so that calling one task
+    N times costs O(N), not O(N^2).
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def next(self, name: str, taken: Container[str]) -> str:
+        n = self._next.get(name, 1)
+        key = name if n == 1 else f"{name}_{n}"
+        while key in taken:
+            n += 1
+            key = f"{name}_{n}"
+        self._next[name] = n + 1
+        return key
+
+
 class Composer:
     """The frame active while a ``@workflow`` body runs: it records nodes."""
 
@@ -104,14 +124,10 @@ class Composer:
         self.resource_keys = frozenset(resource_keys)
         self.nodes: list[_Pending] = []
         self.by_key: dict[str, _Pending] = {}
+        self._keys = KeyCounter()
 
     def _auto_key(self, name: str) -> str:
-        if name not in self.by_key:
-            return name
-        n = 2
-        while f"{name}_{n}" in self.by_key:
-            n += 1
-        return f"{name}_{n}"
+        return self._keys.next(name, self.by_key)
 
     def rename(self, node: _Pending, name: str) -> None:
         if not isinstance(name, str) or not name.isidentifier():

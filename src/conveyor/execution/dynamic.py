@@ -17,6 +17,7 @@ from typing import Any
 
 from conveyor.definitions.graph import iter_refs, replace_leaves
 from conveyor.definitions.task import Task
+from conveyor.definitions.workflow import KeyCounter
 from conveyor.execution.state import RunState
 from conveyor.execution.steps import StepSpec, injections, run_with_retries
 from conveyor.storage.states import TaskStatus
@@ -58,16 +59,13 @@ class JobFrame:
         self.state = state
         self._lock = threading.Lock()
         self._used: set[str] = {state.job.name}
+        self._keys = KeyCounter()
         self._pool: ThreadPoolExecutor | None = None
         self._futures: list[Future[Any]] = []
 
     def _key(self, name: str) -> str:
         with self._lock:
-            key = name
-            n = 2
-            while key in self._used:
-                key = f"{name}_{n}"
-                n += 1
+            key = self._keys.next(name, self._used)
             self._used.add(key)
             return key
 

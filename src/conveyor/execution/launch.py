@@ -99,6 +99,7 @@ def execute_job(
         origin=origin if origin is not None else default_origin(job),
         parent_run_id=parent.id if parent is not None else None,
         root_run_id=(parent.root_run_id or parent.id) if parent is not None else None,
+        then=RunStatus.RUNNING,
     )
     rec = inst.recorder(run.id)
     state = RunState(
@@ -114,7 +115,6 @@ def execute_job(
     )
     run_error: ConveyorError | None = None
     try:
-        inst.run_store.set_status(run.id, RunStatus.RUNNING)
         with routed_streams():
             if plan is not None:
                 _record_plan(state, plan)

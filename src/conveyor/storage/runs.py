@@ -40,8 +40,14 @@ class RunStore:
         origin: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
         root_run_id: str | None = None,
+        then: RunStatus | None = None,
     ) -> RunRecord:
-        """Insert a new run in its first status (``queued`` or ``starting``)."""
+        """Insert a new run in its first status (``queued`` or ``starting``).
+
+        With ``then``, the run also moves on to that status in the same
+        transaction (an in-process run is created ``starting`` and is
+        ``running`` at once).
+        """
         rid = run_id or new_run_id()
         check_run(None, status, rid)
         now = time.time()
@@ -65,6 +71,11 @@ class RunStore:
         }
         with self.db.write() as conn:
             conn.execute(runs.insert(), row)
+            if then is not None:
+                self.set_status_in(conn, rid, then, at=now)
+                row.update(status=str(then), updated_at=now)
+                if then is RunStatus.RUNNING:
+                    row["started_at"] = now
         return RunRecord.from_row(_RowLike(row))
 
     def set_status(
