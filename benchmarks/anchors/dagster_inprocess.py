@@ -82,10 +82,18 @@ def main() -> None:
 
             took = timed(run, repeats)
             tasks = n + 1 if make is chain else n + 2
-            print(json.dumps({"workload": f"{name} {n}", "tasks": tasks,
-                              "dagster_s": round(took, 3),
-                              "per_task_us": round(took / tasks * 1e6),
-                              "recording": "dagster local instance (disk)"}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "workload": f"{name} {n}",
+                        "tasks": tasks,
+                        "dagster_s": round(took, 3),
+                        "per_task_us": round(took / tasks * 1e6),
+                        "recording": "dagster local instance (disk)",
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from conveyor.definitions.graph import iter_refs, replace_leaves
 from conveyor.definitions.task import Task
 from conveyor.definitions.workflow import KeyCounter
 from conveyor.execution.state import RunState
-from conveyor.execution.steps import StepSpec, injections, run_with_retries
+from conveyor.execution.steps import StepSpec, run_with_retries, task_spec
 from conveyor.storage.states import TaskStatus
 
 MAX_THREADS = 16
@@ -85,21 +85,7 @@ class JobFrame:
             args = replace_leaves(args, value_of)
             kwargs = replace_leaves(kwargs, value_of)
         state = self.state
-        return StepSpec(
-            key=key,
-            name=task.name,
-            fn=task.fn,
-            is_async=task.is_async,
-            args=args,
-            kwargs=kwargs,
-            inject=injections(task.params, len(args), kwargs, state.resources),
-            config=state.config.task_config(key, task),
-            retry=task.retry or state.default_retry,
-            timeout=task.timeout,
-            on_success=task.on_success,
-            on_failure=task.on_failure,
-            depends_on=deps,
-        )
+        return task_spec(state, task, key, args, kwargs, deps, state.config.task_config(key, task))
 
     def _run(self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = self.state

@@ -14,34 +14,8 @@ from typing import Any
 from conveyor.definitions.graph import Node, OutputRef, replace_leaves
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunState
-from conveyor.execution.steps import StepSpec, injections, run_attempt
+from conveyor.execution.steps import StepSpec, run_attempt, task_spec
 from conveyor.storage.states import TaskStatus
-
-
-def node_spec(
-    state: RunState,
-    node: Node,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    depends_on: list[str],
-) -> StepSpec:
-    task = node.task
-    inject = injections(task.params, len(args), kwargs, state.resources)
-    return StepSpec(
-        key=node.key,
-        name=task.name,
-        fn=task.fn,
-        is_async=task.is_async,
-        args=args,
-        kwargs=kwargs,
-        inject=inject,
-        config=state.config.task_configs.get(node.key),
-        retry=task.retry or state.default_retry,
-        timeout=task.timeout,
-        on_success=task.on_success,
-        on_failure=task.on_failure,
-        depends_on=depends_on,
-    )
 
 
 def _resolve(node: Node, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -83,7 +57,8 @@ def run_plan(state: RunState, plan: Plan) -> None:
         if spec is None:
             node = plan.steps[key]
             args, kwargs = _resolve(node, values)
-            spec = node_spec(state, node, args, kwargs, list(node.deps))
+            config = state.config.task_configs.get(key)
+            spec = task_spec(state, node.task, key, args, kwargs, list(node.deps), config)
         outcome = run_attempt(state, spec, attempt)
         if outcome.status is TaskStatus.SUCCESS:
             specs.pop(key, None)

@@ -17,7 +17,7 @@ from typing import Any
 from conveyor.definitions.context import TaskContext
 from conveyor.definitions.params import Param, ParamKind
 from conveyor.definitions.retry import RetryPolicy
-from conveyor.definitions.task import Hook
+from conveyor.definitions.task import Hook, Task
 from conveyor.errors import StorageError, TaskTimeoutError, UserCodeError
 from conveyor.execution.aio import run_coroutine
 from conveyor.execution.capture import Capture, current_capture, make_logger
@@ -83,6 +83,33 @@ def injections(
         elif job_body:
             out.append((p.name, FIELD))
     return tuple(out)
+
+
+def task_spec(
+    state: RunState,
+    task: Task[Any],
+    key: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    depends_on: list[str],
+    config: Any,
+) -> StepSpec:
+    """The step for one call of ``task`` in this run, with the task's or the job's options."""
+    return StepSpec(
+        key=key,
+        name=task.name,
+        fn=task.fn,
+        is_async=task.is_async,
+        args=args,
+        kwargs=kwargs,
+        inject=injections(task.params, len(args), kwargs, state.resources),
+        config=config,
+        retry=task.retry or state.default_retry,
+        timeout=task.timeout,
+        on_success=task.on_success,
+        on_failure=task.on_failure,
+        depends_on=depends_on,
+    )
 
 
 def _context(state: RunState, spec: StepSpec, attempt: int) -> TaskContext:

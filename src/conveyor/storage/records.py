@@ -1,12 +1,20 @@
-"""Read-side values: what storage returns about runs, task runs and events."""
+"""Read-side values: what storage returns about runs, task runs and events.
+
+Each record is built from its table row by one helper, with a converter per
+column that is not stored as it is read (statuses, epoch times).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
+from conveyor.errors import NotFoundError
 from conveyor.storage.states import RunStatus, TaskStatus
+
+R = TypeVar("R")
 
 
 def to_datetime(ts: float | None) -> datetime | None:
@@ -23,12 +31,37 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _from_row(
+    cls: type[R],
+    row: Any,
+    convert: Mapping[str, Callable[[Any], Any]],
+    source: Mapping[str, str] | None = None,
+) -> R:
+    """Build ``cls`` from a row: each field from its column (or ``source[field]``)."""
+    m = row._mapping if hasattr(row, "_mapping") else row
+    kwargs = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        value = m[(source or {}).get(f.name, f.name)]
+        conv = convert.get(f.name)
+        kwargs[f.name] = value if conv is None else conv(value)
+    return cls(**kwargs)
+
+
+def _span(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
+def _to_dict(record: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    d: dict[str, Any] = _jsonable(asdict(record))
+    for name in drop:
+        del d[name]
+    d["duration"] = record.duration
+    return d
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class RunRecord:
     """One run as stored."""
-
-    def __repr__(self) -> str:
-        return f"<RunRecord {self.id[:8]} {self.job_name} {self.status}>"
 
     id: str
     job_name: str
@@ -49,6 +82,20 @@ class RunRecord:
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 
+    _CONVERT: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "status": RunStatus,
+        "created_at": to_datetime,
+        "started_at": to_datetime,
+        "ended_at": to_datetime,
+        "updated_at": to_datetime,
+        "tags": lambda v: v or {},
+        "run_config": lambda v: v or {},
+    }
+
+    @classmethod
+    def from_row(cls, row: Any) -> RunRecord:
+        return _from_row(cls, row, cls._CONVERT, {"created_ts": "created_at"})
+
     @property
     def cursor(self) -> tuple[float, str]:
         """Pass as ``before=`` to list the runs after this one."""
@@ -59,45 +106,18 @@ class RunRecord:
         """Seconds from start to end (or to now while running)."""
         if self.started_at is None:
             return None
-        end = self.ended_at or datetime.now(UTC)
-        return (end - self.started_at).total_seconds()
+        return _span(self.started_at, self.ended_at or datetime.now(UTC))
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = _jsonable(asdict(self))
-        del d["created_ts"]
-        d["duration"] = self.duration
-        return d
+        return _to_dict(self, drop=("created_ts",))
 
-    @classmethod
-    def from_row(cls, row: Any) -> RunRecord:
-        m = row._mapping
-        return cls(
-            id=m["id"],
-            job_name=m["job_name"],
-            job_version=m["job_version"],
-            status=RunStatus(m["status"]),
-            created_at=datetime.fromtimestamp(m["created_at"], UTC),
-            started_at=to_datetime(m["started_at"]),
-            ended_at=to_datetime(m["ended_at"]),
-            updated_at=datetime.fromtimestamp(m["updated_at"], UTC),
-            tags=m["tags"] or {},
-            run_config=m["run_config"] or {},
-            selection=m["selection"],
-            trigger=m["trigger"],
-            origin=m["origin"],
-            parent_run_id=m["parent_run_id"],
-            root_run_id=m["root_run_id"],
-            error=m["error"],
-            created_ts=m["created_at"],
-        )
+    def __repr__(self) -> str:
+        return f"<RunRecord {self.id[:8]} {self.job_name} {self.status}>"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class TaskRunRecord:
     """One attempt of one task in a run."""
-
-    def __repr__(self) -> str:
-        return f"<TaskRunRecord {self.task_key} attempt {self.attempt} {self.status}>"
 
     run_id: str
     task_key: str
@@ -112,42 +132,31 @@ class TaskRunRecord:
     error_traceback: str | None
     retry_wait: float | None
 
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return (self.ended_at - self.started_at).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = _jsonable(asdict(self))
-        d["duration"] = self.duration
-        return d
+    _CONVERT: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "status": TaskStatus,
+        "started_at": to_datetime,
+        "ended_at": to_datetime,
+        "depends_on": lambda v: list(v or []),
+    }
 
     @classmethod
     def from_row(cls, row: Any) -> TaskRunRecord:
-        m = row._mapping
-        return cls(
-            run_id=m["run_id"],
-            task_key=m["task_key"],
-            attempt=m["attempt"],
-            task_name=m["task_name"],
-            status=TaskStatus(m["status"]),
-            started_at=to_datetime(m["started_at"]),
-            ended_at=to_datetime(m["ended_at"]),
-            depends_on=list(m["depends_on"] or []),
-            error_type=m["error_type"],
-            error_message=m["error_message"],
-            error_traceback=m["error_traceback"],
-            retry_wait=m["retry_wait"],
-        )
+        return _from_row(cls, row, cls._CONVERT)
+
+    @property
+    def duration(self) -> float | None:
+        return _span(self.started_at, self.ended_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    def __repr__(self) -> str:
+        return f"<TaskRunRecord {self.task_key} attempt {self.attempt} {self.status}>"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class EventRecord:
     """Something that happened in a run: a failure, a retry, a hook error..."""
-
-    def __repr__(self) -> str:
-        return f"<EventRecord {self.kind} {self.task_key or ''} {self.message[:40]!r}>"
 
     id: int
     run_id: str
@@ -158,31 +167,21 @@ class EventRecord:
     message: str
     data: dict[str, Any] | None
 
+    @classmethod
+    def from_row(cls, row: Any) -> EventRecord:
+        return _from_row(cls, row, {"at": to_datetime})
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = _jsonable(asdict(self))
         return d
 
-    @classmethod
-    def from_row(cls, row: Any) -> EventRecord:
-        m = row._mapping
-        return cls(
-            id=m["id"],
-            run_id=m["run_id"],
-            task_key=m["task_key"],
-            attempt=m["attempt"],
-            at=datetime.fromtimestamp(m["at"], UTC),
-            kind=m["kind"],
-            message=m["message"],
-            data=m["data"],
-        )
+    def __repr__(self) -> str:
+        return f"<EventRecord {self.kind} {self.task_key or ''} {self.message[:40]!r}>"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class TaskDetails:
     """A task in a run with all of its attempts; ``status`` is the latest attempt's."""
-
-    def __repr__(self) -> str:
-        return f"<TaskDetails {self.key} {self.status} ({len(self.attempts)} attempts)>"
 
     key: str
     task_name: str
@@ -194,29 +193,21 @@ class TaskDetails:
 
     @property
     def duration(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return (self.ended_at - self.started_at).total_seconds()
+        return _span(self.started_at, self.ended_at)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "task_name": self.task_name,
-            "status": str(self.status),
-            "depends_on": self.depends_on,
-            "attempts": [a.to_dict() for a in self.attempts],
-            "started_at": _jsonable(self.started_at),
-            "ended_at": _jsonable(self.ended_at),
-            "duration": self.duration,
-        }
+        d = _to_dict(self)
+        d["attempts"] = [a.to_dict() for a in self.attempts]
+        return d
+
+    def __repr__(self) -> str:
+        return f"<TaskDetails {self.key} {self.status} ({len(self.attempts)} attempts)>"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class RunDetails:
-    """A run with its tasks and events."""
-
-    def __repr__(self) -> str:
-        return f"<RunDetails {self.run.id[:8]} {self.run.job_name} {self.run.status}>"
+    """A run with its tasks and events; the run's own fields read through
+    (``details.status``, ``details.job_name``...)."""
 
     run: RunRecord
     tasks: list[TaskDetails]
@@ -226,14 +217,11 @@ class RunDetails:
         for t in self.tasks:
             if t.key == key:
                 return t
-        from conveyor.errors import NotFoundError
-
         raise NotFoundError(
             f"run {self.run.id} has no task {key!r} (tasks: {', '.join(t.key for t in self.tasks)})"
         )
 
     def __getattr__(self, name: str) -> Any:
-        # The run's own fields read through: details.status, details.job_name...
         return getattr(self.run, name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,6 +229,9 @@ class RunDetails:
         d["tasks"] = [t.to_dict() for t in self.tasks]
         d["events"] = [e.to_dict() for e in self.events]
         return d
+
+    def __repr__(self) -> str:
+        return f"<RunDetails {self.run.id[:8]} {self.run.job_name} {self.run.status}>"
 
 
 def group_attempts(rows: list[TaskRunRecord]) -> list[TaskDetails]:

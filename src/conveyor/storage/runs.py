@@ -76,7 +76,7 @@ class RunStore:
                 row.update(status=str(then), updated_at=now)
                 if then is RunStatus.RUNNING:
                     row["started_at"] = now
-        return RunRecord.from_row(_RowLike(row))
+        return RunRecord.from_row(row)
 
     def set_status(
         self, run_id: str, to: RunStatus, *, error: str | None = None, at: float | None = None
@@ -178,10 +178,3 @@ class RunStore:
             q = q.where(runs.c.job_name == job_name)
         with self.db.read() as conn:
             return int(conn.execute(q).scalar_one())
-
-
-class _RowLike:
-    """Lets ``RunRecord.from_row`` read a dict we just inserted."""
-
-    def __init__(self, mapping: dict[str, Any]) -> None:
-        self._mapping = mapping
