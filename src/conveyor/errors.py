@@ -51,6 +51,23 @@ class TaskTimeoutError(ExecutionError, TimeoutError):
     """A task ran past its timeout and was stopped."""
 
 
+class InfrastructureError(ExecutionError):
+    """The machinery around a task failed, not its code: its process died, it ran out of
+    memory, or it was stopped from outside."""
+
+
+class WorkerLostError(InfrastructureError):
+    """The process running a task died (os._exit, a segfault, SIGKILL...)."""
+
+
+class TaskOutOfMemoryError(InfrastructureError, MemoryError):
+    """A task used more memory than its ``memory=`` allows and was stopped."""
+
+
+class InsufficientResourcesError(ExecutionError):
+    """A task asks for more cpu or memory than its executor can ever give."""
+
+
 class UserCodeError(ExecutionError):
     """User code raised inside a task, a hook or a resource.
 

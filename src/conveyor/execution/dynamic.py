@@ -19,7 +19,7 @@ from conveyor.definitions.graph import iter_refs, replace_leaves
 from conveyor.definitions.task import Task
 from conveyor.definitions.workflow import KeyCounter
 from conveyor.execution.state import RunState
-from conveyor.execution.steps import StepSpec, run_with_retries, task_spec
+from conveyor.execution.steps import StepSpec, original, run_with_retries, task_spec
 from conveyor.storage.states import TaskStatus
 
 MAX_THREADS = 16
@@ -100,7 +100,7 @@ class JobFrame:
         assert outcome.error is not None
         with state.lock:
             state.failures[key] = outcome.error
-        raise outcome.error.original
+        raise original(outcome.error)
 
     def _reuse(self, key: str, task: Task[Any], pointer: dict[str, Any]) -> Any:
         state = self.state

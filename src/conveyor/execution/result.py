@@ -17,8 +17,10 @@ class RunResult:
         run_id: the id under which the run is recorded.
         job_name: the job that ran.
         status: the run's final ``RunStatus``.
-        error: the first failure (a ``UserCodeError`` whose ``original`` is the
-            task's own exception), or ``None``.
+        error: the first failure, or ``None``: a ``UserCodeError`` whose
+            ``original`` is the task's own exception where user code raised, or
+            the ``ConveyorError`` that stopped it (``TaskTimeoutError``,
+            ``WorkerLostError``, ``TaskOutOfMemoryError``...).
         failures: every failed task's error, by task key.
     """
 
@@ -94,9 +96,7 @@ class RunResult:
         """Raise the first failure: the task's own exception where user code raised."""
         if self.error is None:
             return
-        if isinstance(self.error, UserCodeError):
-            raise self.error.original
-        raise self.error
+        raise self.error.original if isinstance(self.error, UserCodeError) else self.error
 
     def __repr__(self) -> str:
         return f"<RunResult {self.job_name} {self.run_id[:8]} {self.status}>"

@@ -1,8 +1,12 @@
 """Running one step: an attempt with its capture, timeout, hooks and records.
 
-The static engine and the ``@job`` frame both describe a step as a
-``StepSpec`` and run its attempts here, so retries, timeouts, logs, results
-and hooks behave the same wherever a task runs.
+An attempt has three parts. ``begin`` records it ``running``; ``call_task``
+calls the user's function with its parameters filled, its output captured
+and its timeout armed, and returns a picklable ``Report``; ``finish`` stores
+the logs and the result, records the end state, runs the hooks and decides
+whether to retry. ``begin`` and ``finish`` always run in the run's own
+process, where the recorder batches the writes; ``call_task`` runs there too
+(in-process executor) or in a worker process or a Dask worker.
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.definitions.context import TaskContext
 from conveyor.definitions.params import Param, ParamKind
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.task import Hook, Task
-from conveyor.errors import StorageError, TaskTimeoutError, UserCodeError
+from conveyor.errors import ConveyorError, StorageError, TaskTimeoutError, UserCodeError
 from conveyor.execution.aio import run_coroutine
 from conveyor.execution.capture import Capture, current_capture, make_logger
 from conveyor.execution.state import RunState
@@ -48,17 +52,52 @@ class StepSpec:
     on_success: tuple[Hook, ...]
     on_failure: tuple[Hook, ...]
     depends_on: list[str]
+    cpu: float = 1.0
+    memory: int | None = None
+    task: Task[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunMeta:
+    """What a task's context says about its run."""
+
+    run_id: str
+    job_name: str
+    tags: dict[str, str]
+
+
+@dataclass(slots=True)
+class Report:
+    """What calling a task produced. Picklable, so it can come back from another process.
+
+    ``error`` is the exception the task raised (or a ``ConveyorError`` such as
+    ``TaskTimeoutError``); ``stored`` holds the pointer columns of a result
+    that the worker already wrote to the result store.
+    """
+
+    value: Any = None
+    error: BaseException | None = None
+    traceback_text: str = ""
+    out: str = ""
+    err: str = ""
+    stored: dict[str, Any] | None = None
+    user_code: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(slots=True)
 class Outcome:
-    """The end of one attempt: ``success`` (with ``value``), ``retry`` (after ``wait``) or
-    ``failure`` (with ``error``)."""
+    """The end of one attempt: ``success`` (with ``value``), ``up_for_retry`` (after ``wait``)
+    or ``failure`` (with ``error``)."""
 
     status: TaskStatus
     value: Any = None
-    error: UserCodeError | None = None
+    error: ConveyorError | None = None
     wait: float = 0.0
+    stored: dict[str, Any] | None = field(default=None)
 
 
 def injections(
@@ -102,100 +141,138 @@ def task_spec(
         is_async=task.is_async,
         args=args,
         kwargs=kwargs,
-        inject=injections(task.params, len(args), kwargs, state.resources),
+        inject=injections(task.params, len(args), kwargs, state.resources or state.job.resources),
         config=config,
         retry=task.retry or state.default_retry,
         timeout=task.timeout,
         on_success=task.on_success,
         on_failure=task.on_failure,
         depends_on=depends_on,
+        cpu=task.cpu if task.cpu is not None else 1.0,
+        memory=task.memory,
+        task=task,
     )
 
 
-def _context(state: RunState, spec: StepSpec, attempt: int) -> TaskContext:
+def make_context(
+    meta: RunMeta, key: str, attempt: int, config: Any, resources: dict[str, Any]
+) -> TaskContext:
     return TaskContext(
-        task_key=spec.key,
+        task_key=key,
         attempt=attempt,
-        run_id=state.run_id,
-        job_name=state.job.name,
-        tags=state.tags,
-        config=spec.config,
-        resources=state.resources,
+        run_id=meta.run_id,
+        job_name=meta.job_name,
+        tags=meta.tags,
+        config=config,
+        resources=resources,
         log_factory=make_logger,
     )
 
 
-def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
-    """Run attempt ``attempt`` of a step and record it from ``running`` to its end."""
-    rec = state.recorder
-    key = spec.key
-    rec.task(
-        key,
+def begin(state: RunState, spec: StepSpec, attempt: int) -> None:
+    """Record that an attempt starts."""
+    state.recorder.task(
+        spec.key,
         attempt,
         TaskStatus.RUNNING,
         task_name=spec.name,
         depends_on=spec.depends_on,
         started_at=time.time(),
     )
-    state.set_status(key, TaskStatus.RUNNING)
-    ctx = (
-        _context(state, spec, attempt)
-        if (spec.inject or spec.on_success or spec.on_failure)
-        else None
-    )
+    state.set_status(spec.key, TaskStatus.RUNNING)
+
+
+def call_task(
+    spec: StepSpec,
+    attempt: int,
+    meta: RunMeta,
+    resources: dict[str, Any],
+    *,
+    echo: bool,
+    on_timeout: Callable[[], None] | None = None,
+) -> Report:
+    """Call the task's function with its parameters filled, capturing what it writes.
+
+    Raises only ``BaseException``s that stop the run (Ctrl-C); everything the
+    task raises, and its timeout, come back in the report.
+    """
     kwargs = spec.kwargs
     if spec.inject:
+        ctx = None
         kwargs = dict(kwargs)
         for name, how in spec.inject:
             if how == CONTEXT:
+                ctx = ctx or make_context(meta, spec.key, attempt, spec.config, resources)
                 kwargs[name] = ctx
             elif how == CONFIG:
                 kwargs[name] = spec.config
             elif how == RESOURCE:
-                kwargs[name] = state.resources[name]
+                kwargs[name] = resources[name]
             else:
                 kwargs[name] = getattr(spec.config, name)
-    cap = Capture(state.echo)
+    cap = Capture(echo)
     token = current_capture.set(cap)
-    error: BaseException | None = None
-    value: Any = None
+    report = Report()
     try:
-        try:
-            with deadline(spec.timeout):
-                value = spec.fn(*spec.args, **kwargs)
-                if spec.is_async:
-                    value = run_coroutine(value)
-        except TaskInterrupt:
-            error = TaskTimeoutError(
-                f"task {key!r} ran past its timeout of {spec.timeout:g}s and was stopped"
-            )
-        except Exception as e:
-            error = e
-    except BaseException:
-        # KeyboardInterrupt or SystemExit: the run is being stopped.
+        with deadline(spec.timeout):
+            value = spec.fn(*spec.args, **kwargs)
+            if spec.is_async:
+                value = run_coroutine(value)
+        report.value = value
+    except TaskInterrupt:
+        if on_timeout is not None:
+            on_timeout()
+        report.error = TaskTimeoutError(
+            f"task {spec.key!r} ran past its timeout of {spec.timeout:g}s and was stopped"
+        )
+        report.user_code = False
+    except Exception as e:
+        report.error = e
+    finally:
         current_capture.reset(token)
-        _store_logs(state, key, attempt, cap)
-        rec.task(key, attempt, TaskStatus.CANCELED, ended_at=time.time())
-        state.set_status(key, TaskStatus.CANCELED)
-        raise
-    current_capture.reset(token)
-    if error is not None:
+    if report.error is not None:
         # As a process would, the failed attempt's stderr ends with its traceback.
-        cap.err.append(UserCodeError.format(error))
-    _store_logs(state, key, attempt, cap)
-    if error is None:
-        _store_result(state, key, value)
+        report.traceback_text = UserCodeError.format(report.error)
+        cap.err.append(report.traceback_text)
+    report.out = "".join(cap.out)
+    report.err = "".join(cap.err)
+    return report
+
+
+def finish(
+    state: RunState, spec: StepSpec, attempt: int, report: Report, ctx: TaskContext | None = None
+) -> Outcome:
+    """Store an attempt's logs and result, record its end, run hooks, decide on a retry."""
+    rec = state.recorder
+    key = spec.key
+    for stream, text in (("stdout", report.out), ("stderr", report.err)):
+        if text:
+            rec.log(key, attempt, stream, text.encode("utf-8", "replace"))
+    if report.error is None:
+        if report.stored is not None:
+            rec.stored_result(key, report.stored)
+        else:
+            _store_result(state, key, report.value)
         rec.task(key, attempt, TaskStatus.SUCCESS, ended_at=time.time())
         state.set_status(key, TaskStatus.SUCCESS)
         for hook in spec.on_success:
             _call_hook(state, hook, spec, attempt, ctx, None)
-        return Outcome(TaskStatus.SUCCESS, value=value)
-    wrapped = UserCodeError(f"task {key!r}", error, cap.err[-1])
+        return Outcome(TaskStatus.SUCCESS, value=report.value, stored=report.stored)
+    error = report.error
+    wrapped: ConveyorError
+    if report.user_code:
+        wrapped = UserCodeError(f"task {key!r}", error, report.traceback_text)
+    else:
+        wrapped = (
+            error
+            if isinstance(error, ConveyorError)
+            else UserCodeError(f"task {key!r}", error, report.traceback_text)
+        )
     fields: dict[str, Any] = {
         "ended_at": time.time(),
         "error_type": f"{type(error).__module__}.{type(error).__qualname__}"[:255],
         "error_message": str(error),
-        "error_traceback": wrapped.traceback_text,
+        "error_traceback": report.traceback_text or None,
     }
     if spec.retry.should_retry(error, attempt):
         wait = spec.retry.wait_before(attempt)
@@ -216,12 +293,36 @@ def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
         f"task {key!r} failed: {type(error).__name__}: {error}",
         task_key=key,
         attempt=attempt,
-        data={"traceback": wrapped.traceback_text},
+        data={"traceback": report.traceback_text},
     )
     state.set_status(key, TaskStatus.FAILURE)
     for hook in spec.on_failure:
         _call_hook(state, hook, spec, attempt, ctx, error)
     return Outcome(TaskStatus.FAILURE, error=wrapped)
+
+
+def cancel(state: RunState, spec: StepSpec, attempt: int, reason: str) -> None:
+    """Record that a running attempt was stopped because the run is being stopped."""
+    state.recorder.task(
+        spec.key, attempt, TaskStatus.CANCELED, ended_at=time.time(), error_message=reason
+    )
+    state.set_status(spec.key, TaskStatus.CANCELED)
+
+
+def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
+    """Run one attempt in this thread: begin, call, finish."""
+    begin(state, spec, attempt)
+    meta = RunMeta(state.run_id, state.job.name, state.tags)
+    try:
+        report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
+    except BaseException:
+        # KeyboardInterrupt or SystemExit: the run is being stopped.
+        cancel(state, spec, attempt, "stopped with the run")
+        raise
+    ctx = None
+    if spec.on_success or spec.on_failure:
+        ctx = make_context(meta, spec.key, attempt, spec.config, state.resources)
+    return finish(state, spec, attempt, report, ctx)
 
 
 def run_with_retries(state: RunState, spec: StepSpec) -> Outcome:
@@ -235,10 +336,9 @@ def run_with_retries(state: RunState, spec: StepSpec) -> Outcome:
         attempt += 1
 
 
-def _store_logs(state: RunState, key: str, attempt: int, cap: Capture) -> None:
-    for stream, parts in (("stdout", cap.out), ("stderr", cap.err)):
-        if parts:
-            state.recorder.log(key, attempt, stream, cap.data(stream))
+def original(error: ConveyorError) -> BaseException:
+    """The exception to raise for a failure: the user's own where user code raised."""
+    return error.original if isinstance(error, UserCodeError) else error
 
 
 def _store_result(state: RunState, key: str, value: Any) -> None:

@@ -129,6 +129,11 @@ class RunRecorder:
         with self._lock:
             self._results.append(pointer)
 
+    def stored_result(self, key: str, where: dict[str, Any]) -> None:
+        """Record a result that another process already wrote to the blob store."""
+        with self._lock:
+            self._results.append({"run_id": self.run_id, "task_key": key, **where})
+
     def reuse_result(self, key: str, pointer: dict[str, Any]) -> None:
         """Point this run's result of ``key`` at another run's stored bytes."""
         with self._lock:
