@@ -19,7 +19,7 @@ SRC = Path(__file__).parents[1] / "src" / "conveyor"
 ALLOWED = {
     "definitions": {"definitions", "errors", "_types"},
     "storage": {"storage", "definitions", "errors", "_types"},
-    "execution": {"execution", "storage", "definitions", "errors", "_types"},
+    "execution": {"execution", "storage", "definitions", "errors", "workspace", "_types"},
     "cli": {"cli", "execution", "storage", "definitions", "errors", "workspace", "_types", ""},
 }
 

@@ -64,6 +64,10 @@ class TaskOutOfMemoryError(InfrastructureError, MemoryError):
     """A task used more memory than its ``memory=`` allows and was stopped."""
 
 
+class RunCanceledError(ExecutionError):
+    """A run was canceled on request before it could finish."""
+
+
 class InsufficientResourcesError(ExecutionError):
     """A task asks for more cpu or memory than its executor can ever give."""
 

@@ -12,6 +12,9 @@ from typing import Any
 from conveyor.definitions.job import Job
 from conveyor.errors import NotFoundError, WorkspaceError
 
+# Workspace files are imported under this prefix and their file name.
+WORKSPACE_PREFIX = "conveyor_workspace_"
+
 
 @dataclass(slots=True)
 class Workspace:
@@ -58,12 +61,20 @@ def load_file(path: str | Path) -> Workspace:
         raise WorkspaceError(f"workspace file {str(path)!r} does not exist")
     if p.suffix != ".py":
         raise WorkspaceError(f"workspace file {str(path)!r} is not a Python (.py) file")
-    name = f"conveyor_workspace_{p.stem}"
-    if str(p.parent) not in sys.path:
-        sys.path.insert(0, str(p.parent))
-    spec = importlib.util.spec_from_file_location(name, p)
+    return _collect(import_file(p, WORKSPACE_PREFIX + p.stem), {"file": str(p)})
+
+
+def import_file(path: Path, name: str) -> Any:
+    """Import the file at ``path`` as module ``name``, its folder on ``sys.path``.
+
+    Worker processes import a workspace file the same way, under the same
+    name, so that its tasks are found there by reference.
+    """
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise WorkspaceError(f"cannot import {p}")
+        raise WorkspaceError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -71,7 +82,7 @@ def load_file(path: str | Path) -> Workspace:
     except Exception:
         sys.modules.pop(name, None)
         raise
-    return _collect(module, {"file": str(p)})
+    return module
 
 
 def load_module(name: str) -> Workspace:

@@ -129,7 +129,7 @@ def rerun_command(run_id: str, full: bool, echo: bool) -> int:
 
     Tasks that succeeded are reused from their stored results unless --full.
     """
-    from conveyor.execution.launch import rerun_job
+    from conveyor.execution.rerun import rerun_job
     from conveyor.storage.instance import Instance
     from conveyor.workspace import load
 

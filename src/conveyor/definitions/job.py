@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from conveyor.storage.records import RunDetails, RunRecord
 
 JobKind = Literal["workflow", "job"]
-_EXECUTORS = ("in_process",)
+EXECUTORS = ("in_process", "multiprocess", "dask")
 
 
 class Job:
@@ -70,7 +70,7 @@ class Job:
         trigger: str | Sequence[str] | None = None,
         schedule: str | None = None,
         execute: Mapping[str, Any] | None = None,
-        executor: str | None = None,
+        executor: Any = None,
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
     ) -> None:
@@ -106,9 +106,14 @@ class Job:
             triggers.extend([trigger] if isinstance(trigger, str) else trigger)
         self.triggers: tuple[Trigger, ...] = parse_triggers(triggers, self.name)
         self.execute = ExecuteOptions.parse(execute, owner)
-        if executor is not None and executor not in _EXECUTORS:
+        if (
+            executor is not None
+            and executor not in EXECUTORS
+            and not (hasattr(executor, "run") and hasattr(executor, "name"))
+        ):
             raise DefinitionError(
-                f"{owner}: unknown executor {executor!r}; available: {', '.join(_EXECUTORS)}"
+                f"{owner}: unknown executor {executor!r}; use one of {', '.join(EXECUTORS)} or "
+                f"an executor object such as MultiprocessExecutor(max_workers=4)"
             )
         self.executor = executor
         self.on_success = normalize_hooks(on_success, owner, "on_success")
@@ -172,7 +177,7 @@ class Job:
             repr(self.retry),
             repr(self.execute),
             stable_repr([str(t) for t in self.triggers]),
-            str(self.executor),
+            stable_repr(self.executor),
             stable_repr({k: _resource_fingerprint(v) for k, v in self.resources.items()}),
         ]
         parts.append(function_fingerprint(self.fn))
@@ -248,6 +253,7 @@ class Job:
         instance: Instance | None = None,
         raise_on_error: bool = True,
         input_values: Mapping[str, Any] | None = None,
+        executor: Any = None,
     ) -> RunResult:
         """Run the job in this process and record the run.
 
@@ -258,6 +264,8 @@ class Job:
             instance: where the run is recorded (default: ``Instance.default()``).
             raise_on_error: raise the failing task's own exception when the run fails.
             input_values: outputs of unselected upstream tasks, by task key.
+            executor: ``"in_process"`` (default), ``"multiprocess"``, ``"dask"``, or an
+                executor object; overrides the job's ``executor=``.
 
         Returns:
             The ``RunResult``, also when the run failed and ``raise_on_error`` is false.
@@ -272,6 +280,7 @@ class Job:
             instance=instance,
             raise_on_error=raise_on_error,
             input_values=input_values,
+            executor=executor,
         )
 
     def rerun(
@@ -281,6 +290,7 @@ class Job:
         *,
         instance: Instance | None = None,
         raise_on_error: bool = True,
+        executor: Any = None,
     ) -> RunResult:
         """Run again from a previous run.
 
@@ -288,9 +298,16 @@ class Job:
         downstream of them execute; tasks that succeeded are ``reused`` from
         their stored results. ``full=True`` executes everything again.
         """
-        from conveyor.execution.launch import rerun_job
+        from conveyor.execution.rerun import rerun_job
 
-        return rerun_job(self, run_id, full=full, instance=instance, raise_on_error=raise_on_error)
+        return rerun_job(
+            self,
+            run_id,
+            full=full,
+            instance=instance,
+            raise_on_error=raise_on_error,
+            executor=executor,
+        )
 
     def runs(
         self, limit: int = 20, status: str | None = None, *, instance: Instance | None = None

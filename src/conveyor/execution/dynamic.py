@@ -9,17 +9,27 @@ arguments are waited for and become the step's recorded dependencies.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from conveyor.definitions.frames import current_frame
 from conveyor.definitions.graph import iter_refs, replace_leaves
+from conveyor.definitions.retry import NO_RETRY
 from conveyor.definitions.task import Task
 from conveyor.definitions.workflow import KeyCounter
 from conveyor.execution.state import RunState
-from conveyor.execution.steps import StepSpec, original, run_with_retries, task_spec
+from conveyor.execution.steps import (
+    StepSpec,
+    injections,
+    original,
+    run_attempt,
+    run_with_retries,
+    task_spec,
+)
 from conveyor.storage.states import TaskStatus
 
 MAX_THREADS = 16
@@ -142,3 +152,49 @@ class JobFrame:
         """Wait for the steps the body submitted and did not wait for."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def run_body(state: RunState) -> None:
+    """Run a ``@job`` body as the run's first step, with task calls routed through a frame."""
+    job = state.job
+    frame = JobFrame(state)
+    is_async = inspect.iscoroutinefunction(job.fn)
+
+    async def async_body(*args: Any, **kwargs: Any) -> Any:
+        token = current_frame.set(frame)
+        try:
+            return await job.fn(*args, **kwargs)
+        finally:
+            current_frame.reset(token)
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        token = current_frame.set(frame)
+        try:
+            return job.fn(*args, **kwargs)
+        finally:
+            current_frame.reset(token)
+
+    spec = StepSpec(
+        key=job.name,
+        name=job.name,
+        fn=async_body if is_async else body,
+        is_async=is_async,
+        args=(),
+        kwargs={},
+        inject=injections(job.params, 0, {}, state.resources, job_body=True),
+        config=state.config.job_config,
+        retry=NO_RETRY,
+        timeout=None,
+        on_success=(),
+        on_failure=(),
+        depends_on=[],
+    )
+    try:
+        outcome = run_attempt(state, spec, 1)
+    finally:
+        frame.close()
+    if outcome.status is TaskStatus.SUCCESS:
+        state.outputs[job.name] = outcome.value
+    else:
+        assert outcome.error is not None
+        state.failures.setdefault(job.name, outcome.error)

@@ -1,8 +1,9 @@
-"""Running a job in this process: validate, record, execute, close, report.
+"""Running a job: validate, record, execute on an executor, close, report.
 
-``execute_job`` is what ``Job.run`` calls. Bad input (selection, config,
-inputs) raises before a run is recorded; from then on, every outcome,
-including Ctrl-C, ends with the run in a final state.
+``execute_job`` is what ``Job.run`` calls; ``execute_run`` runs a run that
+was recorded elsewhere (``conveyor run --detach``). Bad input (selection,
+config, inputs) raises before a run is recorded; from then on every outcome,
+including Ctrl-C and cancel requests, ends with the run in a final state.
 """
 
 from __future__ import annotations
@@ -15,23 +16,24 @@ from typing import Any
 from conveyor.definitions.context import RunContext
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.job import Job
-from conveyor.definitions.retry import NO_RETRY
 from conveyor.errors import (
     ConfigError,
     ConveyorError,
     ExecutionError,
+    RunCanceledError,
     SelectionError,
     UserCodeError,
 )
 from conveyor.execution.capture import make_logger, routed_streams
-from conveyor.execution.dynamic import JobFrame
-from conveyor.execution.engine import run_plan
+from conveyor.execution.dynamic import run_body
+from conveyor.execution.executors import Executor, resolve_executor
+from conveyor.execution.monitor import RunMonitor
 from conveyor.execution.plan import Plan, build_plan
 from conveyor.execution.resources import opened
 from conveyor.execution.result import RunResult
-from conveyor.execution.runconfig import validate_run_config
+from conveyor.execution.runconfig import RunConfig, validate_run_config
 from conveyor.execution.state import Listener, RunState
-from conveyor.execution.steps import StepSpec, injections, run_attempt
+from conveyor.execution.timeouts import RunCanceled
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.states import RunStatus, TaskStatus
@@ -57,29 +59,18 @@ def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
-def execute_job(
+def prepare(
     job: Job,
-    *,
-    run_config: Mapping[str, Any] | None = None,
-    selection: str | Sequence[str] | None = None,
-    tags: Mapping[str, str] | None = None,
-    instance: Instance | None = None,
-    raise_on_error: bool = True,
-    input_values: Mapping[str, Any] | None = None,
-    echo: bool = True,
-    listener: Listener | None = None,
-    origin: Mapping[str, Any] | None = None,
-    parent: RunRecord | None = None,
-    reuse: Mapping[str, dict[str, Any]] | None = None,
-) -> RunResult:
-    """Run ``job`` in this process and return its ``RunResult`` (see ``Job.run``)."""
+    run_config: Mapping[str, Any] | None,
+    selection: str | Sequence[str] | None,
+    input_values: Mapping[str, Any] | None,
+) -> tuple[Plan | None, RunConfig]:
+    """Check everything a run needs before one is recorded."""
     if current_frame.get() is not None:
         raise ExecutionError(
             f"job {job.name!r} cannot be run from inside a workflow definition or a running "
             f"job body; call its tasks instead"
         )
-    inst = instance if instance is not None else Instance.default()
-    run_tags = {**job.tags, **_check_tags(tags)}
     plan: Plan | None = None
     if job.graph is not None:
         plan = build_plan(job.graph, selection, input_values)
@@ -90,6 +81,30 @@ def execute_job(
     elif input_values:
         raise ConfigError(f"input_values apply to selected @workflow runs, not @job {job.name!r}")
     cfg = validate_run_config(job, run_config, plan.steps if plan is not None else None)
+    return plan, cfg
+
+
+def execute_job(
+    job: Job,
+    *,
+    run_config: Mapping[str, Any] | None = None,
+    selection: str | Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    instance: Instance | None = None,
+    raise_on_error: bool = True,
+    input_values: Mapping[str, Any] | None = None,
+    executor: Any = None,
+    echo: bool = True,
+    listener: Listener | None = None,
+    origin: Mapping[str, Any] | None = None,
+    parent: RunRecord | None = None,
+    reuse: Mapping[str, dict[str, Any]] | None = None,
+) -> RunResult:
+    """Run ``job`` in this process and return its ``RunResult`` (see ``Job.run``)."""
+    inst = instance if instance is not None else Instance.default()
+    run_tags = {**job.tags, **_check_tags(tags)}
+    plan, cfg = prepare(job, run_config, selection, input_values)
+    chosen = resolve_executor(executor if executor is not None else job.executor)
     run = inst.run_store.create(
         job_name=job.name,
         job_version=job.version,
@@ -101,48 +116,102 @@ def execute_job(
         root_run_id=(parent.root_run_id or parent.id) if parent is not None else None,
         then=RunStatus.RUNNING,
     )
-    rec = inst.recorder(run.id)
     state = RunState(
         run_id=run.id,
         job=job,
         instance=inst,
-        recorder=rec,
+        recorder=inst.recorder(run.id),
         config=cfg,
         tags=run_tags,
         echo=echo,
         listener=listener,
         reuse=dict(reuse or {}),
     )
+    return _execute(state, plan, chosen, raise_on_error)
+
+
+def execute_run(
+    run_id: str,
+    job: Job,
+    *,
+    instance: Instance,
+    executor: Any = None,
+    echo: bool = False,
+) -> RunResult:
+    """Execute a run that was recorded ``starting`` by another process."""
+    run = instance.run(run_id, job_name=job.name)
+    plan, cfg = prepare(job, run.run_config, run.selection, None)
+    instance.run_store.set_status(run.id, RunStatus.RUNNING)
+    state = RunState(
+        run_id=run.id,
+        job=job,
+        instance=instance,
+        recorder=instance.recorder(run.id),
+        config=cfg,
+        tags=run.tags,
+        echo=echo,
+    )
+    return _execute(
+        state,
+        plan,
+        resolve_executor(executor if executor is not None else job.executor),
+        raise_on_error=False,
+    )
+
+
+def _execute(
+    state: RunState, plan: Plan | None, executor: Executor, raise_on_error: bool
+) -> RunResult:
+    job, rec = state.job, state.recorder
+    in_process = getattr(executor, "interrupt_on_cancel", False)
     run_error: ConveyorError | None = None
     try:
-        with routed_streams():
+        with routed_streams(), RunMonitor(state, interrupt=in_process or plan is None):
             if plan is not None:
                 _record_plan(state, plan)
             try:
-                with opened(cfg.resources, _needed_resources(job, plan)) as ready:
+                # Out-of-process executors set resources up where the tasks run.
+                needed = _needed_resources(job, plan) if in_process else set()
+                with opened(state.config.resources, needed) as ready:
                     state.resources = ready
-                    if plan is not None:
-                        run_plan(state, plan)
+                    if plan is None:
+                        run_body(state)
                     else:
-                        _run_body(state)
+                        executor.run(state, plan)
             except UserCodeError as e:  # a resource's setup or teardown
                 run_error = e
                 _end_pending(state, TaskStatus.SKIPPED, f"not run: {e}")
     except BaseException as stop:
-        _cancel(state, stop)
-        raise
+        requested = state.cancel_requested.is_set() and isinstance(
+            stop, RunCanceled | KeyboardInterrupt
+        )
+        _stop(state, stop, requested)
+        if not requested:
+            raise
+        return _result(
+            state,
+            RunStatus.CANCELED,
+            RunCanceledError(f"run {state.run_id} was canceled"),
+            raise_on_error,
+        )
     status, error = _outcome(job, state, run_error)
     _run_job_hooks(state, status, error)
     rec.close(run_status=status, error=None if error is None else str(error))
+    return _result(state, status, error, raise_on_error)
+
+
+def _result(
+    state: RunState, status: RunStatus, error: ConveyorError | None, raise_on_error: bool
+) -> RunResult:
     result = RunResult(
-        run_id=run.id,
-        job_name=job.name,
+        run_id=state.run_id,
+        job_name=state.job.name,
         status=status,
         outputs=state.outputs,
         statuses=state.statuses,
         failures=state.failures,
         error=error,
-        instance=inst,
+        instance=state.instance,
     )
     if raise_on_error and not result.success:
         result.raise_error()
@@ -190,51 +259,6 @@ def _store_input(state: RunState, key: str, value: Any) -> None:
         state.recorder.event("result_not_stored", f"input value of {key!r}: {e}")
 
 
-def _run_body(state: RunState) -> None:
-    job = state.job
-    frame = JobFrame(state)
-    is_async = inspect.iscoroutinefunction(job.fn)
-
-    async def async_body(*args: Any, **kwargs: Any) -> Any:
-        token = current_frame.set(frame)
-        try:
-            return await job.fn(*args, **kwargs)
-        finally:
-            current_frame.reset(token)
-
-    def body(*args: Any, **kwargs: Any) -> Any:
-        token = current_frame.set(frame)
-        try:
-            return job.fn(*args, **kwargs)
-        finally:
-            current_frame.reset(token)
-
-    spec = StepSpec(
-        key=job.name,
-        name=job.name,
-        fn=async_body if is_async else body,
-        is_async=is_async,
-        args=(),
-        kwargs={},
-        inject=injections(job.params, 0, {}, state.resources, job_body=True),
-        config=state.config.job_config,
-        retry=NO_RETRY,
-        timeout=None,
-        on_success=(),
-        on_failure=(),
-        depends_on=[],
-    )
-    try:
-        outcome = run_attempt(state, spec, 1)
-    finally:
-        frame.close()
-    if outcome.status is TaskStatus.SUCCESS:
-        state.outputs[job.name] = outcome.value
-    else:
-        assert outcome.error is not None
-        state.failures.setdefault(job.name, outcome.error)
-
-
 def _outcome(
     job: Job, state: RunState, run_error: ConveyorError | None
 ) -> tuple[RunStatus, ConveyorError | None]:
@@ -255,14 +279,22 @@ def _end_pending(state: RunState, status: TaskStatus, message: str) -> None:
             state.set_status(key, status)
 
 
-def _cancel(state: RunState, stop: BaseException) -> None:
-    """End a run stopped by Ctrl-C or an internal error: pending tasks canceled, run final."""
+def _stop(state: RunState, stop: BaseException, requested: bool) -> None:
+    """End a run that was stopped: its pending tasks canceled, the run in a final state."""
     try:
-        _end_pending(state, TaskStatus.CANCELED, f"not run: the run was stopped ({stop!r})")
-        if isinstance(stop, KeyboardInterrupt | SystemExit):
-            state.recorder.close(run_status=RunStatus.CANCELING)
-            state.instance.run_store.set_status(
-                state.run_id, RunStatus.CANCELED, error="stopped by the user"
+        if requested:
+            why = "not run: the run was canceled"
+        else:
+            why = f"not run: the run was stopped ({type(stop).__name__})"
+        _end_pending(state, TaskStatus.CANCELED, why)
+        store = state.instance.run_store
+        if requested or isinstance(stop, KeyboardInterrupt | SystemExit | RunCanceled):
+            already = store.get(state.run_id).status is RunStatus.CANCELING
+            state.recorder.close(run_status=None if already else RunStatus.CANCELING)
+            store.set_status(
+                state.run_id,
+                RunStatus.CANCELED,
+                error="canceled on request" if requested else "stopped by the user",
             )
         else:
             state.recorder.close(
@@ -300,63 +332,3 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
         except Exception as e:
             err = UserCodeError(f"hook {name!r} of job {job.name!r}", e)
             state.recorder.event("hook_error", str(err), data={"traceback": err.traceback_text})
-
-
-def rerun_job(
-    job: Job,
-    run_id: str,
-    *,
-    full: bool = False,
-    instance: Instance | None = None,
-    raise_on_error: bool = True,
-    echo: bool = True,
-    listener: Listener | None = None,
-) -> RunResult:
-    """Run ``job`` again from run ``run_id`` (see ``Job.rerun``)."""
-    inst = instance if instance is not None else Instance.default()
-    parent = inst.run(run_id, job_name=job.name)
-    if not parent.status.is_terminal:
-        raise ExecutionError(f"run {run_id} is still {parent.status}; rerun it once it has ended")
-    pointers = inst.result_store.pointers(parent.id)
-    inputs = {
-        k[len(INPUT_PREFIX) :]: inst.result_store.load(p)
-        for k, p in pointers.items()
-        if k.startswith(INPUT_PREFIX)
-    }
-    reuse: dict[str, dict[str, Any]] = {}
-    if not full:
-        reuse = _reusable(job, inst, parent, pointers)
-    return execute_job(
-        job,
-        run_config=parent.run_config,
-        selection=parent.selection,
-        tags=parent.tags,
-        instance=inst,
-        raise_on_error=raise_on_error,
-        input_values=inputs or None,
-        echo=echo,
-        listener=listener,
-        origin=parent.origin,
-        parent=parent,
-        reuse=reuse,
-    )
-
-
-def _reusable(
-    job: Job, inst: Instance, parent: RunRecord, pointers: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """The parent's succeeded tasks whose results can stand in for running them again."""
-    details = inst.run_details(parent.id)
-    done = {
-        t.key
-        for t in details.tasks
-        if t.status in (TaskStatus.SUCCESS, TaskStatus.REUSED) and t.key in pointers
-    }
-    if job.graph is None:
-        done.discard(job.name)
-        return {k: pointers[k] for k in done}
-    redo = {t.key for t in details.tasks if t.key not in done}
-    for key in list(redo):
-        if key in job.graph:
-            redo |= job.graph.descendants(key)
-    return {k: pointers[k] for k in done - redo if k in job.graph}

@@ -35,6 +35,8 @@ class RunState:
     statuses: dict[str, TaskStatus] = field(default_factory=dict)
     reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when someone asked to cancel the run (see execution.monitor).
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
 
     @property
     def default_retry(self) -> RetryPolicy:

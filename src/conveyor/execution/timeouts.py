@@ -24,6 +24,10 @@ class TaskInterrupt(BaseException):
     """Raised inside a task to stop it; never escapes the step runner."""
 
 
+class RunCanceled(BaseException):
+    """Raised in a run's thread when someone asked to cancel the run."""
+
+
 @contextmanager
 def deadline(seconds: float | None) -> Iterator[None]:
     """Interrupt the enclosed code with ``TaskInterrupt`` after ``seconds``."""

@@ -16,6 +16,7 @@ from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
 from conveyor.storage.runs import RunStore
+from conveyor.storage.states import RunStatus
 from conveyor.storage.task_runs import TaskRunStore
 
 ENV_HOME = "CONVEYOR_HOME"
@@ -134,6 +135,14 @@ class Instance:
         return self.log_store.read(
             run_id, task_name, stream="stderr" if stderr else "stdout", lines=lines
         )
+
+    def cancel_run(self, run_id: str) -> RunStatus:
+        """Ask a run to stop (see ``RunStore.request_cancel``); returns its status now.
+
+        A running run ends ``canceled`` once its process has stopped its tasks,
+        within a couple of seconds.
+        """
+        return self.run_store.request_cancel(run_id)
 
     def result(self, run_id: str, task_name: str, *, job_name: str | None = None) -> Any:
         """The stored output of task ``task_name`` in a run."""

@@ -79,6 +79,7 @@ class RunRecord:
     parent_run_id: str | None
     root_run_id: str | None
     error: str | None
+    heartbeat_at: datetime | None = None
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 
@@ -88,6 +89,7 @@ class RunRecord:
         "started_at": to_datetime,
         "ended_at": to_datetime,
         "updated_at": to_datetime,
+        "heartbeat_at": to_datetime,
         "tags": lambda v: v or {},
         "run_config": lambda v: v or {},
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 
-from conveyor.errors import ConfigError, NotFoundError
+from conveyor.errors import ConfigError, InvalidTransitionError, NotFoundError
 from conveyor.storage.db import Database
 from conveyor.storage.records import RunRecord
 from conveyor.storage.schema import runs
@@ -68,6 +68,7 @@ class RunStore:
             "parent_run_id": parent_run_id,
             "root_run_id": root_run_id,
             "error": None,
+            "heartbeat_at": None,
         }
         with self.db.write() as conn:
             conn.execute(runs.insert(), row)
@@ -113,6 +114,30 @@ class RunStore:
         if current is None:
             raise NotFoundError(f"no run {run_id!r}")
         check_run(RunStatus(current), to, run_id)
+
+    def heartbeat(self, run_id: str) -> RunStatus:
+        """Note that the run's process is alive, and return the run's status."""
+        with self.db.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=time.time()))
+            status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        if status is None:
+            raise NotFoundError(f"no run {run_id!r}")
+        return RunStatus(status)
+
+    def request_cancel(self, run_id: str) -> RunStatus:
+        """Ask a run to stop: a queued run is canceled at once, a started one goes to
+        ``canceling`` and its process stops it. Returns the status it is now in."""
+        for _ in range(3):
+            current = self.get(run_id).status
+            if current.is_terminal or current is RunStatus.CANCELING:
+                return current
+            to = RunStatus.CANCELED if current is RunStatus.QUEUED else RunStatus.CANCELING
+            try:
+                self.set_status(run_id, to, error="canceled on request")
+                return to
+            except InvalidTransitionError:
+                continue  # it moved on meanwhile: look again
+        return self.get(run_id).status
 
     def get(self, run_id: str) -> RunRecord:
         with self.db.read() as conn:

@@ -48,6 +48,8 @@ runs = Table(
     Column("parent_run_id", String(32)),
     Column("root_run_id", String(32)),
     Column("error", Text),
+    # Written every second by the process running the run (see execution.monitor).
+    Column("heartbeat_at", Float),
     Index("ix_runs_job_name_created_at", "job_name", "created_at"),
     Index("ix_runs_status_created_at", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),

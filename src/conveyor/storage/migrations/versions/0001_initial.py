@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("parent_run_id", sa.String(32)),
         sa.Column("root_run_id", sa.String(32)),
         sa.Column("error", sa.Text()),
+        sa.Column("heartbeat_at", sa.Float()),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
     )
     op.create_index("ix_runs_job_name_created_at", "runs", ["job_name", "created_at"])

@@ -1,0 +1,237 @@
+"""The Dask executor: steps run as tasks on a ``dask.distributed`` cluster.
+
+Needs ``pip install 'conveyor[dask]'``. With no address it starts a
+``LocalCluster`` (kept for the executor's life); with an address it joins an
+existing cluster. A task's ``cpu`` and ``memory`` become Dask worker
+resources ``cpu`` and ``memory`` (bytes) when the workers declare them
+(``dask worker ADDRESS --resources "cpu=2,memory=8e9"``), so a task runs
+only where they fit; a task that fits no worker fails at once.
+
+Retries, logs and results work as on the other executors: the run's process
+records everything; workers return each call's output and captured logs.
+A Dask worker runs tasks in threads it cannot kill, so a timeout stops the
+task from inside (between Python bytecodes); the run gives up on it
+``STOP_GRACE`` seconds later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import pickle
+import threading
+from typing import Any
+
+import cloudpickle
+
+from conveyor.errors import ConfigError, ConveyorError, ExecutionError, WorkerLostError
+from conveyor.execution.executors.base import StoredValue
+from conveyor.execution.executors.concurrent import Running, run_concurrently
+from conveyor.execution.executors.worker import function_ref, run_bytes
+from conveyor.execution.plan import Plan
+from conveyor.execution.state import RunState
+from conveyor.execution.steps import Report, RunMeta, StepSpec
+
+STOP_GRACE = 5.0
+_clients: list[Any] = []
+_clients_lock = threading.Lock()
+
+
+class DaskExecutor:
+    """Run steps on a Dask cluster.
+
+    Args:
+        address: the scheduler's address (``tcp://host:8786``); ``None`` starts a
+            ``LocalCluster`` with ``cluster_options``.
+        cluster_options: passed to ``LocalCluster`` (``n_workers``,
+            ``threads_per_worker``, ``resources``...).
+    """
+
+    name = "dask"
+    interrupt_on_cancel = False
+
+    def __init__(self, address: str | None = None, **cluster_options: Any) -> None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "the Dask executor needs dask.distributed: pip install 'conveyor[dask]'"
+            ) from None
+        self.address = address
+        self.cluster_options = cluster_options
+        self._client: Any = None
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from distributed import Client, LocalCluster
+
+                if self.address is None:
+                    import dask
+
+                    options = {"processes": True, "dashboard_address": ":0", **self.cluster_options}
+                    # Conveyor retries by the task's RetryPolicy; Dask re-running a task that
+                    # killed its worker on three more workers would only delay the failure.
+                    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                        self._cluster = LocalCluster(**options)
+                    self._client = Client(self._cluster)
+                else:
+                    self._client = Client(self.address)
+                with _clients_lock:
+                    _clients.append(self)
+            return self._client
+
+    def run(self, state: RunState, plan: Plan) -> None:
+        run_concurrently(state, plan, _DaskBackend(self.client, state))
+
+    def close(self) -> None:
+        with self._lock:
+            client, cluster = self._client, self._cluster
+            self._client = self._cluster = None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor(address={self.address!r})"
+
+
+@atexit.register
+def _close_clients() -> None:
+    with _clients_lock:
+        executors = list(_clients)
+        _clients.clear()
+    for executor in executors:
+        executor.close()
+
+
+class _DaskBackend:
+    stop_grace = STOP_GRACE
+    stop_note = "was abandoned; its Dask worker thread stops it at the next Python bytecode"
+
+    def __init__(self, client: Any, state: RunState) -> None:
+        self.client = client
+        self.state = state
+        workers = client.scheduler_info()["workers"].values()
+        self.resources = [w.get("resources", {}) for w in workers]
+        threads = sum(w.get("nthreads", 1) for w in workers) or 1
+        self.max_in_flight = threads * 4
+        self.cpu_budget = float("inf")
+        self.futures: dict[object, Any] = {}
+        self.done: list[tuple[object, Report]] = []
+        self._fn_refs: dict[int, tuple[str, Any]] = {}
+
+    def _constraints(self, spec: StepSpec) -> dict[str, float]:
+        wanted: dict[str, float] = {}
+        if any("cpu" in r for r in self.resources):
+            wanted["cpu"] = spec.cpu
+        if spec.memory is not None and any("memory" in r for r in self.resources):
+            wanted["memory"] = float(spec.memory)
+        return wanted
+
+    def refuse(self, spec: StepSpec) -> str | None:
+        wanted = self._constraints(spec)
+        if not wanted:
+            return None
+        if any(
+            all(r.get(name, 0) >= amount for name, amount in wanted.items()) for r in self.resources
+        ):
+            return None
+        asked = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
+        return (
+            f"task {spec.key!r} asks for {asked}, more than any worker of the Dask cluster "
+            f"declares ({self.resources}); start a worker with more "
+            f"(dask worker ADDRESS --resources ...) or lower the task's needs"
+        )
+
+    def has_room(self) -> bool:
+        return not self.done and len(self.futures) < self.max_in_flight
+
+    def submit(self, spec: StepSpec, attempt: int, meta: RunMeta) -> object:
+        ref = self._fn_refs.get(id(spec.fn))
+        if ref is None:
+            ref = self._fn_refs[id(spec.fn)] = function_ref(spec.fn)
+        resources = {
+            name: self.state.config.resources[name]
+            for name, how in spec.inject
+            if how == "resource"
+        }
+        payload = cloudpickle.dumps(
+            {
+                "fn": ref,
+                "key": spec.key,
+                "name": spec.name,
+                "is_async": spec.is_async,
+                "args": spec.args,
+                "kwargs": spec.kwargs,
+                "inject": spec.inject,
+                "config": spec.config,
+                "attempt": attempt,
+                "meta": meta,
+                "resources": resources,
+                "blob_root": None,
+                "timeout": spec.timeout,
+            }
+        )
+        handle = object()
+        future = self.client.submit(
+            run_bytes,
+            payload,
+            pure=False,
+            resources=self._constraints(spec) or None,
+            key=f"conveyor-{meta.run_id[:8]}-{spec.key}-{attempt}-{id(handle):x}",
+        )
+        self.futures[handle] = future
+        return handle
+
+    def wait(self, timeout: float, running: dict[object, Running]) -> list[tuple[object, Report]]:
+        from distributed import wait as dask_wait
+
+        if not self.done and self.futures:
+            try:
+                dask_wait(
+                    list(self.futures.values()), timeout=timeout, return_when="FIRST_COMPLETED"
+                )
+            except TimeoutError:
+                pass
+            for handle, future in list(self.futures.items()):
+                if future.done():
+                    del self.futures[handle]
+                    self.done.append((handle, _report(future)))
+        done, self.done = self.done, []
+        return done
+
+    def stop(self, handle: object, error: ConveyorError) -> None:
+        future = self.futures.pop(handle, None)
+        if future is None:
+            return
+        future.cancel()
+        self.done.append((handle, Report(error=error, user_code=False)))
+
+    def load(self, value: StoredValue) -> Any:
+        return self.state.instance.result_store.load(value.pointer)
+
+
+def _report(future: Any) -> Report:
+    try:
+        data = future.result()
+    except Exception as e:
+        name = type(e).__name__
+        if name == "KilledWorker":
+            return Report(
+                error=WorkerLostError(f"the Dask workers running this task died: {e}"),
+                user_code=False,
+            )
+        return Report(
+            error=ExecutionError(f"Dask could not run the task: {name}: {e}"), user_code=False
+        )
+    try:
+        report: Report = pickle.loads(data)
+    except Exception as e:
+        return Report(
+            error=ExecutionError(f"the task's report could not be read: {e}"), user_code=False
+        )
+    return report

@@ -1,0 +1,234 @@
+"""The multiprocess executor: steps run in a warm pool of worker processes.
+
+Workers are started once and reused across tasks and runs (never a process
+per task). A task whose worker dies fails with a ``WorkerLostError`` that
+says how it died; a task past its timeout or over its memory has its whole
+process tree stopped; the worker is replaced and the other tasks go on.
+At most ``cpu`` cores' worth of tasks run at once (by each task's ``cpu=``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from multiprocessing.connection import wait as wait_for
+from typing import Any
+
+import cloudpickle
+
+from conveyor.errors import ConveyorError, TaskOutOfMemoryError, WorkerLostError
+from conveyor.execution.executors.base import StoredValue
+from conveyor.execution.executors.concurrent import Running, run_concurrently
+from conveyor.execution.executors.processes import (
+    Pool,
+    WorkerProcess,
+    describe_exit,
+    kill_tree,
+    shared_pool,
+    tree_rss,
+)
+from conveyor.execution.executors.worker import function_ref
+from conveyor.execution.plan import Plan
+from conveyor.execution.state import RunState
+from conveyor.execution.steps import Report, RunMeta, StepSpec
+from conveyor.storage.blobs import DirectoryBlobStore
+
+MEMORY_CHECK_INTERVAL = 0.05
+
+
+class MultiprocessExecutor:
+    """Run steps in a warm pool of worker processes.
+
+    Args:
+        max_workers: worker processes (default: the machine's cores).
+        cpu: cores' worth of tasks at once, by each task's ``cpu=`` (default:
+            ``max_workers``). A task asking for more fails at once.
+    """
+
+    name = "multiprocess"
+    interrupt_on_cancel = False
+
+    def __init__(self, max_workers: int | None = None, cpu: float | None = None) -> None:
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.cpu = float(cpu) if cpu is not None else float(self.max_workers)
+
+    @property
+    def pool(self) -> Pool:
+        return shared_pool(self.max_workers)
+
+    def run(self, state: RunState, plan: Plan) -> None:
+        run_concurrently(state, plan, _PoolBackend(self.pool, state, self.cpu))
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __repr__(self) -> str:
+        return f"MultiprocessExecutor(max_workers={self.max_workers}, cpu={self.cpu:g})"
+
+
+class _PoolBackend:
+    stop_grace = 0.0
+    stop_note = "was stopped with every process it started"
+
+    def __init__(self, pool: Pool, state: RunState, cpu_budget: float) -> None:
+        self.pool = pool
+        self.state = state
+        self.cpu_budget = cpu_budget
+        self.by_handle: dict[object, WorkerProcess] = {}
+        self.limits: dict[object, tuple[int, str]] = {}
+        self.done: list[tuple[object, Report]] = []
+        self.stop_errors: dict[object, ConveyorError] = {}
+        self.last_memory_check = 0.0
+        blobs = state.instance.blobs
+        self.blob_root = str(blobs.root) if isinstance(blobs, DirectoryBlobStore) else None
+        self._fn_refs: dict[int, tuple[str, Any]] = {}
+
+    def refuse(self, spec: StepSpec) -> str | None:
+        if spec.cpu > self.cpu_budget:
+            return (
+                f"task {spec.key!r} asks for cpu={spec.cpu:g} but this executor runs at "
+                f"most {self.cpu_budget:g} cpu at once; lower the task's cpu or give the "
+                f"executor more (MultiprocessExecutor(cpu=...))"
+            )
+        return None
+
+    def has_room(self) -> bool:
+        if self.done:
+            return False  # report what ended before starting more
+        return any(w.handle is None and w.proc.is_alive() for w in self.pool.workers) or (
+            len(self.pool.workers) < self.pool.size
+        )
+
+    def submit(self, spec: StepSpec, attempt: int, meta: RunMeta) -> object:
+        worker = self.pool.idle()
+        assert worker is not None
+        handle = object()
+        ref = self._fn_refs.get(id(spec.fn))
+        if ref is None:
+            ref = self._fn_refs[id(spec.fn)] = function_ref(spec.fn)
+        resources = {
+            name: self.state.config.resources[name]
+            for name, how in spec.inject
+            if how == "resource"
+        }
+        payload = {
+            "fn": ref,
+            "key": spec.key,
+            "name": spec.name,
+            "is_async": spec.is_async,
+            "args": spec.args,
+            "kwargs": spec.kwargs,
+            "inject": spec.inject,
+            "config": spec.config,
+            "attempt": attempt,
+            "meta": meta,
+            "resources": resources,
+            "blob_root": self.blob_root,
+            "timeout": None,  # the pool stops the whole process tree at the deadline
+        }
+        worker.handle = handle
+        self.by_handle[handle] = worker
+        if spec.memory is not None:
+            self.limits[handle] = (spec.memory, spec.key)
+        try:
+            worker.conn.send_bytes(cloudpickle.dumps(payload))
+        except Exception as e:
+            self._finish_dead(
+                handle,
+                worker,
+                ConveyorError(f"task {spec.key!r} could not be sent to a worker process: {e}"),
+            )
+        return handle
+
+    def wait(self, timeout: float, running: dict[object, Running]) -> list[tuple[object, Report]]:
+        if self.done:
+            done, self.done = self.done, []
+            return done
+        busy = [w for w in self.pool.workers if w.handle is not None]
+        if not busy:
+            time.sleep(timeout)
+            return []
+        if self.limits:
+            timeout = min(timeout, MEMORY_CHECK_INTERVAL)
+        ready = set(wait_for([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout))
+        for w in busy:
+            handle = w.handle
+            assert handle is not None
+            if w.conn in ready:
+                try:
+                    data = w.conn.recv_bytes()
+                except (EOFError, OSError):
+                    self._finish_dead(handle, w, None)
+                    continue
+                self._finish(handle, w, _loads(data))
+            elif w.proc.sentinel in ready:
+                self._finish_dead(handle, w, None)
+        self._check_memory()
+        done, self.done = self.done, []
+        return done
+
+    def stop(self, handle: object, error: ConveyorError) -> None:
+        worker = self.by_handle.get(handle)
+        if worker is None:
+            return
+        self.stop_errors[handle] = error
+        kill_tree(worker.pid)
+        self._finish_dead(handle, worker, error)
+
+    def load(self, value: StoredValue) -> Any:
+        return self.state.instance.result_store.load(value.pointer)
+
+    def _finish(self, handle: object, worker: WorkerProcess, report: Report) -> None:
+        worker.handle = None
+        self.by_handle.pop(handle, None)
+        self.limits.pop(handle, None)
+        self.done.append((handle, report))
+
+    def _finish_dead(
+        self, handle: object, worker: WorkerProcess, error: ConveyorError | None
+    ) -> None:
+        if handle not in self.by_handle:
+            return
+        if error is None:
+            worker.proc.join(timeout=1)
+            error = WorkerLostError(
+                f"the worker process running this task (pid {worker.pid}) died: "
+                f"{describe_exit(worker.proc.exitcode)}"
+            )
+        self.by_handle.pop(handle, None)
+        self.limits.pop(handle, None)
+        self.pool.replace(worker)
+        self.done.append((handle, Report(error=error, user_code=False)))
+
+    def _check_memory(self) -> None:
+        now = time.monotonic()
+        if not self.limits or now - self.last_memory_check < MEMORY_CHECK_INTERVAL:
+            return
+        self.last_memory_check = now
+        for handle, (limit, key) in list(self.limits.items()):
+            worker = self.by_handle.get(handle)
+            if worker is None:
+                continue
+            used = tree_rss(worker.pid)
+            if used > limit:
+                self.stop(
+                    handle,
+                    TaskOutOfMemoryError(
+                        f"task {key!r} used {used / 1e6:.0f} MB, more than its memory="
+                        f"{limit / 1e6:.0f} MB, and was stopped"
+                    ),
+                )
+
+
+def _loads(data: bytes) -> Report:
+    import pickle
+
+    from conveyor.errors import ExecutionError
+
+    try:
+        report: Report = pickle.loads(data)
+    except Exception as e:
+        return Report(
+            error=ExecutionError(f"the task's report could not be read: {e}"), user_code=False
+        )
+    return report

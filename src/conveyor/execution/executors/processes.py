@@ -1,0 +1,181 @@
+"""Worker processes: starting them warm, stopping whole process trees, reading memory use."""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import multiprocessing.connection
+import signal
+import sys
+import threading
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+import psutil
+
+STOP_GRACE = 1.0
+
+_context_lock = threading.Lock()
+_context: multiprocessing.context.BaseContext | None = None
+
+
+def context() -> multiprocessing.context.BaseContext:
+    """forkserver where there is one (fast, and safe with the run's threads), else spawn."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            if sys.platform.startswith("linux"):
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["conveyor.execution.executors.worker"])
+                _context = ctx
+            else:
+                _context = multiprocessing.get_context("spawn")
+        return _context
+
+
+class WorkerProcess:
+    """One warm worker and the pipe to it."""
+
+    __slots__ = ("conn", "handle", "proc")
+
+    def __init__(self) -> None:
+        from conveyor.execution.executors import worker
+
+        ctx = context()
+        parent, child = ctx.Pipe(duplex=True)
+        self.proc: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
+            target=worker.main, args=(child,), daemon=True, name="conveyor-worker"
+        )
+        self.proc.start()
+        child.close()
+        self.conn: Connection = parent
+        self.handle: object | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.pid is not None
+        return self.proc.pid
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        self.proc.join(timeout=2)
+        if self.proc.is_alive():
+            kill_tree(self.pid)
+
+
+def kill_tree(pid: int, grace: float = STOP_GRACE) -> None:
+    """Stop a process and every process below it: SIGTERM, ``grace`` seconds, then SIGKILL."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its descendants, in bytes (0 if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def describe_exit(code: int | None) -> str:
+    """Why a worker process ended, in words."""
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = {
+            "SIGKILL": " (killed from outside, or by the kernel's out-of-memory killer)",
+            "SIGSEGV": " (a segmentation fault in native code)",
+            "SIGABRT": " (aborted by native code)",
+        }.get(name, "")
+        return f"it was killed by {name}{hint}"
+    return f"it exited with code {code} (os._exit, or native code ending the process)"
+
+
+class Pool:
+    """Warm worker processes, reused across tasks and runs of this process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.workers: list[WorkerProcess] = []
+        self._lock = threading.Lock()
+
+    def idle(self) -> WorkerProcess | None:
+        with self._lock:
+            for w in self.workers:
+                if w.handle is None and w.proc.is_alive():
+                    return w
+            if len(self.workers) < self.size:
+                w = WorkerProcess()
+                self.workers.append(w)
+                return w
+        return None
+
+    def replace(self, dead: WorkerProcess) -> None:
+        """Drop a worker that died or was stopped; a new one starts when needed."""
+        with self._lock:
+            if dead in self.workers:
+                self.workers.remove(dead)
+        dead.handle = None
+        try:
+            dead.conn.close()
+        except OSError:
+            pass
+        dead.proc.join(timeout=1)
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self.workers = self.workers, []
+        for w in workers:
+            w.close()
+
+
+_pools: dict[int, Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(size: int) -> Pool:
+    """The process-wide pool of ``size`` workers, started on first use."""
+    with _pools_lock:
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = Pool(size)
+        return pool
+
+
+@atexit.register
+def _close_pools() -> None:
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for p in pools:
+        p.close()

@@ -1,0 +1,205 @@
+"""The worker side of the multiprocess executor: a loop that runs calls sent by the pool.
+
+A call arrives as a cloudpickled payload. The task's function travels by
+reference (its module and name, or the workspace file it came from) and by
+value only where no reference works (``__main__``, notebooks, closures).
+Outputs larger than the inline limit are written to the result store here,
+so that only a pointer crosses the pipe back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import signal
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from conveyor.definitions.retry import NO_RETRY
+from conveyor.definitions.task import Task
+from conveyor.errors import ExecutionError, UserCodeError
+from conveyor.execution.capture import routed_streams
+from conveyor.execution.executors.base import StoredValue
+from conveyor.execution.steps import Report, RunMeta, StepSpec, call_task
+from conveyor.workspace import WORKSPACE_PREFIX, import_file
+
+FnRef = tuple[str, ...]
+
+
+class RemoteTaskError(ExecutionError):
+    """A task's exception that could not be sent back from its worker as it is."""
+
+
+def function_ref(fn: Any) -> tuple[str, Any]:
+    """How a worker finds ``fn``: ``("ref", module, qualname, file)`` or ``("value", bytes)``."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if (
+        module
+        and module != "__main__"
+        and "<locals>" not in qualname
+        and "<lambda>" not in qualname
+    ):
+        mod = sys.modules.get(module)
+        file = getattr(mod, "__file__", None) if mod is not None else None
+        return ("ref", (module, qualname, file or ""))
+    return ("value", cloudpickle.dumps(fn))
+
+
+def _resolve_function(ref: tuple[str, Any]) -> Any:
+    kind, data = ref
+    if kind == "value":
+        return cloudpickle.loads(data)
+    module_name, qualname, file = data
+    module = sys.modules.get(module_name)
+    if module is None:
+        if file and module_name.startswith(WORKSPACE_PREFIX):
+            module = import_file(Path(file), module_name)
+        else:
+            module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj.fn if isinstance(obj, Task) else obj
+
+
+def _load_stored(value: Any, blob_root: str | None) -> Any:
+    from conveyor.definitions.graph import replace_leaves
+    from conveyor.storage.blobs import DirectoryBlobStore, fetch
+
+    if blob_root is None:
+        return value
+    store = DirectoryBlobStore(Path(blob_root))
+
+    def leaf(v: Any) -> Any:
+        return pickle.loads(fetch(store, v.pointer)) if isinstance(v, StoredValue) else v
+
+    return replace_leaves(value, leaf)
+
+
+def run_payload(payload: dict[str, Any]) -> Report:
+    """Run one call in this process and return its report."""
+    from conveyor.execution.resources import opened
+
+    blob_root = payload["blob_root"]
+    try:
+        fn = _resolve_function(payload["fn"])
+        args = _load_stored(payload["args"], blob_root)
+        kwargs = _load_stored(payload["kwargs"], blob_root)
+    except Exception as e:
+        return Report(
+            error=ExecutionError(
+                f"the worker process could not load task {payload['key']!r}: "
+                f"{type(e).__name__}: {e}"
+            ),
+            traceback_text=UserCodeError.format(e),
+            user_code=False,
+        )
+    spec = StepSpec(
+        key=payload["key"],
+        name=payload["name"],
+        fn=fn,
+        is_async=payload["is_async"],
+        args=args,
+        kwargs=kwargs,
+        inject=payload["inject"],
+        config=payload["config"],
+        retry=NO_RETRY,
+        timeout=payload["timeout"],
+        on_success=(),
+        on_failure=(),
+        depends_on=[],
+    )
+    meta: RunMeta = payload["meta"]
+    try:
+        with opened(payload["resources"]) as resources:
+            report = call_task(spec, payload["attempt"], meta, resources, echo=False)
+    except UserCodeError as e:  # a resource's setup or teardown
+        return Report(error=e.original, traceback_text=e.traceback_text)
+    if report.ok and blob_root is not None:
+        report = _store_large(report, payload, blob_root)
+    return report
+
+
+def _store_large(report: Report, payload: dict[str, Any], blob_root: str) -> Report:
+    from conveyor.storage.blobs import INLINE_LIMIT, DirectoryBlobStore, safe_name
+
+    try:
+        data = pickle.dumps(report.value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return report  # reported by dumps_report with a clear message
+    if len(data) <= INLINE_LIMIT:
+        return report
+    path = f"results/{payload['meta'].run_id}/{safe_name(payload['key'])}.pkl"
+    uri = DirectoryBlobStore(Path(blob_root)).put(path, data)
+    t = type(report.value)
+    report.stored = {
+        "uri": uri,
+        "data": None,
+        "size": len(data),
+        "type_name": f"{t.__module__}.{t.__qualname__}"[:255],
+    }
+    report.value = None
+    return report
+
+
+def dumps_report(report: Report) -> bytes:
+    """Pickle a report, replacing what cannot be pickled by a clear error."""
+    try:
+        return pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        if report.ok:
+            t = type(report.value).__name__
+            replacement = Report(
+                error=ExecutionError(
+                    f"the task's output ({t}) cannot be pickled, so it "
+                    f"cannot leave its worker process: {e}"
+                ),
+                out=report.out,
+                err=report.err,
+                user_code=False,
+            )
+        else:
+            error = report.error
+            replacement = Report(
+                error=RemoteTaskError(
+                    f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+                ),
+                traceback_text=report.traceback_text,
+                out=report.out,
+                err=report.err,
+            )
+        return pickle.dumps(replacement, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def main(conn: Connection) -> None:
+    """Serve calls until the pool closes the pipe."""
+    # Ctrl-C in a terminal reaches the whole process group; the run's process
+    # decides what happens to the tasks, so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with routed_streams():
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                return
+            conn.send_bytes(run_bytes(data))
+
+
+def run_bytes(data: bytes) -> bytes:
+    """A cloudpickled payload in, a pickled report out: what Dask workers run too."""
+    try:
+        payload = cloudpickle.loads(data)
+        with routed_streams():
+            report = run_payload(payload)
+    except Exception as e:
+        report = Report(
+            error=ExecutionError(f"the worker failed: {e}"),
+            traceback_text=UserCodeError.format(e),
+            user_code=False,
+        )
+    return dumps_report(report)

@@ -1,0 +1,169 @@
+"""Isolation, hard timeouts, memory limits, cpu budgets and the warm pool."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conveyor import Instance, RunStatus, TaskStatus
+from conveyor.errors import (
+    InsufficientResourcesError,
+    TaskOutOfMemoryError,
+    TaskTimeoutError,
+    WorkerLostError,
+)
+from conveyor.execution.executors.multiprocess import MultiprocessExecutor
+from tests.execution.executors import jobs
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_for(path: Path, seconds: float = 15) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was never written")
+
+
+def test_os_exit_and_sigkill_fail_clearly_and_siblings_finish(
+    instance: Instance, tmp_path: Path
+) -> None:
+    import threading
+
+    pid_file = tmp_path / "pid"
+    killer_done = threading.Event()
+
+    def kill_when_started() -> None:
+        pid = int(_wait_for(pid_file))
+        psutil.Process(pid).kill()
+        killer_done.set()
+
+    killer = threading.Thread(target=kill_when_started, daemon=True)
+    killer.start()
+    result = jobs.crashes.run(
+        {"tasks": {"waits_to_be_killed": {"config": {"path": str(pid_file)}}}},
+        executor=MultiprocessExecutor(max_workers=3),
+        instance=instance,
+        raise_on_error=False,
+    )
+    killer.join(timeout=5)
+    assert killer_done.is_set()
+    assert result.status is RunStatus.FAILURE
+    exited = result.failures["exits"]
+    killed = result.failures["waits_to_be_killed"]
+    assert isinstance(exited, WorkerLostError)
+    assert "exited with code 1" in str(exited)
+    assert isinstance(killed, WorkerLostError)
+    assert "killed by SIGKILL" in str(killed)
+    assert result.output("slow_sibling") == 2
+    statuses = {t.key: t.status for t in result.details().tasks}
+    assert TaskStatus.RUNNING not in statuses.values()
+    assert TaskStatus.PENDING not in statuses.values()
+    # the pool replaced its workers and still runs tasks
+    assert (
+        jobs.chain.run(executor=MultiprocessExecutor(max_workers=3), instance=instance).output(
+            "inc_9"
+        )
+        == 10
+    )
+
+
+def test_a_timeout_stops_the_whole_process_tree(instance: Instance, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    started = time.monotonic()
+    result = jobs.times_out.run(
+        {"tasks": {"sleeps_with_child": {"config": {"path": str(pid_file)}}}},
+        executor=MultiprocessExecutor(max_workers=1),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert time.monotonic() - started < 5
+    assert isinstance(result.failures["sleeps_with_child"], TaskTimeoutError)
+    worker_pid, child_pid = (int(p) for p in pid_file.read_text().split())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (_gone(worker_pid) and _gone(child_pid)):
+        time.sleep(0.05)
+    assert _gone(worker_pid)
+    assert _gone(child_pid)
+
+
+def test_memory_over_the_limit_is_out_of_memory(instance: Instance) -> None:
+    result = jobs.hogs.run(
+        executor=MultiprocessExecutor(max_workers=2), instance=instance, raise_on_error=False
+    )
+    error = result.failures["hog"]
+    assert isinstance(error, TaskOutOfMemoryError)
+    assert "more than its memory=100 MB" in str(error)
+    assert result.output("one") == 1
+    attempt = result.details().task("hog").attempts[0]
+    assert attempt.error_type == "conveyor.errors.TaskOutOfMemoryError"
+
+
+def test_a_task_asking_for_too_much_cpu_fails_at_once(instance: Instance) -> None:
+    started = time.monotonic()
+    result = jobs.too_greedy.run(
+        executor=MultiprocessExecutor(max_workers=2), instance=instance, raise_on_error=False
+    )
+    assert time.monotonic() - started < 10
+    error = result.failures["greedy"]
+    assert isinstance(error, InsufficientResourcesError)
+    assert "cpu=64" in str(error)
+    assert result.output("one") == 1
+
+
+def test_the_cpu_budget_limits_parallelism(instance: Instance) -> None:
+    @jobs.task(cpu=2)
+    def heavy(x: int) -> float:
+        start = time.time()
+        time.sleep(0.3)
+        return start
+
+    from conveyor import workflow
+
+    @workflow
+    def two_heavy() -> None:
+        s = jobs.one()
+        heavy(s)
+        heavy(s)
+
+    result = two_heavy.run(executor=MultiprocessExecutor(max_workers=2, cpu=2), instance=instance)
+    runs = {t.key: t for t in result.details().tasks}
+    first, second = sorted([runs["heavy"], runs["heavy_2"]], key=lambda t: t.started_at)
+    assert first.ended_at is not None
+    assert second.started_at is not None
+    assert second.started_at >= first.ended_at
+
+
+def test_the_pool_is_warm_across_runs(instance: Instance) -> None:
+    executor = MultiprocessExecutor(max_workers=2)
+    jobs.chain.run(executor=executor, instance=instance)
+    pids = {w.pid for w in executor.pool.workers}
+    jobs.chain.run(executor=executor, instance=instance)
+    assert {w.pid for w in executor.pool.workers} == pids
+
+
+def test_unpicklable_outputs_fail_clearly(instance: Instance) -> None:
+    from conveyor import ExecutionError, task, workflow
+
+    @task
+    def make_lock() -> object:
+        import threading
+
+        return threading.Lock()
+
+    @workflow
+    def locks() -> None:
+        make_lock()
+
+    with pytest.raises(ExecutionError, match="cannot be pickled, so it cannot leave its worker"):
+        locks.run(executor=MultiprocessExecutor(max_workers=1), instance=instance)
