@@ -123,3 +123,99 @@ def test_cli_synopsis_matches_the_commands() -> None:
         assert out.returncode == 0, (line, out.stderr)
         for option in re.findall(r"--[a-z-]+", line):
             assert option in out.stdout, (line, option)
+
+
+def test_the_documented_dask_setup_runs_on_loopback(tmp_path: Path, pg_server_url: str) -> None:
+    """The guide's multi-machine block, with every machine on this one."""
+    import socket
+    import time
+
+    [block] = [b for b in blocks(ROOT / "docs" / "guide.md", "bash") if "dask scheduler" in b]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lines = [
+        line.replace("scheduler-host", "127.0.0.1")
+        .replace("8786", str(port))
+        .replace("postgresql+psycopg://conveyor@db-host:5432/conveyor", pg_server_url)
+        for line in block.splitlines()
+        if line.strip()
+    ]
+    scheduler, worker, *rest = lines
+    assert scheduler.startswith("dask scheduler")
+    assert worker.startswith("dask worker")
+    bin_dir = Path(sys.executable).parent
+    env = _env(tmp_path)
+    # the worker machine has the project's code where the launching machine has it
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
+    procs = [
+        subprocess.Popen(
+            [str(bin_dir / "dask"), *cmd.split()[1:], "--dashboard-address", ":0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for cmd in (scheduler, worker.replace('"', ""))
+    ]
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        client = None
+        while time.monotonic() < deadline:
+            try:
+                client = Client(f"tcp://127.0.0.1:{port}", timeout=2)
+                if client.scheduler_info()["workers"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert client is not None
+        assert client.scheduler_info()["workers"], "the worker never joined"
+        [info] = client.scheduler_info()["workers"].values()
+        assert info["resources"] == {"cpu": 2.0, "memory": 8e9}
+        client.close()
+        for line in rest:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").partition("=")
+                env[name] = value
+                continue
+            args = line.split()
+            out = subprocess.run(
+                [sys.executable, "-m", "conveyor.cli", *args[1:]],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+        # the test database is shared with other tests: look at the newest etl run
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "conveyor.cli",
+                "runs",
+                "list",
+                "--job",
+                "etl",
+                "-n",
+                "1",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        [run] = json.loads(listed.stdout)
+        assert run["status"] == "success"
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -27,16 +27,23 @@ from conveyor.errors import (
     DefinitionError,
     DuplicateTaskError,
     ExecutionError,
+    InfrastructureError,
+    InsufficientResourcesError,
     MissingInputError,
     NotFoundError,
+    RunCanceledError,
     SelectionError,
     StorageError,
+    TaskOutOfMemoryError,
     TaskTimeoutError,
     UserCodeError,
+    WorkerLostError,
     WorkspaceError,
 )
 
 if TYPE_CHECKING:
+    from conveyor.execution.executors.dask import DaskExecutor
+    from conveyor.execution.executors.multiprocess import MultiprocessExecutor
     from conveyor.execution.result import RunResult
     from conveyor.storage.instance import Instance
     from conveyor.storage.states import RunStatus, TaskStatus
@@ -44,7 +51,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "DaskExecutor": "conveyor.execution.executors.dask",
     "Instance": "conveyor.storage.instance",
+    "MultiprocessExecutor": "conveyor.execution.executors.multiprocess",
     "RunResult": "conveyor.execution.result",
     "RunStatus": "conveyor.storage.states",
     "TaskStatus": "conveyor.storage.states",
@@ -67,15 +76,20 @@ __all__ = [
     "ConfigError",
     "ConveyorError",
     "CycleError",
+    "DaskExecutor",
     "DefinitionError",
     "DuplicateTaskError",
     "ExecutionError",
+    "InfrastructureError",
     "Instance",
+    "InsufficientResourcesError",
     "Job",
     "MissingInputError",
+    "MultiprocessExecutor",
     "NotFoundError",
     "Resource",
     "RetryPolicy",
+    "RunCanceledError",
     "RunContext",
     "RunResult",
     "RunStatus",
@@ -83,9 +97,11 @@ __all__ = [
     "StorageError",
     "Task",
     "TaskContext",
+    "TaskOutOfMemoryError",
     "TaskStatus",
     "TaskTimeoutError",
     "UserCodeError",
+    "WorkerLostError",
     "WorkspaceError",
     "job",
     "task",

@@ -111,3 +111,16 @@ def test_jobs_list(cli: Cli, workspace: Path) -> None:
     jobs = {j["name"]: j for j in json.loads(out.stdout)}
     assert set(jobs) == {"do_stuff", "failing", "configured"}
     assert jobs["do_stuff"]["tasks"] == 2
+
+
+def test_a_workspace_file_on_the_multiprocess_executor(
+    cli: Cli, workspace: Path, tmp_path: Path
+) -> None:
+    # The task's Config class lives in the workspace file: workers import it there.
+    (tmp_path / "run.yaml").write_text("tasks:\n  scaled:\n    config:\n      n: 4\n")
+    out = cli("run", str(workspace), "configured", "-c", "run.yaml", "--executor", "multiprocess")
+    assert out.returncode == 0, out.stdout + out.stderr
+    run_id = str(_runs(cli)[0]["id"])
+    shown = json.loads(cli("runs", "show", run_id, "--json").stdout)
+    assert [t["status"] for t in shown["tasks"]] == ["success", "success"]
+    assert cli("run", str(workspace), "do_stuff", "--executor", "warp").returncode == 2

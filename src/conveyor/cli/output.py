@@ -72,6 +72,7 @@ class TaskProgress:
         self.total = total
         self.started: dict[str, float] = {}
         self.counts: dict[TaskStatus, int] = {}
+        self.running: set[str] = set()
         self._lock = threading.Lock()
         self._bar: Progress | None = None
         self._bar_task: TaskID | None = None
@@ -86,14 +87,18 @@ class TaskProgress:
                 console=console(),
                 transient=True,
             )
-            self._bar_task = self._bar.add_task("tasks", total=total)
+            self._bar_task = self._bar.add_task("0 running", total=total)
             self._bar.start()
 
     def __call__(self, key: str, status: TaskStatus) -> None:
         with self._lock:
             if status is TaskStatus.RUNNING:
                 self.started[key] = time.monotonic()
+                self.running.add(key)
+                self._describe()
                 return
+            self.running.discard(key)
+            self._describe()
             if status is TaskStatus.PENDING:
                 return
             self.counts[status] = self.counts.get(status, 0) + 1
@@ -112,6 +117,10 @@ class TaskProgress:
                 TaskStatus.FAILURE: " [red]failed[/]",
             }.get(status, "")
             console().print(f"  {MARKS.get(status, ' ')} {key}{elapsed}{note}")
+
+    def _describe(self) -> None:
+        if self._bar is not None and self._bar_task is not None:
+            self._bar.update(self._bar_task, description=f"{len(self.running)} running")
 
     def stop(self) -> None:
         if self._bar is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from conveyor.cli.workspace import load_workspace, workspace_options
+from conveyor.definitions.job import EXECUTORS
 from conveyor.errors import ConfigError
 
 
@@ -74,6 +75,15 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
     "-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the run (repeatable)."
 )
 @click.option("--echo", is_flag=True, help="Show the tasks' own output as they run.")
+@click.option(
+    "-e",
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    help="Where the steps run (default: the job's executor, else in_process).",
+)
+@click.option(
+    "-d", "--detach", is_flag=True, help="Start the run in its own worker process; print its id."
+)
 def run_command(
     args: tuple[str, ...],
     module: str | None,
@@ -81,11 +91,14 @@ def run_command(
     selection: tuple[str, ...],
     tags: tuple[str, ...],
     echo: bool,
+    executor: str | None,
+    detach: bool,
 ) -> int:
     """Run JOB of TARGET (a Python file) or of -m MODULE, recording it in the instance.
 
     JOB may be left out when the workspace defines one job. Exits 0 when the
-    run succeeds, 1 when it fails, 2 on bad usage.
+    run succeeds, 1 when it fails, 2 on bad usage. With --detach, the run
+    goes on in a worker process and the command prints its id at once.
     """
     if module:
         if len(args) > 1:
@@ -103,6 +116,11 @@ def run_command(
     from conveyor.storage.instance import Instance
 
     instance = Instance.from_env()
+    origin = {**ws.origin, "job": job.name}
+    if detach:
+        return _detach(
+            job, instance, origin, run_config, list(selection) or None, parse_tags(tags), executor
+        )
     return _run_and_report(
         job.name,
         len(job.graph) if job.graph is not None else None,
@@ -115,9 +133,43 @@ def run_command(
             raise_on_error=False,
             echo=echo,
             listener=listener,
-            origin={**ws.origin, "job": job.name},
+            origin=origin,
+            executor=executor,
         ),
     )
+
+
+def _detach(
+    job: Any,
+    instance: Any,
+    origin: dict[str, Any],
+    run_config: Any,
+    selection: list[str] | None,
+    tags: dict[str, str],
+    executor: str | None,
+) -> int:
+    """Validate and record the run here, then hand it to a run worker process."""
+    from conveyor.execution.launch import prepare
+    from conveyor.execution.runner import start
+
+    plan, cfg = prepare(job, run_config, selection, None)
+    if executor is not None:
+        origin["executor"] = executor
+    run = instance.run_store.create(
+        job_name=job.name,
+        job_version=job.version,
+        tags={**job.tags, **tags},
+        run_config=cfg.raw,
+        selection=plan.selection if plan is not None else None,
+        origin=origin,
+    )
+    pid = start(run.id, instance)
+    click.echo(run.id)
+    click.echo(
+        f"started in worker process {pid}; follow it with: conveyor runs show {run.id[:8]}",
+        err=True,
+    )
+    return 0
 
 
 @click.command("rerun")

@@ -112,3 +112,36 @@ def show_run(run_id: str, as_json: bool) -> None:
             error[:120],
         )
     out.print(table)
+
+
+@runs_group.command("cancel")
+@click.argument("run_id")
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Wait until the run has stopped."
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --wait waits.",
+)
+def cancel_run(run_id: str, wait: bool, timeout: float) -> int:
+    """Cancel a run: a queued run at once; a running one stops its tasks and ends canceled."""
+    import time
+
+    from conveyor.storage.instance import Instance
+
+    instance = Instance.from_env()
+    rid = instance.run_store.resolve_id(run_id)
+    status = instance.cancel_run(rid)
+    if status.is_terminal and status is not RunStatus.CANCELED:
+        click.echo(f"run {rid} had already ended: {status}")
+        return 0
+    deadline = time.monotonic() + timeout
+    while wait and not status.is_terminal and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = instance.run(rid).status
+    click.echo(f"run {rid}: {status}")
+    return 0 if status.is_terminal or not wait else 1

@@ -17,21 +17,21 @@ task from inside (between Python bytecodes); the run gives up on it
 from __future__ import annotations
 
 import atexit
+import os
 import pickle
 import threading
 from typing import Any
 
-import cloudpickle
-
 from conveyor.errors import ConfigError, ConveyorError, ExecutionError, WorkerLostError
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.executors.concurrent import Running, run_concurrently
-from conveyor.execution.executors.worker import function_ref, run_bytes
+from conveyor.execution.executors.worker import function_ref, pack, run_bytes
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunState
 from conveyor.execution.steps import Report, RunMeta, StepSpec
 
 STOP_GRACE = 5.0
+ADDRESS_ENV = "CONVEYOR_DASK_ADDRESS"
 _clients: list[Any] = []
 _clients_lock = threading.Lock()
 
@@ -40,7 +40,8 @@ class DaskExecutor:
     """Run steps on a Dask cluster.
 
     Args:
-        address: the scheduler's address (``tcp://host:8786``); ``None`` starts a
+        address: the scheduler's address (``tcp://host:8786``); default: the
+            ``CONVEYOR_DASK_ADDRESS`` environment variable, and without it a new
             ``LocalCluster`` with ``cluster_options``.
         cluster_options: passed to ``LocalCluster`` (``n_workers``,
             ``threads_per_worker``, ``resources``...).
@@ -56,6 +57,8 @@ class DaskExecutor:
             raise ConfigError(
                 "the Dask executor needs dask.distributed: pip install 'conveyor[dask]'"
             ) from None
+        if address is None and not cluster_options:
+            address = os.environ.get(ADDRESS_ENV) or None
         self.address = address
         self.cluster_options = cluster_options
         self._client: Any = None
@@ -159,9 +162,9 @@ class _DaskBackend:
             for name, how in spec.inject
             if how == "resource"
         }
-        payload = cloudpickle.dumps(
+        payload = pack(
+            ref,
             {
-                "fn": ref,
                 "key": spec.key,
                 "name": spec.name,
                 "is_async": spec.is_async,
@@ -174,7 +177,7 @@ class _DaskBackend:
                 "resources": resources,
                 "blob_root": None,
                 "timeout": spec.timeout,
-            }
+            },
         )
         handle = object()
         future = self.client.submit(

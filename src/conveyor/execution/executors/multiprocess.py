@@ -14,8 +14,6 @@ import time
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-import cloudpickle
-
 from conveyor.errors import ConveyorError, TaskOutOfMemoryError, WorkerLostError
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.executors.concurrent import Running, run_concurrently
@@ -27,7 +25,7 @@ from conveyor.execution.executors.processes import (
     shared_pool,
     tree_rss,
 )
-from conveyor.execution.executors.worker import function_ref
+from conveyor.execution.executors.worker import function_ref, pack
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunState
 from conveyor.execution.steps import Report, RunMeta, StepSpec
@@ -112,7 +110,6 @@ class _PoolBackend:
             if how == "resource"
         }
         payload = {
-            "fn": ref,
             "key": spec.key,
             "name": spec.name,
             "is_async": spec.is_async,
@@ -131,7 +128,7 @@ class _PoolBackend:
         if spec.memory is not None:
             self.limits[handle] = (spec.memory, spec.key)
         try:
-            worker.conn.send_bytes(cloudpickle.dumps(payload))
+            worker.conn.send_bytes(pack(ref, payload))
         except Exception as e:
             self._finish_dead(
                 handle,

@@ -35,18 +35,18 @@ class RemoteTaskError(ExecutionError):
 
 
 def function_ref(fn: Any) -> tuple[str, Any]:
-    """How a worker finds ``fn``: ``("ref", module, qualname, file)`` or ``("value", bytes)``."""
+    """How a worker finds ``fn``: ``("ref", (module, qualname, file))`` or ``("value", bytes)``.
+
+    By reference where a worker can import it the same way: a module with a
+    file, or a workspace file. By value (cloudpickle) otherwise: ``__main__``,
+    notebooks, code run with ``exec``, functions defined inside functions.
+    """
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", "")
-    if (
-        module
-        and module != "__main__"
-        and "<locals>" not in qualname
-        and "<lambda>" not in qualname
-    ):
-        mod = sys.modules.get(module)
-        file = getattr(mod, "__file__", None) if mod is not None else None
-        return ("ref", (module, qualname, file or ""))
+    mod = sys.modules.get(module) if module else None
+    file = getattr(mod, "__file__", None)
+    if module and module != "__main__" and file and "<" not in qualname:
+        return ("ref", (module, qualname, file))
     return ("value", cloudpickle.dumps(fn))
 
 
@@ -81,20 +81,30 @@ def _load_stored(value: Any, blob_root: str | None) -> Any:
     return replace_leaves(value, leaf)
 
 
-def run_payload(payload: dict[str, Any]) -> Report:
+def pack(fn_ref: tuple[str, Any], payload: dict[str, Any]) -> bytes:
+    """The bytes sent to a worker: the function's reference, then the rest.
+
+    The rest may hold objects of the workspace's own classes (a Config, a
+    Resource), so the worker unpickles it only after it has found the
+    function, which imports the workspace.
+    """
+    return pickle.dumps((fn_ref, payload["key"], cloudpickle.dumps(payload)))
+
+
+def run_payload(fn_ref: tuple[str, Any], key: str, rest: bytes) -> Report:
     """Run one call in this process and return its report."""
     from conveyor.execution.resources import opened
 
-    blob_root = payload["blob_root"]
     try:
-        fn = _resolve_function(payload["fn"])
+        fn = _resolve_function(fn_ref)
+        payload = cloudpickle.loads(rest)
+        blob_root = payload["blob_root"]
         args = _load_stored(payload["args"], blob_root)
         kwargs = _load_stored(payload["kwargs"], blob_root)
     except Exception as e:
         return Report(
             error=ExecutionError(
-                f"the worker process could not load task {payload['key']!r}: "
-                f"{type(e).__name__}: {e}"
+                f"the worker process could not load task {key!r}: {type(e).__name__}: {e}"
             ),
             traceback_text=UserCodeError.format(e),
             user_code=False,
@@ -191,11 +201,11 @@ def main(conn: Connection) -> None:
 
 
 def run_bytes(data: bytes) -> bytes:
-    """A cloudpickled payload in, a pickled report out: what Dask workers run too."""
+    """A packed payload in (``pack``), a pickled report out: what Dask workers run too."""
     try:
-        payload = cloudpickle.loads(data)
+        fn_ref, key, rest = pickle.loads(data)
         with routed_streams():
-            report = run_payload(payload)
+            report = run_payload(fn_ref, key, rest)
     except Exception as e:
         report = Report(
             error=ExecutionError(f"the worker failed: {e}"),

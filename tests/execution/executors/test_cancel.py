@@ -1,0 +1,145 @@
+"""Cancelling a running run: it ends canceled within seconds, with no process left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conveyor import Instance, RunStatus, TaskStatus
+from conveyor.errors import RunCanceledError
+from conveyor.execution.executors.multiprocess import MultiprocessExecutor
+from tests.execution.executors import jobs
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _cancel_when_running(instance: Instance, job_name: str) -> threading.Thread:
+    def cancel() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            runs = instance.runs(job_name, limit=1)
+            if runs and any(
+                t.status is TaskStatus.RUNNING for t in instance.run_details(runs[0].id).tasks
+            ):
+                time.sleep(0.3)
+                instance.cancel_run(runs[0].id)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=cancel, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_cancel_a_running_run(executor: str, durable: Instance, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.touch()
+    canceller = _cancel_when_running(durable, "long_running")
+    chosen = MultiprocessExecutor(max_workers=2) if executor == "multiprocess" else executor
+    config = {
+        "tasks": {
+            k: {"config": {"path": str(pids)}} for k in ("long_task", "long_task_b", "long_task_c")
+        }
+    }
+    started = time.monotonic()
+    result = jobs.long_running.run(config, executor=chosen, instance=durable, raise_on_error=False)
+    took = time.monotonic() - started
+    canceller.join(timeout=5)
+    assert result.status is RunStatus.CANCELED
+    assert isinstance(result.error, RunCanceledError)
+    assert took < 10  # about 1 s to notice, plus stopping the processes
+    run = durable.run(result.run_id)
+    assert run.status is RunStatus.CANCELED
+    statuses = [t.status for t in durable.run_details(result.run_id).tasks]
+    assert TaskStatus.RUNNING not in statuses
+    assert TaskStatus.PENDING not in statuses
+    assert TaskStatus.CANCELED in statuses
+    if executor == "multiprocess":
+        for pid in (int(p) for p in pids.read_text().split()):
+            assert _gone(pid)
+    with pytest.raises(RunCanceledError):
+        raise result.error
+
+
+def test_cancel_a_queued_run_and_an_ended_one(instance: Instance) -> None:
+    queued = instance.run_store.create(job_name="j", job_version="v", status=RunStatus.QUEUED)
+    assert instance.cancel_run(queued.id) is RunStatus.CANCELED
+    done = instance.run_store.create(job_name="j", job_version="v", then=RunStatus.RUNNING)
+    instance.run_store.set_status(done.id, RunStatus.SUCCESS)
+    assert instance.cancel_run(done.id) is RunStatus.SUCCESS
+
+
+def test_detached_run_cancelled_from_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "slow_ws.py").write_text(
+        textwrap.dedent(f"""
+        import os, time
+        from conveyor import task, workflow
+
+        @task
+        def sleepy(n):
+            with open({str(tmp_path / "pids")!r}, "a") as f:
+                f.write(f"{{os.getpid()}}\\n")
+            time.sleep(120)
+
+        @workflow
+        def slow():
+            sleepy(1)
+            sleepy(2)
+    """)
+    )
+    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
+    env.pop("CONVEYOR_DATABASE_URL", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    started = cli("run", "slow_ws.py", "--detach", "--executor", "multiprocess")
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    assert len(run_id) == 32
+    home = Instance.at(tmp_path / "home")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tasks = home.run_details(run_id).tasks
+        if sum(t.status is TaskStatus.RUNNING for t in tasks) == 2 and (tmp_path / "pids").exists():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the detached run never started: {cli('runs', 'show', run_id).stdout}")
+    run = home.run(run_id)
+    assert run.heartbeat_at is not None or home.run(run_id).status is RunStatus.RUNNING
+    began = time.monotonic()
+    cancelled = cli("runs", "cancel", run_id[:8])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert time.monotonic() - began < 5
+    assert cancelled.stdout.strip().endswith("canceled")
+    shown = json.loads(cli("runs", "show", run_id, "--json").stdout)
+    assert shown["status"] == "canceled"
+    deadline = time.monotonic() + 5
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    while time.monotonic() < deadline and not all(_gone(p) for p in pids):
+        time.sleep(0.1)
+    assert all(_gone(p) for p in pids)
+    home.close()
