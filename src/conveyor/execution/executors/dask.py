@@ -25,7 +25,7 @@ from typing import Any
 from conveyor.errors import ConfigError, ConveyorError, ExecutionError, WorkerLostError
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.executors.concurrent import Running, run_concurrently
-from conveyor.execution.executors.worker import function_ref, pack, run_bytes
+from conveyor.execution.executors.worker import Packer, run_bytes
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunState
 from conveyor.execution.steps import Report, RunMeta, StepSpec
@@ -125,7 +125,7 @@ class _DaskBackend:
         self.cpu_budget = float("inf")
         self.futures: dict[object, Any] = {}
         self.done: list[tuple[object, Report]] = []
-        self._fn_refs: dict[int, tuple[str, Any]] = {}
+        self.packer = Packer(state.config.resources, blob_root=None)
 
     def _constraints(self, spec: StepSpec) -> dict[str, float]:
         wanted: dict[str, float] = {}
@@ -154,31 +154,8 @@ class _DaskBackend:
         return not self.done and len(self.futures) < self.max_in_flight
 
     def submit(self, spec: StepSpec, attempt: int, meta: RunMeta) -> object:
-        ref = self._fn_refs.get(id(spec.fn))
-        if ref is None:
-            ref = self._fn_refs[id(spec.fn)] = function_ref(spec.fn)
-        resources = {
-            name: self.state.config.resources[name]
-            for name, how in spec.inject
-            if how == "resource"
-        }
-        payload = pack(
-            ref,
-            {
-                "key": spec.key,
-                "name": spec.name,
-                "is_async": spec.is_async,
-                "args": spec.args,
-                "kwargs": spec.kwargs,
-                "inject": spec.inject,
-                "config": spec.config,
-                "attempt": attempt,
-                "meta": meta,
-                "resources": resources,
-                "blob_root": None,
-                "timeout": spec.timeout,
-            },
-        )
+        # Outputs come back through Dask; the worker stops a timed-out task itself.
+        payload = self.packer.pack(spec, attempt, meta, timeout=spec.timeout)
         handle = object()
         future = self.client.submit(
             run_bytes,

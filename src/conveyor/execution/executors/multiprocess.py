@@ -25,7 +25,7 @@ from conveyor.execution.executors.processes import (
     shared_pool,
     tree_rss,
 )
-from conveyor.execution.executors.worker import function_ref, pack
+from conveyor.execution.executors.worker import Packer
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunState
 from conveyor.execution.steps import Report, RunMeta, StepSpec
@@ -78,8 +78,9 @@ class _PoolBackend:
         self.stop_errors: dict[object, ConveyorError] = {}
         self.last_memory_check = 0.0
         blobs = state.instance.blobs
-        self.blob_root = str(blobs.root) if isinstance(blobs, DirectoryBlobStore) else None
-        self._fn_refs: dict[int, tuple[str, Any]] = {}
+        # Large outputs go to the result store from the worker, when workers can reach it.
+        blob_root = str(blobs.root) if isinstance(blobs, DirectoryBlobStore) else None
+        self.packer = Packer(state.config.resources, blob_root)
 
     def refuse(self, spec: StepSpec) -> str | None:
         if spec.cpu > self.cpu_budget:
@@ -101,34 +102,14 @@ class _PoolBackend:
         worker = self.pool.idle()
         assert worker is not None
         handle = object()
-        ref = self._fn_refs.get(id(spec.fn))
-        if ref is None:
-            ref = self._fn_refs[id(spec.fn)] = function_ref(spec.fn)
-        resources = {
-            name: self.state.config.resources[name]
-            for name, how in spec.inject
-            if how == "resource"
-        }
-        payload = {
-            "key": spec.key,
-            "name": spec.name,
-            "is_async": spec.is_async,
-            "args": spec.args,
-            "kwargs": spec.kwargs,
-            "inject": spec.inject,
-            "config": spec.config,
-            "attempt": attempt,
-            "meta": meta,
-            "resources": resources,
-            "blob_root": self.blob_root,
-            "timeout": None,  # the pool stops the whole process tree at the deadline
-        }
+        # No timeout inside: the pool stops the whole process tree at the deadline.
+        data = self.packer.pack(spec, attempt, meta, timeout=None)
         worker.handle = handle
         self.by_handle[handle] = worker
         if spec.memory is not None:
             self.limits[handle] = (spec.memory, spec.key)
         try:
-            worker.conn.send_bytes(pack(ref, payload))
+            worker.conn.send_bytes(data)
         except Exception as e:
             self._finish_dead(
                 handle,

@@ -81,14 +81,40 @@ def _load_stored(value: Any, blob_root: str | None) -> Any:
     return replace_leaves(value, leaf)
 
 
-def pack(fn_ref: tuple[str, Any], payload: dict[str, Any]) -> bytes:
-    """The bytes sent to a worker: the function's reference, then the rest.
+class Packer:
+    """Turns a step into the bytes sent to a worker, for one run's backend.
 
-    The rest may hold objects of the workspace's own classes (a Config, a
-    Resource), so the worker unpickles it only after it has found the
-    function, which imports the workspace.
+    The bytes hold the function's reference, then the rest. The rest may hold
+    objects of the workspace's own classes (a Config, a Resource), so the
+    worker unpickles it only after it has found the function, which imports
+    the workspace. References are worked out once per function.
     """
-    return pickle.dumps((fn_ref, payload["key"], cloudpickle.dumps(payload)))
+
+    def __init__(self, resources: dict[str, Any], blob_root: str | None) -> None:
+        self.resources = resources
+        self.blob_root = blob_root
+        self._refs: dict[int, tuple[str, Any]] = {}
+
+    def pack(self, spec: StepSpec, attempt: int, meta: RunMeta, timeout: float | None) -> bytes:
+        ref = self._refs.get(id(spec.fn))
+        if ref is None:
+            ref = self._refs[id(spec.fn)] = function_ref(spec.fn)
+        payload = {
+            "key": spec.key,
+            "name": spec.name,
+            "is_async": spec.is_async,
+            "args": spec.args,
+            "kwargs": spec.kwargs,
+            "inject": spec.inject,
+            "config": spec.config,
+            "attempt": attempt,
+            "meta": meta,
+            # Resources are set up where the task runs, from their definitions.
+            "resources": {n: self.resources[n] for n, how in spec.inject if how == "resource"},
+            "blob_root": self.blob_root,
+            "timeout": timeout,
+        }
+        return pickle.dumps((ref, spec.key, cloudpickle.dumps(payload)))
 
 
 def run_payload(fn_ref: tuple[str, Any], key: str, rest: bytes) -> Report:
