@@ -54,3 +54,10 @@ def test_import_conveyor_does_not_load_storage_or_execution() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    import conveyor
+
+    missing = [name for name in conveyor.__all__ if not hasattr(conveyor, name)]
+    assert missing == []

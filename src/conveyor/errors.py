@@ -35,6 +35,10 @@ class WorkspaceError(DefinitionError):
     """A workspace file or module cannot be loaded, or holds conflicting jobs."""
 
 
+class ScheduleError(DefinitionError):
+    """A ``Schedule`` field is out of range, malformed, or conflicts with another."""
+
+
 class ConfigError(ConveyorError, ValueError):
     """A value given by the user (run config, a duration, a memory size) is invalid."""
 

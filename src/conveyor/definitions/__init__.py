@@ -14,6 +14,7 @@ from conveyor.definitions.graph import Graph, Node, OutputRef
 from conveyor.definitions.job import Job, job, workflow
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.retry import RetryPolicy
+from conveyor.definitions.schedule import Schedule
 from conveyor.definitions.task import Task, task
 from conveyor.definitions.triggers import Trigger, parse_trigger
 from conveyor.definitions.workflow import TaskHandle
@@ -28,6 +29,7 @@ __all__ = [
     "Resource",
     "RetryPolicy",
     "RunContext",
+    "Schedule",
     "Task",
     "TaskContext",
     "TaskHandle",

@@ -27,6 +27,7 @@ from conveyor.definitions.params import (
     definition_locals,
 )
 from conveyor.definitions.retry import RetryPolicy
+from conveyor.definitions.schedule import Schedule
 from conveyor.definitions.task import Hook, Tags, Task, normalize_hooks, normalize_tags
 from conveyor.definitions.triggers import Trigger, parse_triggers
 from conveyor.definitions.version import digest, function_fingerprint, stable_repr
@@ -67,8 +68,8 @@ class Job:
         tags: Tags | None = None,
         resources: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
-        trigger: str | Sequence[str] | None = None,
-        schedule: str | None = None,
+        trigger: str | Schedule | Sequence[str | Schedule] | None = None,
+        schedule: str | Schedule | None = None,
         execute: Mapping[str, Any] | None = None,
         executor: Any = None,
         on_success: Hook | Sequence[Hook] | None = None,
@@ -97,13 +98,14 @@ class Job:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise DefinitionError(f"{owner}: retry must be a RetryPolicy, got {retry!r}")
         self.retry = retry
-        triggers: list[str] = []
-        if schedule is not None:
-            triggers.append(
-                schedule if schedule.startswith("schedule:") else f"schedule:{schedule}"
-            )
+        triggers: list[str | Schedule] = []
+        if isinstance(schedule, str):
+            prefixed = schedule.startswith("schedule:")
+            triggers.append(schedule if prefixed else f"schedule:{schedule}")
+        elif schedule is not None:
+            triggers.append(schedule)
         if trigger is not None:
-            triggers.extend([trigger] if isinstance(trigger, str) else trigger)
+            triggers.extend([trigger] if isinstance(trigger, str | Schedule) else trigger)
         self.triggers: tuple[Trigger, ...] = parse_triggers(triggers, self.name)
         self.execute = ExecuteOptions.parse(execute, owner)
         if (
@@ -176,7 +178,7 @@ class Job:
             stable_repr(self.tags),
             repr(self.retry),
             repr(self.execute),
-            stable_repr([str(t) for t in self.triggers]),
+            stable_repr([(str(t), t.timezone) for t in self.triggers]),
             stable_repr(self.executor),
             stable_repr({k: _resource_fingerprint(v) for k, v in self.resources.items()}),
         ]

@@ -25,10 +25,14 @@ _CRON_ALIASES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """A parsed trigger: its ``type`` and ``expr`` (``every`` and ``5m``)."""
+    """A parsed trigger: its ``type`` and ``expr`` (``every`` and ``5m``).
+
+    A ``schedule`` trigger made from a ``Schedule`` keeps its time zone.
+    """
 
     type: str
     expr: str
+    timezone: str | None = None
 
     def __str__(self) -> str:
         return self.type if self.type in _BARE else f"{self.type}:{self.expr}"
@@ -52,7 +56,7 @@ def _check_cron(text: str, original: str) -> None:
         )
 
 
-def parse_trigger(value: str) -> Trigger:
+def parse_trigger(value: object) -> Trigger:
     """Parse one trigger string, e.g. ``"every:5m"``, ``"0 8 * * *"``, ``"job.success:etl"``.
 
     Raises:
@@ -118,9 +122,17 @@ def _parse_once(expr: str, original: str) -> datetime:
 
 
 def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
-    """Parse a job's ``trigger=`` option: one trigger string or a list of them."""
-    items = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-    triggers = tuple(parse_trigger(v) for v in items)
+    """Parse a job's ``trigger=``: a trigger string, a ``Schedule``, or a list of them."""
+    from conveyor.definitions.schedule import Schedule
+
+    single = isinstance(value, str | Schedule)
+    items = [value] if single else list(value)  # type: ignore[call-overload]
+    triggers = tuple(
+        Trigger("schedule", v.cron, v.timezone)
+        if isinstance(v, Schedule)
+        else parse_trigger(v)  # non-strings get the clear error there
+        for v in items
+    )
     timed = [str(t) for t in triggers if t.is_timed]
     if len(timed) > 1:
         raise DefinitionError(

@@ -1,0 +1,381 @@
+"""``Schedule``: Datatailr's friendly schedule fields, compiled to cron here, locally.
+
+    Schedule(at_hours=[8], weekdays=["Mon", "Fri"], timezone="Europe/Berlin").cron
+    == "0 8 * * 1,5"
+
+Fields finer than the finest one given are fixed at their first value
+(minute 0, hour 0, day 1); coarser ones not given are ``*``. Every field is
+range-checked with an error that names it and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from conveyor.errors import ScheduleError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # Mon=1 ... Sun=7
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = tuple(m.capitalize() for m in MONTHS)
+
+# The five cron fields from finest to coarsest; day-of-month and weekday share a level.
+_LEVEL = {"minute": 0, "hour": 1, "day": 2, "weekday": 2, "month": 3}
+_FIRST = {"minute": "0", "hour": "0", "day": "1"}
+
+
+def _what(field: str, value: object) -> str:
+    return f"Schedule({field}={value!r})"
+
+
+def _as_list(field: str, value: object) -> list[object]:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = list(value)
+        if not items:
+            raise ScheduleError(
+                f"{_what(field, value)}: the list is empty; leave the field out instead"
+            )
+        return items
+    raise ScheduleError(f"{_what(field, value)}: expected a number or a list of them")
+
+
+def _numbers(field: str, value: object, low: int, high: int, unit: str) -> list[int]:
+    out = []
+    for item in _as_list(field, value):
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ScheduleError(
+                f"{_what(field, value)}: {item!r} is not a whole number; {unit} are {low}-{high}"
+            )
+        if not low <= item <= high:
+            raise ScheduleError(
+                f"{_what(field, value)}: {item} is out of range; {unit} are {low}-{high}"
+            )
+        out.append(item)
+    return sorted(set(out))
+
+
+def _named(field: str, value: object, names: tuple[str, ...], unit: str) -> list[int]:
+    """Numbers 1..len(names) from numbers or names (any case, at least 3 letters)."""
+    out = []
+    for item in _as_list(field, value):
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not 1 <= item <= len(names):
+                raise ScheduleError(
+                    f"{_what(field, value)}: {item} is out of range; {unit} are "
+                    f"1-{len(names)} ({names[0].title()}=1)"
+                )
+            out.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ScheduleError(f"{_what(field, value)}: {item!r} is not a name or a number")
+        text = item.strip().lower()
+        matches = [
+            i
+            for i, n in enumerate(names, 1)
+            if len(text) >= 3
+            and (n.startswith(text) or text.startswith(n))
+            and _full_name_ok(text, n)
+        ]
+        if len(matches) != 1:
+            raise ScheduleError(
+                f"{_what(field, value)}: {item!r} is not a {unit[:-1]}; write at least 3 letters "
+                f"of one ({', '.join(n.title() for n in names)}) or its number"
+            )
+        out.append(matches[0])
+    return sorted(set(out))
+
+
+_FULL = {
+    "mon": "monday",
+    "tue": "tuesday",
+    "wed": "wednesday",
+    "thu": "thursday",
+    "fri": "friday",
+    "sat": "saturday",
+    "sun": "sunday",
+    "jan": "january",
+    "feb": "february",
+    "mar": "march",
+    "apr": "april",
+    "may": "may",
+    "jun": "june",
+    "jul": "july",
+    "aug": "august",
+    "sep": "september",
+    "oct": "october",
+    "nov": "november",
+    "dec": "december",
+}
+
+
+def _full_name_ok(text: str, short: str) -> bool:
+    """``text`` is a prefix (of at least 3 letters) of the full name ``short`` abbreviates."""
+    return _FULL[short].startswith(text)
+
+
+def _step(field: str, value: object, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScheduleError(f"{_what(field, value)}: the step must be a whole number")
+    if not 1 <= value <= high:
+        raise ScheduleError(f"{_what(field, value)}: the step must be from 1 to {high}")
+    return value
+
+
+def _zone(value: object) -> ZoneInfo:
+    if not isinstance(value, str) or not value:
+        raise ScheduleError(
+            f"{_what('timezone', value)}: expected an IANA name such as 'Europe/Berlin' or 'UTC'"
+        )
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(
+            f"{_what('timezone', value)}: unknown time zone; use an IANA name "
+            f"such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
+        ) from None
+
+
+def _join(values: Iterable[int]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+@dataclass(frozen=True, init=False)
+class Schedule:
+    """When a job runs, as friendly fields or a cron expression, in a time zone.
+
+    Args:
+        cron_expression: a 5-field cron string; not together with the fields below.
+        at_minutes: minutes of the hour, 0-59.
+        every_minute: run every N minutes (``*/N``).
+        at_hours: hours of the day, 0-23.
+        every_hour: every N hours.
+        weekdays: names (``"Mon"``, ``"monday"``, any case, 3+ letters) or numbers,
+            Mon=1 ... Sun=7.
+        day_of_month: days of the month, 1-31.
+        in_month: month names or numbers, Jan=1 ... Dec=12.
+        every_month: every N months.
+        timezone: an IANA time zone; default UTC.
+    """
+
+    cron: str
+    timezone: str
+
+    def __init__(
+        self,
+        cron_expression: str = "",
+        at_minutes: int | Sequence[int] | None = None,
+        every_minute: int | None = None,
+        at_hours: int | Sequence[int] | None = None,
+        every_hour: int | None = None,
+        weekdays: str | int | Sequence[str | int] | None = None,
+        day_of_month: int | Sequence[int] | None = None,
+        in_month: str | int | Sequence[str | int] | None = None,
+        every_month: int | None = None,
+        timezone: str | None = None,
+    ) -> None:
+        tz = "UTC" if timezone is None else timezone
+        _zone(tz)
+        friendly = {
+            "at_minutes": at_minutes,
+            "every_minute": every_minute,
+            "at_hours": at_hours,
+            "every_hour": every_hour,
+            "weekdays": weekdays,
+            "day_of_month": day_of_month,
+            "in_month": in_month,
+            "every_month": every_month,
+        }
+        given = [k for k, v in friendly.items() if v is not None]
+        if not isinstance(cron_expression, str):
+            raise ScheduleError(
+                f"{_what('cron_expression', cron_expression)}: expected a "
+                f"cron string such as '0 8 * * 1'"
+            )
+        if cron_expression.strip():
+            if given:
+                raise ScheduleError(
+                    f"Schedule(cron_expression={cron_expression!r}, {given[0]}=...): give "
+                    f"either a cron_expression or friendly fields, not both"
+                )
+            cron = _check_cron(cron_expression.strip())
+        elif not given:
+            raise ScheduleError(
+                "Schedule(): give a cron_expression or at least one field, e.g. "
+                "Schedule(at_hours=[8])"
+            )
+        else:
+            cron = _compile(friendly)
+        object.__setattr__(self, "cron", cron)
+        object.__setattr__(self, "timezone", tz)
+
+    def get_cron_string(self) -> str:
+        """The 5-field cron string (``min hour dom month dow``)."""
+        return self.cron
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def next_fire_times(self, after: datetime, n: int = 1) -> list[datetime]:
+        """The next ``n`` fire times after ``after``, as aware datetimes in the time zone.
+
+        Wall-clock times are matched in the schedule's time zone. A time that
+        a DST change skips fires once, at the first valid instant after the
+        gap; a time that a DST change repeats fires once, at its first
+        occurrence.
+        """
+        from croniter import croniter
+
+        if n < 0:
+            raise ScheduleError(f"next_fire_times(n={n}): n must be 0 or more")
+        zone = self.zone
+        start = (
+            after.astimezone(zone) if after.tzinfo else after.replace(tzinfo=UTC).astimezone(zone)
+        )
+        # Walk the wall clock: each wall time the cron names comes up once.
+        wall = start.replace(tzinfo=None)
+        it = croniter(self.cron, wall - timedelta(minutes=1) if start.fold else wall)
+        out: list[datetime] = []
+        # Compare instants in UTC: within one zone Python compares wall times and
+        # ignores fold, so the first 02:30 of a repeated hour would look "later"
+        # than the second 02:00.
+        floor = start.astimezone(UTC)
+        while len(out) < n:
+            fire = _resolve_wall_time(it.get_next(datetime), zone)
+            instant = fire.astimezone(UTC)
+            if instant <= floor:
+                continue
+            out.append(fire)
+            floor = instant
+        return out
+
+    def __str__(self) -> str:
+        return f"{describe(self.cron)} ({self.timezone})"
+
+    def __repr__(self) -> str:
+        return f"Schedule(cron={self.cron!r}, timezone={self.timezone!r})"
+
+
+def _resolve_wall_time(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant of a wall-clock time: the first occurrence, or after a DST gap."""
+    aware = wall.replace(tzinfo=zone, fold=0)
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return aware
+    probe = wall
+    for _ in range(24 * 60):  # a gap is at most a few hours long
+        probe += timedelta(minutes=1)
+        aware = probe.replace(tzinfo=zone, fold=0)
+        if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == probe:
+            return aware
+    return wall.replace(tzinfo=zone)
+
+
+def _check_cron(text: str) -> str:
+    from croniter import croniter
+
+    fields = text.split()
+    if len(fields) != 5 or not croniter.is_valid(text):
+        raise ScheduleError(
+            f"Schedule(cron_expression={text!r}): not a valid 5-field cron expression "
+            f"(minute hour day-of-month month day-of-week, e.g. '0 8 * * 1')"
+        )
+    return text
+
+
+def _compile(f: dict[str, Any]) -> str:
+    for a, b in (
+        ("at_minutes", "every_minute"),
+        ("at_hours", "every_hour"),
+        ("in_month", "every_month"),
+    ):
+        if f[a] is not None and f[b] is not None:
+            raise ScheduleError(f"Schedule({a}=..., {b}=...): give one of {a} and {b}, not both")
+    fields: dict[str, str | None] = {
+        "minute": None,
+        "hour": None,
+        "day": None,
+        "month": None,
+        "weekday": None,
+    }
+    if f["at_minutes"] is not None:
+        fields["minute"] = _join(_numbers("at_minutes", f["at_minutes"], 0, 59, "minutes"))
+    if f["every_minute"] is not None:
+        fields["minute"] = f"*/{_step('every_minute', f['every_minute'], 59)}"
+    if f["at_hours"] is not None:
+        fields["hour"] = _join(_numbers("at_hours", f["at_hours"], 0, 23, "hours"))
+    if f["every_hour"] is not None:
+        fields["hour"] = f"*/{_step('every_hour', f['every_hour'], 23)}"
+    if f["day_of_month"] is not None:
+        fields["day"] = _join(_numbers("day_of_month", f["day_of_month"], 1, 31, "days"))
+    if f["weekdays"] is not None:
+        fields["weekday"] = _join(_named("weekdays", f["weekdays"], WEEKDAYS, "weekdays"))
+    if f["in_month"] is not None:
+        fields["month"] = _join(_named("in_month", f["in_month"], MONTHS, "months"))
+    if f["every_month"] is not None:
+        fields["month"] = f"*/{_step('every_month', f['every_month'], 12)}"
+    finest = min(_LEVEL[k] for k, v in fields.items() if v is not None)
+    out = {}
+    for name, value in fields.items():
+        if value is not None:
+            out[name] = value
+        elif _LEVEL[name] < finest and name in _FIRST:
+            out[name] = _FIRST[name]
+        else:
+            out[name] = "*"
+    return " ".join(out[k] for k in ("minute", "hour", "day", "month", "weekday"))
+
+
+def describe(cron: str) -> str:
+    """A readable form of a 5-field cron string: ``at 08:00 on Mon and Fri``."""
+    minute, hour, day, month, weekday = cron.split()
+    parts = []
+    if minute.isdigit() and hour.isdigit():
+        parts.append(f"at {int(hour):02d}:{int(minute):02d}")
+    elif minute.isdigit() and "," in hour and all(h.isdigit() for h in hour.split(",")):
+        parts.append("at " + _and([f"{int(h):02d}:{int(minute):02d}" for h in hour.split(",")]))
+    else:
+        parts.append(_every_or_at(minute, "minute", "at"))
+        if hour != "*":
+            parts.append(_every_or_at(hour, "hour", "past"))
+    if weekday != "*":
+        parts.append("on " + _names(weekday, _WEEKDAY_NAMES, "weekday"))
+    if day != "*":
+        parts.append(_every_or_at(day, "day", "on"))
+    if month.startswith("*/"):
+        parts.append(f"every {month[2:]} months")
+    elif month != "*":
+        parts.append("in " + _names(month, _MONTH_NAMES, "month"))
+    return " ".join(parts)
+
+
+def _every_or_at(value: str, unit: str, word: str) -> str:
+    if value == "*":
+        return f"every {unit}"
+    if value.startswith("*/"):
+        return f"every {value[2:]} {unit}s"
+    items = value.split(",")
+    return f"{word} {unit}{'s' if len(items) > 1 else ''} {_and(items)}"
+
+
+def _names(value: str, names: tuple[str, ...], unit: str) -> str:
+    if value.startswith("*/"):
+        return f"every {value[2:]} {unit}s"
+    items = []
+    for v in value.split(","):
+        if v.isdigit() and 1 <= int(v) <= len(names):
+            items.append(names[int(v) - 1])
+        elif v == "0" and unit == "weekday":
+            items.append("Sun")
+        else:
+            items.append(v)
+    return _and(items)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
