@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from conveyor import Config, RetryPolicy, RunContext, job, task, workflow
+from conveyor import Config, RetryPolicy, RunContext, Schedule, job, task, workflow
 
 
 class Source(Config):
@@ -54,7 +54,10 @@ def publish(averages: dict[str, float], spread: float) -> str:
     return f"{len(averages)} symbols, spread {spread:.2f}"
 
 
-@workflow(tags={"team": "quant"})
+@workflow(
+    tags={"team": "quant"},
+    schedule=Schedule(at_hours=[8], weekdays=["Mon", "Fri"], timezone="Europe/Berlin"),
+)
 def etl() -> None:
     """Extract ticks, average them per symbol, publish the averages and the spread."""
     averages = average_by_symbol(extract())

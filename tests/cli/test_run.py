@@ -124,3 +124,17 @@ def test_a_workspace_file_on_the_multiprocess_executor(
     shown = json.loads(cli("runs", "show", run_id, "--json").stdout)
     assert [t["status"] for t in shown["tasks"]] == ["success", "success"]
     assert cli("run", str(workspace), "do_stuff", "--executor", "warp").returncode == 2
+
+
+def test_schedules_list(cli: Cli, tmp_path: Path) -> None:
+    root = Path(__file__).parents[2]
+    out = cli("schedules", "list", str(root / "examples" / "pipelines.py"), "--json", "-n", "2")
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)
+    assert row["job"] == "etl"
+    assert row["cron"] == "0 8 * * 1,5"
+    assert row["timezone"] == "Europe/Berlin"
+    assert len(row["next"]) == 2
+    assert all(t.endswith(("+01:00", "+02:00")) and "T08:00:00" in t for t in row["next"])
+    table = cli("schedules", "list", str(root / "examples" / "pipelines.py"))
+    assert "at 08:00 on Mon and Fri" in table.stdout

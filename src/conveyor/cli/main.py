@@ -23,6 +23,7 @@ COMMANDS = {
     "runs": ("conveyor.cli.runs", "runs_group"),
     "logs": ("conveyor.cli.logs", "logs_command"),
     "jobs": ("conveyor.cli.jobs", "jobs_group"),
+    "schedules": ("conveyor.cli.schedules", "schedules_group"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -30,6 +31,7 @@ SUMMARIES = {
     "runs": "List and show recorded runs.",
     "logs": "Print the stdout or stderr of a run's tasks.",
     "jobs": "List the jobs of a workspace.",
+    "schedules": "List the schedules of a workspace and their next fire times.",
 }
 
 EXIT_FAILURE = 1

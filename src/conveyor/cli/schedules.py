@@ -1,0 +1,74 @@
+"""``conveyor schedules``: the timed triggers of a workspace and when they fire next."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from conveyor.cli.main import echo_json
+from conveyor.cli.workspace import load_workspace, workspace_options
+
+
+@click.group("schedules")
+def schedules_group() -> None:
+    """The schedules of a workspace's jobs."""
+
+
+@schedules_group.command("list")
+@click.argument("target", required=False)
+@workspace_options
+@click.option(
+    "-n",
+    "--next",
+    "count",
+    type=click.IntRange(min=1, max=100),
+    default=3,
+    show_default=True,
+    help="How many next fire times to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_schedules(target: str | None, module: str | None, count: int, as_json: bool) -> None:
+    """List the jobs of TARGET (or -m MODULE) that run on a schedule, with their next times."""
+    from conveyor.definitions.schedule import Schedule, describe
+
+    ws = load_workspace(target, module)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for job in ws.jobs.values():
+        for trigger in job.triggers:
+            if trigger.type != "schedule":
+                continue
+            schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+            rows.append(
+                {
+                    "job": job.name,
+                    "cron": schedule.cron,
+                    "timezone": schedule.timezone,
+                    "description": describe(schedule.cron),
+                    "next": [t.isoformat() for t in schedule.next_fire_times(now, count)],
+                }
+            )
+    if as_json:
+        echo_json(rows)
+        return
+    from rich.table import Table
+
+    from conveyor.cli.output import console
+
+    if not rows:
+        console().print(f"no job of {ws.describe()} runs on a schedule")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("JOB", "CRON", "WHEN", "TIME ZONE", "NEXT"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["job"],
+            r["cron"],
+            r["description"],
+            r["timezone"],
+            "\n".join(t[:16].replace("T", " ") for t in r["next"]),
+        )
+    console().print(table)
