@@ -75,7 +75,9 @@ def _truncate(inst: Instance) -> None:
     import sqlalchemy as sa
 
     with inst.db.write() as conn:
-        conn.execute(sa.text("TRUNCATE runs, task_runs, events, logs, results CASCADE"))
+        conn.execute(
+            sa.text("TRUNCATE runs, task_runs, events, logs, results, ticks, leases CASCADE")
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

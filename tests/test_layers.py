@@ -20,7 +20,26 @@ ALLOWED = {
     "definitions": {"definitions", "errors", "_types"},
     "storage": {"storage", "definitions", "errors", "_types"},
     "execution": {"execution", "storage", "definitions", "errors", "workspace", "_types"},
-    "cli": {"cli", "execution", "storage", "definitions", "errors", "workspace", "_types", ""},
+    "cli": {
+        "cli",
+        "scheduler",
+        "execution",
+        "storage",
+        "definitions",
+        "errors",
+        "workspace",
+        "_types",
+        "",
+    },
+    "scheduler": {
+        "scheduler",
+        "execution",
+        "storage",
+        "definitions",
+        "errors",
+        "workspace",
+        "_types",
+    },
 }
 
 

@@ -26,7 +26,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         with db.write() as conn:
             conn.execute(
                 sa.text(
-                    "DROP TABLE IF EXISTS results, logs, events, task_runs, runs, "
+                    "DROP TABLE IF EXISTS leases, ticks, results, logs, events, task_runs, runs, "
                     "alembic_version CASCADE"
                 )
             )

@@ -24,6 +24,8 @@ COMMANDS = {
     "logs": ("conveyor.cli.logs", "logs_command"),
     "jobs": ("conveyor.cli.jobs", "jobs_group"),
     "schedules": ("conveyor.cli.schedules", "schedules_group"),
+    "daemon": ("conveyor.cli.daemon", "daemon_command"),
+    "trigger": ("conveyor.cli.daemon", "trigger_command"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -32,6 +34,8 @@ SUMMARIES = {
     "logs": "Print the stdout or stderr of a run's tasks.",
     "jobs": "List the jobs of a workspace.",
     "schedules": "List the schedules of a workspace and their next fire times.",
+    "daemon": "Run the scheduler: fire triggers, start queued runs, end dead ones.",
+    "trigger": "Queue a run of a job, or of the jobs with a tag: trigger.",
 }
 
 EXIT_FAILURE = 1

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 JobKind = Literal["workflow", "job"]
 EXECUTORS = ("in_process", "multiprocess", "dask")
+CATCHUP = ("latest", "all", "none")
 
 
 class Job:
@@ -71,6 +72,7 @@ class Job:
         trigger: str | Schedule | Sequence[str | Schedule] | None = None,
         schedule: str | Schedule | None = None,
         execute: Mapping[str, Any] | None = None,
+        catchup: str = "latest",
         executor: Any = None,
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
@@ -108,6 +110,12 @@ class Job:
             triggers.extend([trigger] if isinstance(trigger, str | Schedule) else trigger)
         self.triggers: tuple[Trigger, ...] = parse_triggers(triggers, self.name)
         self.execute = ExecuteOptions.parse(execute, owner)
+        if catchup not in CATCHUP:
+            raise DefinitionError(
+                f"{owner}: catchup={catchup!r} must be one of {', '.join(CATCHUP)}: after "
+                f"downtime, fire the latest missed tick, all of them, or none"
+            )
+        self.catchup = catchup
         if (
             executor is not None
             and executor not in EXECUTORS

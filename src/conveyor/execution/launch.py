@@ -137,6 +137,7 @@ def execute_run(
     instance: Instance,
     executor: Any = None,
     echo: bool = False,
+    reuse: Mapping[str, dict[str, Any]] | None = None,
 ) -> RunResult:
     """Execute a run that was recorded ``starting`` by another process."""
     run = instance.run(run_id, job_name=job.name)
@@ -150,6 +151,7 @@ def execute_run(
         config=cfg,
         tags=run.tags,
         echo=echo,
+        reuse=dict(reuse or {}),
     )
     return _execute(
         state,
@@ -182,6 +184,7 @@ def _execute(
                 run_error = e
                 _end_pending(state, TaskStatus.SKIPPED, f"not run: {e}")
     except BaseException as stop:
+        state.instance.lease_store.release(state.run_id)
         requested = state.cancel_requested.is_set() and isinstance(
             stop, RunCanceled | KeyboardInterrupt
         )
@@ -197,6 +200,7 @@ def _execute(
     status, error = _outcome(job, state, run_error)
     _run_job_hooks(state, status, error)
     rec.close(run_status=status, error=None if error is None else str(error))
+    state.instance.lease_store.release(state.run_id)
     return _result(state, status, error, raise_on_error)
 
 

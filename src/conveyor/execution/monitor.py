@@ -51,6 +51,7 @@ class RunMonitor:
         while not self._stop.wait(self.interval):
             try:
                 status = store.heartbeat(self.state.run_id)
+                self.state.instance.lease_store.renew(self.state.run_id)
             except Exception:
                 continue  # a missed heartbeat is retried on the next tick
             if status is RunStatus.CANCELING and not self.state.cancel_requested.is_set():

@@ -13,6 +13,10 @@ from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.states import TaskStatus
 
+# Tag of a run that the scheduler queued again after its parent failed
+# (execute={"retries": N}); its value counts the retries so far.
+RETRY_TAG = "conveyor/retry"
+
 
 def rerun_job(
     job: Job,

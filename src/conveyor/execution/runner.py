@@ -56,10 +56,20 @@ def main(argv: list[str]) -> int:
         instance.run_store.set_status(run_id, RunStatus.FAILURE, error=message)
         return 1
     from conveyor.execution.launch import execute_run
+    from conveyor.execution.rerun import RETRY_TAG, reusable
 
+    reuse = None
+    if run.parent_run_id and RETRY_TAG in run.tags:
+        # A retry after a failure goes on from the failure, as `conveyor rerun` does.
+        parent = instance.run(run.parent_run_id)
+        reuse = reusable(job, instance, parent, instance.result_store.pointers(parent.id))
     try:
         result = execute_run(
-            run_id, job, instance=instance, executor=(run.origin or {}).get("executor")
+            run_id,
+            job,
+            instance=instance,
+            executor=(run.origin or {}).get("executor"),
+            reuse=reuse,
         )
     except ConveyorError as e:
         print(f"run {run_id}: {e}", file=sys.stderr)

@@ -7,10 +7,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import NotFoundError
+from conveyor.errors import InvalidTransitionError, NotFoundError
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
 from conveyor.storage.db import Database
 from conveyor.storage.events import EventStore
+from conveyor.storage.leases import LeaseStore
 from conveyor.storage.logs import LogStore
 from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.records import RunDetails, RunRecord, group_attempts
@@ -18,6 +19,7 @@ from conveyor.storage.results import ResultStore
 from conveyor.storage.runs import RunStore
 from conveyor.storage.states import RunStatus
 from conveyor.storage.task_runs import TaskRunStore
+from conveyor.storage.ticks import TickStore
 
 ENV_HOME = "CONVEYOR_HOME"
 ENV_DATABASE_URL = "CONVEYOR_DATABASE_URL"
@@ -45,6 +47,8 @@ class Instance:
         self.event_store = EventStore(db)
         self.log_store = LogStore(db, blobs)
         self.result_store = ResultStore(db, blobs)
+        self.tick_store = TickStore(db)
+        self.lease_store = LeaseStore(db)
 
     @classmethod
     def ephemeral(cls) -> Instance:
@@ -143,6 +147,15 @@ class Instance:
         within a couple of seconds.
         """
         return self.run_store.request_cancel(run_id)
+
+    def end_lost_run(self, run_id: str, reason: str) -> None:
+        """End a run whose process is gone: unfinished tasks closed, run failed, slots freed."""
+        self.task_run_store.end_unfinished(run_id, reason)
+        try:
+            self.run_store.set_status(run_id, RunStatus.FAILURE, error=reason)
+        except InvalidTransitionError:
+            pass  # it ended meanwhile after all
+        self.lease_store.release(run_id)
 
     def result(self, run_id: str, task_name: str, *, job_name: str | None = None) -> Any:
         """The stored output of task ``task_name`` in a run."""

@@ -26,6 +26,44 @@ class RunStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @staticmethod
+    def new_row(
+        rid: str,
+        *,
+        job_name: str,
+        job_version: str,
+        status: RunStatus,
+        now: float,
+        tags: Mapping[str, str] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        selection: Sequence[str] | None = None,
+        trigger: str = "manual",
+        origin: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        root_run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The row of a new run, in its first status (checked against the table)."""
+        check_run(None, status, rid)
+        return {
+            "id": rid,
+            "job_name": job_name,
+            "job_version": job_version,
+            "status": str(status),
+            "created_at": now,
+            "started_at": None,
+            "ended_at": None,
+            "updated_at": now,
+            "tags": dict(tags or {}),
+            "run_config": dict(run_config or {}),
+            "selection": list(selection) if selection is not None else None,
+            "trigger": trigger,
+            "origin": dict(origin) if origin is not None else None,
+            "parent_run_id": parent_run_id,
+            "root_run_id": root_run_id,
+            "error": None,
+            "heartbeat_at": None,
+        }
+
     def create(
         self,
         *,
@@ -49,27 +87,21 @@ class RunStore:
         ``running`` at once).
         """
         rid = run_id or new_run_id()
-        check_run(None, status, rid)
         now = time.time()
-        row = {
-            "id": rid,
-            "job_name": job_name,
-            "job_version": job_version,
-            "status": str(status),
-            "created_at": now,
-            "started_at": None,
-            "ended_at": None,
-            "updated_at": now,
-            "tags": dict(tags or {}),
-            "run_config": dict(run_config or {}),
-            "selection": list(selection) if selection is not None else None,
-            "trigger": trigger,
-            "origin": dict(origin) if origin is not None else None,
-            "parent_run_id": parent_run_id,
-            "root_run_id": root_run_id,
-            "error": None,
-            "heartbeat_at": None,
-        }
+        row = self.new_row(
+            rid,
+            job_name=job_name,
+            job_version=job_version,
+            status=status,
+            tags=tags,
+            run_config=run_config,
+            selection=selection,
+            trigger=trigger,
+            origin=origin,
+            parent_run_id=parent_run_id,
+            root_run_id=root_run_id,
+            now=now,
+        )
         with self.db.write() as conn:
             conn.execute(runs.insert(), row)
             if then is not None:

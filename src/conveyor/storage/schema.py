@@ -54,6 +54,36 @@ runs = Table(
     Index("ix_runs_status_created_at", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_root_run_id", "root_run_id"),
+    Index("ix_runs_ended_at", "ended_at"),
+)
+
+# One row per trigger firing. The unique key (trigger and tick time, or the
+# upstream run for a chained trigger) is what makes every tick fire exactly
+# once: the tick and its run are inserted in one transaction, so a second
+# daemon, or a restarted one, fails on the key instead of launching again.
+ticks = Table(
+    "ticks",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("job_name", String(255), nullable=False),
+    Column("trigger", String(255), nullable=False),
+    Column("tick_at", Float, nullable=False),
+    Column("run_id", String(32)),
+    Column("created_at", Float, nullable=False),
+    Index("ix_ticks_job_name_trigger_tick_at", "job_name", "trigger", "tick_at"),
+)
+
+# Concurrency slots: a scope (job:<name>) has as many slots as its limit; a run
+# holds one by inserting (scope, slot). A lease expires unless its holder's
+# heartbeat renews it, so a dead holder frees its slot.
+leases = Table(
+    "leases",
+    metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_leases_holder", "holder"),
 )
 
 task_runs = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from conveyor.errors import StorageError
 from conveyor.storage.db import Database
 from conveyor.storage.records import TaskRunRecord
 from conveyor.storage.schema import task_runs
+from conveyor.storage.states import TaskStatus, check_task
 
 MUTABLE = (
     "status",
@@ -55,6 +57,29 @@ class TaskRunStore:
                 raise StorageError(
                     f"{len(updates) - res.rowcount} task status updates found the row in "
                     f"another state than expected; another process changed these task runs"
+                )
+
+    def end_unfinished(self, run_id: str, reason: str) -> None:
+        """Close the task runs a dead process left open: running ones fail, pending ones
+        are canceled (both allowed by the transitions table)."""
+        now = time.time()
+        with self.db.write() as conn:
+            for frm, to in (
+                (TaskStatus.RUNNING, TaskStatus.FAILURE),
+                (TaskStatus.PENDING, TaskStatus.CANCELED),
+            ):
+                check_task(frm, to, f"of run {run_id}")
+                conn.execute(
+                    update(task_runs)
+                    .where(task_runs.c.run_id == run_id, task_runs.c.status == str(frm))
+                    .values(
+                        status=str(to),
+                        ended_at=now,
+                        error_message=reason,
+                        error_type="conveyor.errors.WorkerLostError"
+                        if to is TaskStatus.FAILURE
+                        else None,
+                    )
                 )
 
     def for_run(self, run_id: str) -> list[TaskRunRecord]:

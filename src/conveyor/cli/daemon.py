@@ -1,0 +1,87 @@
+"""``conveyor daemon`` and ``conveyor trigger``."""
+
+from __future__ import annotations
+
+import click
+
+from conveyor.cli.run import read_config_file
+from conveyor.cli.workspace import load_workspace, workspace_options
+
+
+@click.command("daemon")
+@click.argument("target", required=False)
+@workspace_options
+def daemon_command(target: str | None, module: str | None) -> None:
+    """Run the scheduler for the jobs of TARGET (or -m MODULE) until Ctrl-C.
+
+    Fires schedules and chained triggers exactly once, starts queued runs in
+    run-worker processes within each job's concurrency, and ends runs whose
+    worker died. Several daemons may share one database.
+    """
+    import logging
+    import signal
+    import threading
+
+    from conveyor.scheduler.daemon import Daemon
+    from conveyor.storage.instance import Instance
+
+    ws = load_workspace(target, module)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    daemon = Daemon(ws, Instance.from_env())
+    click.echo(
+        f"conveyor daemon: {len(ws.jobs)} jobs from {ws.describe()}; Ctrl-C stops it", err=True
+    )
+    try:
+        daemon.run(stop)
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("trigger")
+@click.argument("args", nargs=-1, metavar="[TARGET] JOB|tag:NAME")
+@workspace_options
+@click.option(
+    "-c", "--config", "config_file", metavar="FILE", help="Run config as YAML, JSON or TOML."
+)
+def trigger_command(args: tuple[str, ...], module: str | None, config_file: str | None) -> None:
+    """Queue a run of JOB (or of every job with trigger tag:NAME) for the daemon to start."""
+    if module:
+        if len(args) != 1:
+            raise click.UsageError("with -m MODULE, give one JOB or tag:NAME")
+        target, which = None, args[0]
+    else:
+        if len(args) != 2:
+            raise click.UsageError("give a TARGET file and one JOB or tag:NAME")
+        target, which = args
+    from conveyor.errors import NotFoundError
+    from conveyor.execution.launch import prepare
+    from conveyor.storage.instance import Instance
+    from conveyor.storage.states import RunStatus
+
+    ws = load_workspace(target, module)
+    if which.startswith("tag:"):
+        jobs = [
+            j
+            for j in ws.jobs.values()
+            if any(t.type == "tag" and t.expr == which[4:] for t in j.triggers)
+        ]
+        if not jobs:
+            raise NotFoundError(f"no job of {ws.describe()} has the trigger {which!r}")
+    else:
+        jobs = [ws.job(which)]
+    run_config = read_config_file(config_file) if config_file else None
+    instance = Instance.from_env()
+    for job in jobs:
+        _, cfg = prepare(job, run_config, None, None)
+        run = instance.run_store.create(
+            job_name=job.name,
+            job_version=job.version,
+            status=RunStatus.QUEUED,
+            tags=dict(job.tags),
+            run_config=cfg.raw,
+            trigger=which if which.startswith("tag:") else "manual",
+            origin={**ws.origin, "job": job.name},
+        )
+        click.echo(run.id)

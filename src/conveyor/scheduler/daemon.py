@@ -1,0 +1,237 @@
+"""The scheduler daemon: fires triggers exactly once, launches queued runs, ends dead ones.
+
+One pass (every ``POLL`` seconds) does four things:
+
+1. timed triggers (``schedule:``, ``every:``, ``once:``): each due tick is
+   recorded with its queued run in one transaction under a unique key;
+2. chained triggers (``job.success:``, ``job.fail:``, ``job.completed:``) and
+   run retries (``execute={"retries": N}``): runs that ended recently fire
+   ticks keyed by the upstream run, so each fires once;
+3. the launcher: queued runs, oldest first, take a concurrency slot of their
+   job and start in their own run-worker process;
+4. the monitor: a run whose worker stopped heartbeating ends ``failure``, its
+   unfinished tasks are closed and its slot released.
+
+Several daemons may run against one database; the tick keys, the slot keys
+and the guarded status changes make them agree without talking.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from conveyor.definitions.job import Job
+from conveyor.errors import InvalidTransitionError
+from conveyor.execution.rerun import RETRY_TAG
+from conveyor.scheduler.timing import due
+from conveyor.storage.instance import Instance
+from conveyor.storage.records import RunRecord
+from conveyor.storage.schema import runs
+from conveyor.storage.states import RunStatus
+from conveyor.workspace import Workspace
+
+log = logging.getLogger("conveyor.daemon")
+
+POLL = 0.1
+# A running run whose heartbeat is older than this has lost its worker.
+STALE_AFTER = 10.0
+# A run left starting this long without a heartbeat never got a worker.
+START_TIMEOUT = 60.0
+CHAINS = {
+    "job.success": (RunStatus.SUCCESS,),
+    "job.fail": (RunStatus.FAILURE,),
+    "job.completed": (RunStatus.SUCCESS, RunStatus.FAILURE),
+}
+
+Launcher = Callable[[str, Instance], Any]
+
+
+def _start_worker(run_id: str, instance: Instance) -> Any:
+    from conveyor.execution.runner import start
+
+    return start(run_id, instance)
+
+
+class Daemon:
+    """Evaluates the triggers of a workspace's jobs and runs what they queue."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        instance: Instance,
+        *,
+        clock: Callable[[], float] = time.time,
+        launch: Launcher = _start_worker,
+        poll: float = POLL,
+    ) -> None:
+        self.workspace = workspace
+        self.instance = instance
+        self.clock = clock
+        self.launch = launch
+        self.poll = poll
+        self.started = clock()
+        self.origin = workspace.origin
+        # Chained triggers read runs that ended after this instant (less a margin).
+        self._ended_watermark = self.started - 5.0
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        return self.workspace.jobs
+
+    def run(self, stop: threading.Event) -> None:
+        """Pass after pass until ``stop`` is set."""
+        log.info("daemon watching %d jobs", len(self.jobs))
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler pass failed; trying again")
+            stop.wait(max(0.0, self.poll - (time.monotonic() - started)))
+
+    def tick(self) -> None:
+        """One pass: fire timed and chained triggers, launch, monitor."""
+        now = self.clock()
+        self.fire_timed(now)
+        self.fire_chained(now)
+        self.launch_queued()
+        self.end_dead_runs(now)
+
+    # -- triggers ---------------------------------------------------------------------------
+
+    def _queue(
+        self,
+        job: Job,
+        key: str,
+        trigger: str,
+        at: float,
+        tags: dict[str, str] | None = None,
+        parent: RunRecord | None = None,
+    ) -> None:
+        run: dict[str, Any] = {
+            "job_version": job.version,
+            "tags": {**job.tags, **(tags or {})},
+            "origin": {**self.origin, "job": job.name},
+        }
+        if parent is not None:
+            run.update(
+                run_config=parent.run_config,
+                selection=parent.selection,
+                parent_run_id=parent.id,
+                root_run_id=parent.root_run_id or parent.id,
+            )
+        rid = self.instance.tick_store.fire(
+            key, job_name=job.name, trigger=trigger, tick_at=at, run=run
+        )
+        if rid is not None:
+            log.info("%s fired %s: run %s queued", trigger, job.name, rid[:8])
+
+    def fire_timed(self, now: float) -> None:
+        for job in self.jobs.values():
+            for trigger in job.triggers:
+                if not trigger.is_timed:
+                    continue
+                last = self.instance.tick_store.last(job.name, str(trigger))
+                for tick in due(trigger, last, self.started, now, job.catchup):  # type: ignore[arg-type]
+                    self._queue(job, f"{job.name}/{tick.key}", tick.trigger, tick.at)
+
+    def fire_chained(self, now: float) -> None:
+        watchers: dict[str, list[tuple[Job, str, tuple[RunStatus, ...]]]] = {}
+        for job in self.jobs.values():
+            for trigger in job.triggers:
+                if trigger.type in CHAINS:
+                    watchers.setdefault(trigger.expr, []).append(
+                        (job, str(trigger), CHAINS[trigger.type])
+                    )
+        retrying = {name for name, job in self.jobs.items() if job.execute.retries}
+        if not watchers and not retrying:
+            return
+        since = self._ended_watermark
+        with self.instance.db.read() as conn:
+            rows = conn.execute(
+                select(runs)
+                .where(
+                    and_(runs.c.ended_at >= since, runs.c.job_name.in_(set(watchers) | retrying))
+                )
+                .order_by(runs.c.ended_at)
+            ).all()
+        for row in rows:
+            ended = RunRecord.from_row(row)
+            for job, name, statuses in watchers.get(ended.job_name, []):
+                if ended.status in statuses:
+                    assert ended.ended_at is not None
+                    self._queue(
+                        job,
+                        f"{job.name}/{name}@{ended.id}",
+                        name,
+                        ended.ended_at.timestamp(),
+                        tags={"upstream_run": ended.id},
+                    )
+            if ended.job_name in retrying and ended.status is RunStatus.FAILURE:
+                self._retry(ended)
+        # Runs commit out of order by a little; look back a few seconds each pass.
+        self._ended_watermark = max(since, now - 5.0)
+
+    def _retry(self, failed: RunRecord) -> None:
+        job = self.jobs[failed.job_name]
+        done = int(failed.tags.get(RETRY_TAG, "0"))
+        if done >= job.execute.retries:
+            return
+        assert failed.ended_at is not None
+        tags = {**failed.tags, RETRY_TAG: str(done + 1)}
+        self._queue(
+            job,
+            f"{job.name}/retry@{failed.id}",
+            "retry",
+            failed.ended_at.timestamp(),
+            tags=tags,
+            parent=failed,
+        )
+
+    # -- launching and monitoring -----------------------------------------------------------
+
+    def launch_queued(self) -> None:
+        queued = self.instance.run_store.list(status=RunStatus.QUEUED, limit=500)
+        blocked: set[str] = set()
+        for run in sorted(queued, key=lambda r: r.cursor):
+            job = self.jobs.get(run.job_name)
+            if job is None or run.job_name in blocked:
+                continue
+            limit = job.execute.concurrency
+            if limit is not None and not self.instance.lease_store.acquire(
+                f"job:{job.name}", run.id, limit
+            ):
+                blocked.add(job.name)  # keep this job's queue in order
+                continue
+            try:
+                self.instance.run_store.set_status(run.id, RunStatus.STARTING)
+            except InvalidTransitionError:
+                continue  # another daemon started it, or it was canceled
+            self.launch(run.id, self.instance)
+
+    def end_dead_runs(self, now: float) -> None:
+        for run in self.instance.run_store.list(
+            status=[RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELING], limit=1000
+        ):
+            if run.job_name not in self.jobs:
+                continue
+            beat = run.heartbeat_at.timestamp() if run.heartbeat_at else None
+            if beat is not None:
+                if now - beat <= STALE_AFTER:
+                    continue
+                reason = (
+                    f"its worker stopped heartbeating ({now - beat:.0f}s since the last "
+                    f"heartbeat): the process died or was killed"
+                )
+            elif now - run.updated_at.timestamp() > START_TIMEOUT:
+                reason = f"no worker picked it up within {START_TIMEOUT:.0f}s"
+            else:
+                continue
+            self.instance.end_lost_run(run.id, reason)
+            log.warning("run %s of %s failed: %s", run.id[:8], run.job_name, reason)

@@ -1,0 +1,81 @@
+"""Concurrency leases: numbered slots per scope, taken by inserting, freed on expiry.
+
+A run takes a slot of ``job:<name>`` before it starts; at most ``limit``
+slots exist. Taking a slot is an insert on the (scope, slot) key or a
+takeover of an expired lease, so two daemons can never hand out one slot
+twice, on SQLite or PostgreSQL, without any lock held across processes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from conveyor.storage.db import Database
+from conveyor.storage.schema import leases
+
+LEASE_TTL = 30.0
+
+
+class LeaseStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def acquire(self, scope: str, holder: str, limit: int, ttl: float = LEASE_TTL) -> bool:
+        """Give ``holder`` a slot of ``scope`` if fewer than ``limit`` are held; True if so."""
+        now = time.time()
+        for slot in range(limit):
+            try:
+                with self.db.write() as conn:
+                    row = conn.execute(
+                        select(leases.c.holder, leases.c.expires_at).where(
+                            leases.c.scope == scope, leases.c.slot == slot
+                        )
+                    ).first()
+                    if row is None:
+                        conn.execute(
+                            insert(leases).values(
+                                scope=scope, slot=slot, holder=holder, expires_at=now + ttl
+                            )
+                        )
+                        return True
+                    if row.holder == holder:
+                        return True
+                    if row.expires_at < now:
+                        res = conn.execute(
+                            update(leases)
+                            .where(
+                                leases.c.scope == scope,
+                                leases.c.slot == slot,
+                                leases.c.expires_at == row.expires_at,
+                            )
+                            .values(holder=holder, expires_at=now + ttl)
+                        )
+                        if res.rowcount == 1:
+                            return True
+            except IntegrityError:
+                continue  # another holder took this slot just now: try the next
+        return False
+
+    def renew(self, holder: str, ttl: float = LEASE_TTL) -> None:
+        """Push back the expiry of every slot ``holder`` holds (its heartbeat)."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(leases).where(leases.c.holder == holder).values(expires_at=time.time() + ttl)
+            )
+
+    def release(self, holder: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(delete(leases).where(leases.c.holder == holder))
+
+    def held(self, scope: str) -> list[str]:
+        """The holders of unexpired slots of ``scope``."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(leases.c.holder).where(
+                    and_(leases.c.scope == scope, leases.c.expires_at >= time.time())
+                )
+            ).all()
+        return [r.holder for r in rows]

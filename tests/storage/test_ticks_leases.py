@@ -1,0 +1,88 @@
+"""Ticks fire once and leases never double-book, on SQLite and PostgreSQL, under races."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conveyor.storage.instance import Instance
+from conveyor.storage.states import RunStatus
+
+RUN = {"job_version": "v1", "tags": {"trigger": "every:2s"}}
+
+
+def test_a_tick_fires_once_with_its_queued_run(durable: Instance) -> None:
+    first = durable.tick_store.fire(
+        "every:2s@100", job_name="j", trigger="every:2s", tick_at=100.0, run=RUN
+    )
+    again = durable.tick_store.fire(
+        "every:2s@100", job_name="j", trigger="every:2s", tick_at=100.0, run=RUN
+    )
+    assert first is not None
+    assert again is None
+    run = durable.run(first)
+    assert run.status is RunStatus.QUEUED
+    assert run.trigger == "every:2s"
+    assert durable.run_store.count(job_name="j") == 1
+    assert durable.tick_store.last("j", "every:2s") == 100.0
+    assert durable.tick_store.last("j", "other") is None
+
+
+def test_racing_daemons_fire_each_tick_once(durable: Instance) -> None:
+    won: list[str] = []
+    lock = threading.Lock()
+
+    def daemon() -> None:
+        for t in range(30):
+            rid = durable.tick_store.fire(
+                f"k@{t}", job_name="race", trigger="every:1s", tick_at=float(t), run=RUN
+            )
+            if rid is not None:
+                with lock:
+                    won.append(rid)
+
+    threads = [threading.Thread(target=daemon) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert len(won) == 30
+    assert durable.run_store.count(job_name="race") == 30
+    assert [t["tick_at"] for t in durable.tick_store.for_job("race")] == [
+        float(t) for t in range(30)
+    ]
+
+
+def test_leases_limit_holders_and_expire(durable: Instance) -> None:
+    leases = durable.lease_store
+    assert leases.acquire("job:a", "r1", limit=2)
+    assert leases.acquire("job:a", "r1", limit=2)  # a holder keeps its slot
+    assert leases.acquire("job:a", "r2", limit=2)
+    assert not leases.acquire("job:a", "r3", limit=2)
+    assert sorted(leases.held("job:a")) == ["r1", "r2"]
+    leases.release("r1")
+    assert leases.acquire("job:a", "r3", limit=2)
+    assert leases.acquire("job:b", "r4", limit=1, ttl=0.05)
+    time.sleep(0.1)
+    assert leases.held("job:b") == []
+    assert leases.acquire("job:b", "r5", limit=1)  # an expired lease is taken over
+    leases.renew("r5", ttl=60)
+    assert leases.held("job:b") == ["r5"]
+
+
+def test_racing_acquirers_never_exceed_the_limit(durable: Instance) -> None:
+    winners: list[str] = []
+    lock = threading.Lock()
+
+    def grab(n: int) -> None:
+        if durable.lease_store.acquire("job:hot", f"h{n}", limit=3):
+            with lock:
+                winners.append(f"h{n}")
+
+    threads = [threading.Thread(target=grab, args=(n,)) for n in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert len(winners) == 3
+    assert sorted(durable.lease_store.held("job:hot")) == sorted(winners)
