@@ -163,10 +163,11 @@ def _detach(
         selection=plan.selection if plan is not None else None,
         origin=origin,
     )
-    pid = start(run.id, instance)
+    worker = start(run.id, instance)
+    worker.returncode = 0  # not ours to wait for: it goes on after this command exits
     click.echo(run.id)
     click.echo(
-        f"started in worker process {pid}; follow it with: conveyor runs show {run.id[:8]}",
+        f"started in worker process {worker.pid}; follow it with: conveyor runs show {run.id[:8]}",
         err=True,
     )
     return 0

@@ -20,8 +20,11 @@ from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 
 
-def start(run_id: str, instance: Instance) -> int:
-    """Start a detached run worker for ``run_id``; returns its pid.
+def start(run_id: str, instance: Instance) -> subprocess.Popen[bytes]:
+    """Start a detached run worker for ``run_id``; returns its process.
+
+    The caller reaps it (``poll()``) when it is long-lived; a short-lived
+    caller may exit first, and the worker goes on in its own session.
 
     Its output goes to ``<CONVEYOR_HOME>/workers/<run id>.log``.
     """
@@ -36,7 +39,7 @@ def start(run_id: str, instance: Instance) -> int:
             start_new_session=True,
             env=os.environ.copy(),
         )
-    return proc.pid
+    return proc
 
 
 def main(argv: list[str]) -> int:

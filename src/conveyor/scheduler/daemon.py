@@ -79,6 +79,7 @@ class Daemon:
         self.origin = workspace.origin
         # Chained triggers read runs that ended after this instant (less a margin).
         self._ended_watermark = self.started - 5.0
+        self._children: list[Any] = []
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -102,6 +103,21 @@ class Daemon:
         self.fire_chained(now)
         self.launch_queued()
         self.end_dead_runs(now)
+        self.reap()
+
+    def reap(self, wait: float = 0.0) -> None:
+        """Collect run workers that exited (up to ``wait`` seconds for the others)."""
+        deadline = time.monotonic() + wait
+        alive = []
+        for child in self._children:
+            if not hasattr(child, "poll"):
+                continue
+            try:
+                if child.wait(max(0.0, deadline - time.monotonic())) is not None:
+                    continue
+            except Exception:  # still running after the wait
+                alive.append(child)
+        self._children = alive
 
     # -- triggers ---------------------------------------------------------------------------
 
@@ -213,7 +229,7 @@ class Daemon:
                 self.instance.run_store.set_status(run.id, RunStatus.STARTING)
             except InvalidTransitionError:
                 continue  # another daemon started it, or it was canceled
-            self.launch(run.id, self.instance)
+            self._children.append(self.launch(run.id, self.instance))
 
     def end_dead_runs(self, now: float) -> None:
         for run in self.instance.run_store.list(
@@ -221,13 +237,16 @@ class Daemon:
         ):
             if run.job_name not in self.jobs:
                 continue
-            beat = run.heartbeat_at.timestamp() if run.heartbeat_at else None
-            if beat is not None:
-                if now - beat <= STALE_AFTER:
+            # The last sign of life: the heartbeat, or for a run that died before its
+            # first heartbeat, the moment it started running.
+            sign = run.heartbeat_at or run.started_at
+            if sign is not None:
+                silent = now - sign.timestamp()
+                if silent <= STALE_AFTER:
                     continue
                 reason = (
-                    f"its worker stopped heartbeating ({now - beat:.0f}s since the last "
-                    f"heartbeat): the process died or was killed"
+                    f"its worker stopped heartbeating ({silent:.0f}s without a sign of "
+                    f"life): the process died or was killed"
                 )
             elif now - run.updated_at.timestamp() > START_TIMEOUT:
                 reason = f"no worker picked it up within {START_TIMEOUT:.0f}s"
