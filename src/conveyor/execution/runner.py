@@ -1,10 +1,17 @@
-"""The run worker: a process that executes one recorded run (``conveyor run --detach``).
+"""The run worker: a process that executes one recorded run.
 
     python -m conveyor.execution.runner RUN_ID
+    python -m conveyor.execution.runner --serve [--file F | --module M]
 
-It loads the run's workspace from the run's origin, executes the run with
-the executor named there, heartbeats while it works, and exits 0 when the
-run succeeded, 1 otherwise. A run whose workspace cannot be loaded ends
+The first form runs RUN_ID (``conveyor run --detach``). The second is the
+daemon's *launch server*: it imports Conveyor and loads the workspace once,
+then forks a worker for each run id it reads on its standard input, so a
+run starts within milliseconds instead of after a new Python process has
+imported everything (about half a second of CPU).
+
+A worker loads the run's workspace from the run's origin, executes the run
+with the executor named there, heartbeats while it works, and exits 0 when
+the run succeeded, 1 otherwise. A run whose workspace cannot be loaded ends
 ``failure`` with the reason.
 """
 
@@ -14,24 +21,28 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from conveyor.errors import ConveyorError
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 
 
+def _log_file(instance: Instance, name: str) -> Any:
+    log_dir = (instance.home or Path.cwd()) / "workers"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return open(log_dir / f"{name}.log", "ab")
+
+
 def start(run_id: str, instance: Instance) -> subprocess.Popen[bytes]:
     """Start a detached run worker for ``run_id``; returns its process.
 
     The caller reaps it (``poll()``) when it is long-lived; a short-lived
-    caller may exit first, and the worker goes on in its own session.
-
-    Its output goes to ``<CONVEYOR_HOME>/workers/<run id>.log``.
+    caller may exit first, and the worker goes on in its own session. Its
+    output goes to ``<CONVEYOR_HOME>/workers/<run id>.log``.
     """
-    log_dir = (instance.home or Path.cwd()) / "workers"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{run_id}.log", "ab") as log:
-        proc = subprocess.Popen(
+    with _log_file(instance, run_id) as log:
+        return subprocess.Popen(
             [sys.executable, "-m", "conveyor.execution.runner", run_id],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -39,20 +50,114 @@ def start(run_id: str, instance: Instance) -> subprocess.Popen[bytes]:
             start_new_session=True,
             env=os.environ.copy(),
         )
-    return proc
+
+
+def start_server(instance: Instance, origin: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """Start a launch server: it preloads ``origin``'s workspace, then forks a worker for
+    each run id written to its standard input (``launch``)."""
+    args = [sys.executable, "-m", "conveyor.execution.runner", "--serve"]
+    if origin.get("file"):
+        args += ["--file", str(origin["file"])]
+    elif origin.get("module"):
+        args += ["--module", str(origin["module"])]
+    with _log_file(instance, "launch-server") as log:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+
+
+def launch(server: subprocess.Popen[bytes], run_id: str) -> bool:
+    """Have a launch server start ``run_id``; False if the server is gone."""
+    if server.poll() is not None or server.stdin is None:
+        return False
+    try:
+        server.stdin.write(f"{run_id}\n".encode())
+        server.stdin.flush()
+    except (BrokenPipeError, OSError):
+        return False
+    return True
+
+
+def serve(origin: dict[str, Any]) -> int:
+    """The launch server's loop: one forked worker per run id read from standard input.
+
+    Forking is safe here: this process runs no threads, and has opened no
+    database connection (each worker opens its own). It ignores SIGCHLD, so
+    its finished workers are reaped by the kernel.
+    """
+    import signal
+
+    from conveyor.workspace import load_file, load_module
+
+    try:
+        preloaded = (
+            load_file(origin["file"])
+            if origin.get("file")
+            else load_module(origin["module"])
+            if origin.get("module")
+            else None
+        )
+    except Exception:
+        preloaded = None  # each run's own load reports the problem
+    import conveyor.execution.launch  # noqa: F401  (imported once, shared by every fork)
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    for line in sys.stdin:
+        run_id = line.strip()
+        if not run_id:
+            continue
+        if os.fork() == 0:
+            os.setsid()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = 1
+            try:
+                instance = Instance.from_env()
+                with _log_file(instance, run_id) as log:
+                    os.dup2(log.fileno(), 1)
+                    os.dup2(log.fileno(), 2)
+                code = _run(run_id, instance, preloaded)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+    return 0
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"]:
+        origin: dict[str, Any] = {}
+        if argv[1:2] == ["--file"]:
+            origin = {"file": str(Path(argv[2]).resolve())}
+        elif argv[1:2] == ["--module"]:
+            origin = {"module": argv[2]}
+        return serve(origin)
     if len(argv) != 1:
-        print("usage: python -m conveyor.execution.runner RUN_ID", file=sys.stderr)
+        print(
+            "usage: python -m conveyor.execution.runner RUN_ID | --serve [--file F | --module M]",
+            file=sys.stderr,
+        )
         return 2
-    run_id = argv[0]
-    instance = Instance.from_env()
+    return _run(argv[0], Instance.from_env(), None)
+
+
+def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
     run = instance.run(run_id)
+    origin = run.origin or {}
     try:
         from conveyor.workspace import load
 
-        job = load(run.origin or {}).job(run.job_name)
+        if preloaded is not None and all(
+            preloaded.origin.get(k) == origin.get(k) for k in ("file", "module")
+        ):
+            ws = preloaded
+        else:
+            ws = load(origin)
+        job = ws.job(run.job_name)
     except Exception as e:
         message = f"the run worker could not load job {run.job_name!r}: {type(e).__name__}: {e}"
         print(message, file=sys.stderr)
@@ -68,11 +173,7 @@ def main(argv: list[str]) -> int:
         reuse = reusable(job, instance, parent, instance.result_store.pointers(parent.id))
     try:
         result = execute_run(
-            run_id,
-            job,
-            instance=instance,
-            executor=(run.origin or {}).get("executor"),
-            reuse=reuse,
+            run_id, job, instance=instance, executor=origin.get("executor"), reuse=reuse
         )
     except ConveyorError as e:
         print(f"run {run_id}: {e}", file=sys.stderr)

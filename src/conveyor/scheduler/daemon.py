@@ -52,10 +52,45 @@ CHAINS = {
 Launcher = Callable[[str, Instance], Any]
 
 
-def _start_worker(run_id: str, instance: Instance) -> Any:
-    from conveyor.execution.runner import start
+class WorkerLauncher:
+    """Starts each run in its own run-worker process, through a launch server.
 
-    return start(run_id, instance)
+    The server (``conveyor.execution.runner --serve``) has imported Conveyor
+    and the workspace once and forks a worker per run, so a run is running
+    within milliseconds. If the server is gone, the run gets a worker of its
+    own and a new server starts.
+    """
+
+    def __init__(self, origin: dict[str, Any]) -> None:
+        self.origin = origin
+        self.server: Any = None
+
+    def __call__(self, run_id: str, instance: Instance) -> Any:
+        from conveyor.execution.runner import launch, start
+
+        if self.server is not None and launch(self.server, run_id):
+            return None  # the server reaps its workers
+        worker = start(run_id, instance)
+        self.warm(instance)
+        return worker
+
+    def warm(self, instance: Instance) -> None:
+        """Have a launch server ready."""
+        from conveyor.execution.runner import start_server
+
+        if self.server is None or self.server.poll() is not None:
+            self.server = start_server(instance, self.origin)
+
+    def close(self) -> None:
+        """Stop the launch server (its running workers go on)."""
+        server, self.server = self.server, None
+        if server is not None and server.stdin is not None:
+            server.stdin.close()
+            try:
+                server.wait(timeout=10)
+            except Exception:
+                server.kill()
+                server.wait()
 
 
 class Daemon:
@@ -67,13 +102,14 @@ class Daemon:
         instance: Instance,
         *,
         clock: Callable[[], float] = time.time,
-        launch: Launcher = _start_worker,
+        launch: Launcher | None = None,
         poll: float = POLL,
     ) -> None:
         self.workspace = workspace
         self.instance = instance
         self.clock = clock
-        self.launch = launch
+        self._workers = WorkerLauncher(workspace.origin) if launch is None else None
+        self.launch: Launcher = launch if launch is not None else self._workers  # type: ignore[assignment]
         self.poll = poll
         self.started = clock()
         self.origin = workspace.origin
@@ -88,13 +124,19 @@ class Daemon:
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until ``stop`` is set."""
         log.info("daemon watching %d jobs", len(self.jobs))
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler pass failed; trying again")
-            stop.wait(max(0.0, self.poll - (time.monotonic() - started)))
+        if self._workers is not None:
+            self._workers.warm(self.instance)
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("scheduler pass failed; trying again")
+                stop.wait(max(0.0, self.poll - (time.monotonic() - started)))
+        finally:
+            if self._workers is not None:
+                self._workers.close()
 
     def tick(self) -> None:
         """One pass: fire timed and chained triggers, launch, monitor."""
@@ -229,7 +271,9 @@ class Daemon:
                 self.instance.run_store.set_status(run.id, RunStatus.STARTING)
             except InvalidTransitionError:
                 continue  # another daemon started it, or it was canceled
-            self._children.append(self.launch(run.id, self.instance))
+            child = self.launch(run.id, self.instance)
+            if child is not None:
+                self._children.append(child)
 
     def end_dead_runs(self, now: float) -> None:
         for run in self.instance.run_store.list(
