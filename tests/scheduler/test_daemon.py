@@ -30,9 +30,14 @@ def wait_until(predicate, seconds: float, what: str) -> None:  # type: ignore[no
 
 @pytest.fixture
 def home_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run workers find the instance through CONVEYOR_HOME, as in production."""
+    """Run workers find the instance through CONVEYOR_HOME, as in production.
+
+    The environment is set before the daemon starts: its run workers inherit
+    it from the launch server, which starts with the daemon.
+    """
     home = tmp_path / "home"
     monkeypatch.setenv("CONVEYOR_HOME", str(home))
+    monkeypatch.setenv("CONVEYOR_TEST_MARKER", str(tmp_path / "marker"))
     return home
 
 
@@ -109,11 +114,10 @@ def test_chained_runs_start_within_a_second(running_daemon: tuple[Daemon, Instan
 
 
 def test_a_killed_worker_fails_its_run_frees_its_slot_and_is_retried(
-    running_daemon: tuple[Daemon, Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    running_daemon: tuple[Daemon, Instance], tmp_path: Path
 ) -> None:
     _, instance = running_daemon
     marker = tmp_path / "marker"
-    monkeypatch.setenv("CONVEYOR_TEST_MARKER", str(marker))
     first, second = _queue(instance, "killable", 2)
     wait_until(marker.exists, 30, "the first run to start")
     wait_until(lambda: marker.read_text().strip() != "", 5, "the pid")
