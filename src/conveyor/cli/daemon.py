@@ -85,3 +85,34 @@ def trigger_command(args: tuple[str, ...], module: str | None, config_file: str 
             origin={**ws.origin, "job": job.name},
         )
         click.echo(run.id)
+
+
+@click.command("backfill")
+@click.argument("args", nargs=-1, metavar="[TARGET] JOB")
+@workspace_options
+@click.option("--start", required=True, metavar="DATE", help="First interval's start (ISO).")
+@click.option("--end", required=True, metavar="DATE", help="Last interval's end (ISO).")
+def backfill_command(args: tuple[str, ...], module: str | None, start: str, end: str) -> None:
+    """Queue one run of JOB per missing interval from --start to --end.
+
+    The daemon starts them within the job's concurrency. Running the same
+    backfill again queues nothing twice.
+    """
+    if module:
+        if len(args) != 1:
+            raise click.UsageError("with -m MODULE, give one JOB")
+        target, name = None, args[0]
+    else:
+        if len(args) != 2:
+            raise click.UsageError("give a TARGET file and one JOB")
+        target, name = args
+    from conveyor.scheduler.backfill import backfill
+    from conveyor.storage.instance import Instance
+
+    ws = load_workspace(target, module)
+    job = ws.job(name)
+    result = backfill(job, start, end, instance=Instance.from_env(), origin=ws.origin)
+    click.echo(
+        f"{job.name}: {len(result.intervals)} intervals, {len(result.queued)} runs "
+        f"queued, {result.skipped} already queued or done"
+    )

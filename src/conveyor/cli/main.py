@@ -26,6 +26,7 @@ COMMANDS = {
     "schedules": ("conveyor.cli.schedules", "schedules_group"),
     "daemon": ("conveyor.cli.daemon", "daemon_command"),
     "trigger": ("conveyor.cli.daemon", "trigger_command"),
+    "backfill": ("conveyor.cli.daemon", "backfill_command"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -36,6 +37,7 @@ SUMMARIES = {
     "schedules": "List the schedules of a workspace and their next fire times.",
     "daemon": "Run the scheduler: fire triggers, start queued runs, end dead ones.",
     "trigger": "Queue a run of a job, or of the jobs with a tag: trigger.",
+    "backfill": "Queue one run per missing interval of a job.",
 }
 
 EXIT_FAILURE = 1

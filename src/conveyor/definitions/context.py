@@ -20,9 +20,20 @@ class RunContext:
         config: the validated config of this job body or task (``None`` if it has none).
         resources: the run's resources by key, set up and ready to use.
         log: a logger whose records are stored with the run's logs.
+        interval: the ``Interval`` ``[start, end)`` the run processes, for runs
+            of timed jobs and backfills; ``None`` otherwise.
     """
 
-    __slots__ = ("_log_factory", "_logger", "config", "job_name", "resources", "run_id", "tags")
+    __slots__ = (
+        "_log_factory",
+        "_logger",
+        "config",
+        "interval",
+        "job_name",
+        "resources",
+        "run_id",
+        "tags",
+    )
 
     task_key: str | None = None
     attempt: int = 1
@@ -36,7 +47,9 @@ class RunContext:
         config: Any,
         resources: dict[str, Any],
         log_factory: Any,
+        interval: Any = None,
     ) -> None:
+        self.interval = interval
         self.run_id = run_id
         self.job_name = job_name
         self.tags = tags

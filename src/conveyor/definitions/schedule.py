@@ -255,6 +255,20 @@ class Schedule:
             floor = instant
         return out
 
+    def previous_fire_time(self, before: datetime) -> datetime:
+        """The last fire time strictly before ``before`` (same wall-clock rules)."""
+        from croniter import croniter
+
+        zone = self.zone
+        moment = before if before.tzinfo else before.replace(tzinfo=UTC)
+        floor = moment.astimezone(UTC)
+        it = croniter(self.cron, moment.astimezone(zone).replace(tzinfo=None) + timedelta(hours=3))
+        for _ in range(10_000):
+            fire = _resolve_wall_time(it.get_prev(datetime), zone)
+            if fire.astimezone(UTC) < floor:
+                return fire
+        raise ScheduleError(f"{self!r}: no fire time before {before.isoformat()}")
+
     def __str__(self) -> str:
         return f"{describe(self.cron)} ({self.timezone})"
 

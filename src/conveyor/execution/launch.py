@@ -15,6 +15,7 @@ from typing import Any
 
 from conveyor.definitions.context import RunContext
 from conveyor.definitions.frames import current_frame
+from conveyor.definitions.intervals import Interval
 from conveyor.definitions.job import Job
 from conveyor.errors import (
     ConfigError,
@@ -152,6 +153,7 @@ def execute_run(
         tags=run.tags,
         echo=echo,
         reuse=dict(reuse or {}),
+        interval=_interval(run),
     )
     return _execute(
         state,
@@ -159,6 +161,12 @@ def execute_run(
         resolve_executor(executor if executor is not None else job.executor),
         raise_on_error=False,
     )
+
+
+def _interval(run: RunRecord) -> Interval | None:
+    if run.interval_start is None or run.interval_end is None:
+        return None
+    return Interval(run.interval_start, run.interval_end)
 
 
 def _execute(
@@ -320,6 +328,7 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
         config=state.config.job_config,
         resources=state.resources,
         log_factory=make_logger,
+        interval=state.interval,
     )
     original = error.original if isinstance(error, UserCodeError) else error
     for hook in hooks:

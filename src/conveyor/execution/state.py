@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.definitions.intervals import Interval
 from conveyor.definitions.job import Job
 from conveyor.definitions.retry import NO_RETRY, RetryPolicy
 from conveyor.errors import ConveyorError
@@ -14,6 +15,17 @@ from conveyor.execution.runconfig import RunConfig
 from conveyor.storage.instance import Instance
 from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.states import TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunMeta:
+    """What a task's context says about its run; picklable, for other processes."""
+
+    run_id: str
+    job_name: str
+    tags: dict[str, str]
+    interval: Interval | None = None
+
 
 # Called as listener(task_key, status) whenever a task attempt changes state.
 Listener = Callable[[str, TaskStatus], None]
@@ -35,8 +47,13 @@ class RunState:
     statuses: dict[str, TaskStatus] = field(default_factory=dict)
     reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    interval: Interval | None = None
     # Set when someone asked to cancel the run (see execution.monitor).
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def meta(self) -> RunMeta:
+        return RunMeta(self.run_id, self.job.name, self.tags, self.interval)
 
     @property
     def default_retry(self) -> RetryPolicy:

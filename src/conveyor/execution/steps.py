@@ -25,7 +25,7 @@ from conveyor.definitions.task import Hook, Task
 from conveyor.errors import ConveyorError, StorageError, TaskTimeoutError, UserCodeError
 from conveyor.execution.aio import run_coroutine
 from conveyor.execution.capture import Capture, current_capture, make_logger
-from conveyor.execution.state import RunState
+from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.timeouts import TaskInterrupt, deadline
 from conveyor.storage.states import TaskStatus
 
@@ -55,15 +55,6 @@ class StepSpec:
     cpu: float = 1.0
     memory: int | None = None
     task: Task[Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunMeta:
-    """What a task's context says about its run."""
-
-    run_id: str
-    job_name: str
-    tags: dict[str, str]
 
 
 @dataclass(slots=True)
@@ -166,6 +157,7 @@ def make_context(
         config=config,
         resources=resources,
         log_factory=make_logger,
+        interval=meta.interval,
     )
 
 
@@ -312,7 +304,7 @@ def cancel(state: RunState, spec: StepSpec, attempt: int, reason: str) -> None:
 def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
     """Run one attempt in this thread: begin, call, finish."""
     begin(state, spec, attempt)
-    meta = RunMeta(state.run_id, state.job.name, state.tags)
+    meta = state.meta
     try:
         report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
     except BaseException:

@@ -29,7 +29,7 @@ from sqlalchemy import and_, select
 from conveyor.definitions.job import Job
 from conveyor.errors import InvalidTransitionError
 from conveyor.execution.rerun import RETRY_TAG
-from conveyor.scheduler.timing import due
+from conveyor.scheduler.timing import due, period_before, previous_instant
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.schema import runs
@@ -171,11 +171,13 @@ class Daemon:
         at: float,
         tags: dict[str, str] | None = None,
         parent: RunRecord | None = None,
+        interval: tuple[float, float] | None = None,
     ) -> None:
         run: dict[str, Any] = {
             "job_version": job.version,
             "tags": {**job.tags, **(tags or {})},
             "origin": {**self.origin, "job": job.name},
+            "interval": interval,
         }
         if parent is not None:
             run.update(
@@ -184,6 +186,11 @@ class Daemon:
                 parent_run_id=parent.id,
                 root_run_id=parent.root_run_id or parent.id,
             )
+            if parent.interval_start and parent.interval_end:
+                run["interval"] = (
+                    parent.interval_start.timestamp(),
+                    parent.interval_end.timestamp(),
+                )
         rid = self.instance.tick_store.fire(
             key, job_name=job.name, trigger=trigger, tick_at=at, run=run
         )
@@ -197,7 +204,33 @@ class Daemon:
                     continue
                 last = self.instance.tick_store.last(job.name, str(trigger))
                 for tick in due(trigger, last, self.started, now, job.catchup):  # type: ignore[arg-type]
-                    self._queue(job, f"{job.name}/{tick.key}", tick.trigger, tick.at)
+                    self._queue(
+                        job,
+                        f"{job.name}/{tick.key}",
+                        tick.trigger,
+                        tick.at,
+                        interval=self._interval(job, tick.at),
+                    )
+
+    def _interval(self, job: Job, at: float) -> tuple[float, float] | None:
+        """The interval of a run of ``job`` fired at ``at``, by its timed trigger.
+
+        A tick's run covers the period that just elapsed; an event's run the
+        last elapsed period of the job's timed trigger. The start is pulled
+        back to where the last successful run's interval ended, so that no
+        gap is left between intervals (after downtime, with catchup "latest").
+        """
+        timed = next((t for t in job.triggers if t.is_timed and t.type != "once"), None)
+        if timed is None:
+            return None
+        period = period_before(timed, previous_instant(timed, at))
+        if period is None:
+            return None
+        start, end = period
+        last_end = self.instance.run_store.last_interval_end(job.name)
+        if last_end is not None and last_end < start:
+            start = last_end
+        return (start, end)
 
     def fire_chained(self, now: float) -> None:
         watchers: dict[str, list[tuple[Job, str, tuple[RunStatus, ...]]]] = {}
@@ -230,6 +263,7 @@ class Daemon:
                         name,
                         ended.ended_at.timestamp(),
                         tags={"upstream_run": ended.id},
+                        interval=self._interval(job, now),
                     )
             if ended.job_name in retrying and ended.status is RunStatus.FAILURE:
                 self._retry(ended)

@@ -62,6 +62,26 @@ def fire_times(trigger: Trigger, since: float, now: float, limit: int) -> list[f
     return []
 
 
+def period_before(trigger: Trigger, at: float) -> tuple[float, float] | None:
+    """The interval ``[start, at)`` a tick at ``at`` covers: the elapsed period."""
+    if trigger.type == "every":
+        return (at - parse_duration(trigger.expr), at)
+    if trigger.type == "schedule":
+        schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+        previous = schedule.previous_fire_time(datetime.fromtimestamp(at, UTC))
+        return (previous.timestamp(), at)
+    return None
+
+
+def previous_instant(trigger: Trigger, at: float) -> float:
+    """The trigger's last fire instant at or before ``at``."""
+    if trigger.type == "every":
+        period = parse_duration(trigger.expr)
+        return math.floor(at / period) * period
+    schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+    return schedule.previous_fire_time(datetime.fromtimestamp(at + 1e-3, UTC)).timestamp()
+
+
 def due(
     trigger: Trigger, last: float | None, since: float, now: float, catchup: Catchup
 ) -> list[Tick]:

@@ -80,6 +80,8 @@ class RunRecord:
     root_run_id: str | None
     error: str | None
     heartbeat_at: datetime | None = None
+    interval_start: datetime | None = None
+    interval_end: datetime | None = None
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 
@@ -90,6 +92,8 @@ class RunRecord:
         "ended_at": to_datetime,
         "updated_at": to_datetime,
         "heartbeat_at": to_datetime,
+        "interval_start": to_datetime,
+        "interval_end": to_datetime,
         "tags": lambda v: v or {},
         "run_config": lambda v: v or {},
     }

@@ -41,6 +41,7 @@ class RunStore:
         origin: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
         root_run_id: str | None = None,
+        interval: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
         """The row of a new run, in its first status (checked against the table)."""
         check_run(None, status, rid)
@@ -62,6 +63,8 @@ class RunStore:
             "root_run_id": root_run_id,
             "error": None,
             "heartbeat_at": None,
+            "interval_start": interval[0] if interval else None,
+            "interval_end": interval[1] if interval else None,
         }
 
     def create(
@@ -228,6 +231,27 @@ class RunStore:
         q = q.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         with self.db.read() as conn:
             return [RunRecord.from_row(r) for r in conn.execute(q)]
+
+    def last_interval_end(self, job_name: str) -> float | None:
+        """Where the newest successful run of ``job_name`` with an interval ended."""
+        q = select(func.max(runs.c.interval_end)).where(
+            runs.c.job_name == job_name, runs.c.status == str(RunStatus.SUCCESS)
+        )
+        with self.db.read() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else float(value)
+
+    def completed_interval_starts(self, job_name: str, starts: Sequence[float]) -> set[float]:
+        """Which of ``starts`` already begin a successful run's interval."""
+        if not starts:
+            return set()
+        q = select(runs.c.interval_start).where(
+            runs.c.job_name == job_name,
+            runs.c.status == str(RunStatus.SUCCESS),
+            runs.c.interval_start.in_(list(starts)),
+        )
+        with self.db.read() as conn:
+            return {float(v) for v in conn.execute(q).scalars()}
 
     def count(self, *, job_name: str | None = None) -> int:
         q = select(func.count()).select_from(runs)

@@ -50,7 +50,11 @@ runs = Table(
     Column("error", Text),
     # Written every second by the process running the run (see execution.monitor).
     Column("heartbeat_at", Float),
+    # The interval [start, end) the run processes (UTC epoch seconds), if any.
+    Column("interval_start", Float),
+    Column("interval_end", Float),
     Index("ix_runs_job_name_created_at", "job_name", "created_at"),
+    Index("ix_runs_job_name_interval_start", "job_name", "interval_start"),
     Index("ix_runs_status_created_at", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_root_run_id", "root_run_id"),

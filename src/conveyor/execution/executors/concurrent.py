@@ -20,10 +20,9 @@ from conveyor.definitions.retry import NO_RETRY
 from conveyor.errors import ConveyorError, InsufficientResourcesError, TaskTimeoutError
 from conveyor.execution.executors.base import Frontier, StoredValue, resolve_args
 from conveyor.execution.plan import Plan
-from conveyor.execution.state import RunState
+from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.steps import (
     Report,
-    RunMeta,
     StepSpec,
     begin,
     cancel,
@@ -92,7 +91,7 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
     delayed: list[tuple[float, int, str, int]] = []
     specs: dict[str, StepSpec] = {}
     running: dict[object, Running] = {}
-    meta = RunMeta(state.run_id, state.job.name, state.tags)
+    meta = state.meta
     used = 0.0
     seq = 0
     stopping: set[object] = set()

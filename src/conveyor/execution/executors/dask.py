@@ -27,8 +27,8 @@ from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.executors.concurrent import Running, run_concurrently
 from conveyor.execution.executors.worker import Packer, run_bytes
 from conveyor.execution.plan import Plan
-from conveyor.execution.state import RunState
-from conveyor.execution.steps import Report, RunMeta, StepSpec
+from conveyor.execution.state import RunMeta, RunState
+from conveyor.execution.steps import Report, StepSpec
 
 STOP_GRACE = 5.0
 ADDRESS_ENV = "CONVEYOR_DASK_ADDRESS"

@@ -27,8 +27,8 @@ from conveyor.execution.executors.processes import (
 )
 from conveyor.execution.executors.worker import Packer
 from conveyor.execution.plan import Plan
-from conveyor.execution.state import RunState
-from conveyor.execution.steps import Report, RunMeta, StepSpec
+from conveyor.execution.state import RunMeta, RunState
+from conveyor.execution.steps import Report, StepSpec
 from conveyor.storage.blobs import DirectoryBlobStore
 
 MEMORY_CHECK_INTERVAL = 0.05

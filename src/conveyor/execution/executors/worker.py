@@ -24,7 +24,8 @@ from conveyor.definitions.task import Task
 from conveyor.errors import ExecutionError, UserCodeError
 from conveyor.execution.capture import routed_streams
 from conveyor.execution.executors.base import StoredValue
-from conveyor.execution.steps import Report, RunMeta, StepSpec, call_task
+from conveyor.execution.state import RunMeta
+from conveyor.execution.steps import Report, StepSpec, call_task
 from conveyor.workspace import WORKSPACE_PREFIX, import_file
 
 FnRef = tuple[str, ...]

@@ -1,0 +1,30 @@
+"""Run intervals: the [start, end) a run processes.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("interval_start", sa.Float()))
+        batch.add_column(sa.Column("interval_end", sa.Float()))
+    op.create_index("ix_runs_job_name_interval_start", "runs", ["job_name", "interval_start"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_runs_job_name_interval_start", table_name="runs")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("interval_end")
+        batch.drop_column("interval_start")
