@@ -74,10 +74,11 @@ def pg_server_url() -> Iterator[str]:
 def _truncate(inst: Instance) -> None:
     import sqlalchemy as sa
 
+    from conveyor.storage.schema import metadata
+
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
     with inst.db.write() as conn:
-        conn.execute(
-            sa.text("TRUNCATE runs, task_runs, events, logs, results, ticks, leases CASCADE")
-        )
+        conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -24,12 +24,8 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     else:
         db = Database(request.getfixturevalue("pg_server_url"))
         with db.write() as conn:
-            conn.execute(
-                sa.text(
-                    "DROP TABLE IF EXISTS leases, ticks, results, logs, events, task_runs, runs, "
-                    "alembic_version CASCADE"
-                )
-            )
+            metadata.drop_all(conn)
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     yield db
     db.dispose()
 

@@ -45,7 +45,14 @@ def daemon_command(target: str | None, module: str | None) -> None:
 @click.option(
     "-c", "--config", "config_file", metavar="FILE", help="Run config as YAML, JSON or TOML."
 )
-def trigger_command(args: tuple[str, ...], module: str | None, config_file: str | None) -> None:
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="The run refreshes (context.refresh) and passes the refresh downstream.",
+)
+def trigger_command(
+    args: tuple[str, ...], module: str | None, config_file: str | None, refresh: bool
+) -> None:
     """Queue a run of JOB (or of every job with trigger tag:NAME) for the daemon to start."""
     if module:
         if len(args) != 1:
@@ -57,6 +64,7 @@ def trigger_command(args: tuple[str, ...], module: str | None, config_file: str 
         target, which = args
     from conveyor.errors import NotFoundError
     from conveyor.execution.launch import prepare
+    from conveyor.execution.state import REFRESH_TAG
     from conveyor.storage.instance import Instance
     from conveyor.storage.states import RunStatus
 
@@ -79,7 +87,7 @@ def trigger_command(args: tuple[str, ...], module: str | None, config_file: str 
             job_name=job.name,
             job_version=job.version,
             status=RunStatus.QUEUED,
-            tags=dict(job.tags),
+            tags={**job.tags, **({REFRESH_TAG: "true"} if refresh else {})},
             run_config=cfg.raw,
             trigger=which if which.startswith("tag:") else "manual",
             origin={**ws.origin, "job": job.name},

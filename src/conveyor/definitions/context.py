@@ -22,6 +22,8 @@ class RunContext:
         log: a logger whose records are stored with the run's logs.
         interval: the ``Interval`` ``[start, end)`` the run processes, for runs
             of timed jobs and backfills; ``None`` otherwise.
+        refresh: whether this run should refresh (reload from scratch): it was
+            triggered with a refresh, or received one from an upstream job.
     """
 
     __slots__ = (
@@ -30,6 +32,7 @@ class RunContext:
         "config",
         "interval",
         "job_name",
+        "refresh",
         "resources",
         "run_id",
         "tags",
@@ -48,8 +51,10 @@ class RunContext:
         resources: dict[str, Any],
         log_factory: Any,
         interval: Any = None,
+        refresh: bool = False,
     ) -> None:
         self.interval = interval
+        self.refresh = refresh
         self.run_id = run_id
         self.job_name = job_name
         self.tags = tags

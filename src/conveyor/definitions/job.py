@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.frames import current_frame
+from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.graph import Graph
 from conveyor.definitions.params import (
     Param,
@@ -73,6 +74,8 @@ class Job:
         schedule: str | Schedule | None = None,
         execute: Mapping[str, Any] | None = None,
         catchup: str = "latest",
+        freshness: str | Sequence[str] | None = None,
+        refresh: str = "auto",
         executor: Any = None,
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
@@ -116,6 +119,13 @@ class Job:
                 f"downtime, fire the latest missed tick, all of them, or none"
             )
         self.catchup = catchup
+        self.freshness: tuple[FreshnessGate, ...] = parse_freshness(freshness, self.name)
+        if refresh not in REFRESH_POLICIES:
+            raise DefinitionError(
+                f"{owner}: refresh={refresh!r} must be one of {', '.join(REFRESH_POLICIES)}: "
+                f"pass a received refresh on, send one whenever it starts, or stop it"
+            )
+        self.refresh = refresh
         if (
             executor is not None
             and executor not in EXECUTORS

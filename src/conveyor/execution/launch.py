@@ -329,6 +329,7 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
         resources=state.resources,
         log_factory=make_logger,
         interval=state.interval,
+        refresh=state.meta.refresh,
     )
     original = error.original if isinstance(error, UserCodeError) else error
     for hook in hooks:

@@ -16,6 +16,9 @@ from conveyor.storage.instance import Instance
 from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.states import TaskStatus
 
+# Tag of a run that refreshes (see the daemon's refresh cascade).
+REFRESH_TAG = "conveyor/refresh"
+
 
 @dataclass(frozen=True, slots=True)
 class RunMeta:
@@ -25,6 +28,7 @@ class RunMeta:
     job_name: str
     tags: dict[str, str]
     interval: Interval | None = None
+    refresh: bool = False
 
 
 # Called as listener(task_key, status) whenever a task attempt changes state.
@@ -53,7 +57,13 @@ class RunState:
 
     @property
     def meta(self) -> RunMeta:
-        return RunMeta(self.run_id, self.job.name, self.tags, self.interval)
+        return RunMeta(
+            self.run_id,
+            self.job.name,
+            self.tags,
+            self.interval,
+            self.tags.get(REFRESH_TAG) == "true",
+        )
 
     @property
     def default_retry(self) -> RetryPolicy:

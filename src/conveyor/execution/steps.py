@@ -158,6 +158,7 @@ def make_context(
         resources=resources,
         log_factory=make_logger,
         interval=meta.interval,
+        refresh=meta.refresh,
     )
 
 

@@ -27,8 +27,10 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from conveyor.definitions.job import Job
-from conveyor.errors import InvalidTransitionError
+from conveyor.errors import InvalidTransitionError, WorkspaceError
 from conveyor.execution.rerun import RETRY_TAG
+from conveyor.execution.state import REFRESH_TAG
+from conveyor.scheduler.freshness import blocked_by
 from conveyor.scheduler.timing import due, period_before, previous_instant
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
@@ -93,6 +95,20 @@ class WorkerLauncher:
                 server.wait()
 
 
+def check_references(workspace: Workspace) -> None:
+    """Every job a trigger or a freshness gate names must be in the workspace."""
+    for job in workspace.jobs.values():
+        named = [(str(t), t.expr) for t in job.triggers if t.type in CHAINS]
+        named += [(str(g), g.upstream) for g in job.freshness]
+        for text, upstream in named:
+            if upstream not in workspace.jobs:
+                kind = "trigger" if text.split(":")[0] in CHAINS else "freshness"
+                raise WorkspaceError(
+                    f"Invalid {kind} {text!r} of job {job.name!r}: no job {upstream!r} in "
+                    f"{workspace.describe()} (jobs: {', '.join(sorted(workspace.jobs))})"
+                )
+
+
 class Daemon:
     """Evaluates the triggers of a workspace's jobs and runs what they queue."""
 
@@ -113,6 +129,7 @@ class Daemon:
         self.poll = poll
         self.started = clock()
         self.origin = workspace.origin
+        check_references(workspace)
         # Chained triggers read runs that ended after this instant (less a margin).
         self._ended_watermark = self.started - 5.0
         self._children: list[Any] = []
@@ -295,6 +312,11 @@ class Daemon:
             job = self.jobs.get(run.job_name)
             if job is None or run.job_name in blocked:
                 continue
+            if job.freshness:
+                gate = blocked_by(self.instance, run, job, self.jobs, self.clock())
+                if gate is not None:
+                    blocked.add(job.name)  # waits until the upstream is fresh
+                    continue
             limit = job.execute.concurrency
             if limit is not None and not self.instance.lease_store.acquire(
                 f"job:{job.name}", run.id, limit
@@ -305,9 +327,30 @@ class Daemon:
                 self.instance.run_store.set_status(run.id, RunStatus.STARTING)
             except InvalidTransitionError:
                 continue  # another daemon started it, or it was canceled
+            self._pass_refresh(job, run)
             child = self.launch(run.id, self.instance)
             if child is not None:
                 self._children.append(child)
+
+    def _pass_refresh(self, job: Job, run: RunRecord) -> None:
+        """The refresh cascade, as a run starts.
+
+        The run refreshes if it was triggered with a refresh or an upstream
+        left one for its job. Then, by the job's ``refresh=``: ``"auto"``
+        passes a refresh it received on to the jobs gated on it, ``"always"``
+        sends one whenever it starts, ``"block"`` passes nothing on.
+        """
+        refreshed = run.tags.get(REFRESH_TAG) == "true"
+        if self.instance.signal_store.take(job.name, "refresh") and not refreshed:
+            self.instance.run_store.add_tags(run.id, {REFRESH_TAG: "true"})
+            refreshed = True
+        if job.refresh == "always" or (job.refresh == "auto" and refreshed):
+            downstream = [
+                j.name
+                for j in self.jobs.values()
+                if any(g.upstream == job.name for g in j.freshness)
+            ]
+            self.instance.signal_store.send(downstream, "refresh")
 
     def end_dead_runs(self, now: float) -> None:
         for run in self.instance.run_store.list(

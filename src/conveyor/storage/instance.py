@@ -17,6 +17,7 @@ from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
 from conveyor.storage.runs import RunStore
+from conveyor.storage.signals import SignalStore
 from conveyor.storage.states import RunStatus
 from conveyor.storage.task_runs import TaskRunStore
 from conveyor.storage.ticks import TickStore
@@ -49,6 +50,7 @@ class Instance:
         self.result_store = ResultStore(db, blobs)
         self.tick_store = TickStore(db)
         self.lease_store = LeaseStore(db)
+        self.signal_store = SignalStore(db)
 
     @classmethod
     def ephemeral(cls) -> Instance:

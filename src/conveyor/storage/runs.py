@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -232,6 +233,18 @@ class RunStore:
         with self.db.read() as conn:
             return [RunRecord.from_row(r) for r in conn.execute(q)]
 
+    def add_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Add ``tags`` to a run's tags."""
+        with self.db.write() as conn:
+            current = conn.execute(select(runs.c.tags).where(runs.c.id == run_id)).scalar()
+            if current is None:
+                raise NotFoundError(f"no run {run_id!r}")
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(tags={**current, **tags}, updated_at=time.time())
+            )
+
     def last_interval_end(self, job_name: str) -> float | None:
         """Where the newest successful run of ``job_name`` with an interval ended."""
         q = select(func.max(runs.c.interval_end)).where(
@@ -240,6 +253,28 @@ class RunStore:
         with self.db.read() as conn:
             value = conn.execute(q).scalar()
         return None if value is None else float(value)
+
+    def last_success_end(self, job_name: str) -> float | None:
+        """When the newest successful run of ``job_name`` ended."""
+        q = select(func.max(runs.c.ended_at)).where(
+            runs.c.job_name == job_name, runs.c.status == str(RunStatus.SUCCESS)
+        )
+        with self.db.read() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else float(value)
+
+    def success_intervals(
+        self, job_name: str, start: float, end: float
+    ) -> builtins.list[tuple[float, float]]:
+        """The intervals of successful runs of ``job_name`` that overlap ``[start, end)``."""
+        q = select(runs.c.interval_start, runs.c.interval_end).where(
+            runs.c.job_name == job_name,
+            runs.c.status == str(RunStatus.SUCCESS),
+            runs.c.interval_start < end,
+            runs.c.interval_end > start,
+        )
+        with self.db.read() as conn:
+            return [(float(a), float(b)) for a, b in conn.execute(q)]
 
     def completed_interval_starts(self, job_name: str, starts: Sequence[float]) -> set[float]:
         """Which of ``starts`` already begin a successful run's interval."""

@@ -80,6 +80,16 @@ ticks = Table(
 # Concurrency slots: a scope (job:<name>) has as many slots as its limit; a run
 # holds one by inserting (scope, slot). A lease expires unless its holder's
 # heartbeat renews it, so a dead holder frees its slot.
+# Signals waiting for a job's next run, one per (job, kind): a refresh sent
+# down the freshness graph stays here until that job's next run takes it.
+signals = Table(
+    "signals",
+    metadata,
+    Column("job_name", String(255), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+
 leases = Table(
     "leases",
     metadata,

@@ -1,4 +1,4 @@
-"""Run intervals: the [start, end) a run processes.
+"""Run intervals (the [start, end) a run processes) and pending signals for jobs.
 
 Revision ID: 0003
 Revises: 0002
@@ -21,9 +21,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("interval_start", sa.Float()))
         batch.add_column(sa.Column("interval_end", sa.Float()))
     op.create_index("ix_runs_job_name_interval_start", "runs", ["job_name", "interval_start"])
+    op.create_table(
+        "signals",
+        sa.Column("job_name", sa.String(255), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("job_name", "kind", name="pk_signals"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("signals")
     op.drop_index("ix_runs_job_name_interval_start", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("interval_end")
