@@ -113,7 +113,8 @@ def test_cli_synopsis_matches_the_commands() -> None:
     for line in synopsis.splitlines():
         words = [w for w in line.split() if re.fullmatch(r"[a-z]+", w)]
         assert words[0] == "conveyor"
-        command = words[1:3] if words[1] in ("runs", "jobs", "schedules") else words[1:2]
+        groups = ("runs", "jobs", "schedules", "pools")
+        command = words[1:3] if words[1] in groups else words[1:2]
         out = subprocess.run(
             [sys.executable, "-m", "conveyor.cli", *command, "--help"],
             capture_output=True,

@@ -37,3 +37,9 @@ def killable(context) -> int:  # type: ignore[no-untyped-def]
             f.write(str(os.getpid()))
         time.sleep(120)  # the test kills this process
     return 1
+
+
+@job(execute={"timeout": "1s", "concurrency": None})
+def overdue() -> int:
+    time.sleep(60)
+    return 0

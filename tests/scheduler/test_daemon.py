@@ -144,3 +144,17 @@ def test_a_killed_worker_fails_its_run_frees_its_slot_and_is_retried(
         "the retry",
     )
     assert len(retried()) == 1
+
+
+def test_a_run_past_its_execute_timeout_is_stopped(
+    running_daemon: tuple[Daemon, Instance],
+) -> None:
+    _, instance = running_daemon
+    [run_id] = _queue(instance, "overdue")
+    wait_until(lambda: instance.run(run_id).status is RunStatus.RUNNING, 30, "the run to start")
+    started = time.monotonic()
+    wait_until(lambda: instance.run(run_id).status.is_terminal, 15, "the run to be stopped")
+    assert time.monotonic() - started < 10
+    assert instance.run(run_id).status is RunStatus.CANCELED
+    events = [e.kind for e in instance.run_details(run_id).events]
+    assert "run_timeout" in events

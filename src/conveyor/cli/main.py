@@ -27,6 +27,7 @@ COMMANDS = {
     "daemon": ("conveyor.cli.daemon", "daemon_command"),
     "trigger": ("conveyor.cli.daemon", "trigger_command"),
     "backfill": ("conveyor.cli.daemon", "backfill_command"),
+    "pools": ("conveyor.cli.pools", "pools_group"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -38,6 +39,7 @@ SUMMARIES = {
     "daemon": "Run the scheduler: fire triggers, start queued runs, end dead ones.",
     "trigger": "Queue a run of a job, or of the jobs with a tag: trigger.",
     "backfill": "Queue one run per missing interval of a job.",
+    "pools": "Set and list concurrency pools shared across jobs.",
 }
 
 EXIT_FAILURE = 1

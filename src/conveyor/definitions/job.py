@@ -76,6 +76,7 @@ class Job:
         catchup: str = "latest",
         freshness: str | Sequence[str] | None = None,
         refresh: str = "auto",
+        pool: str | None = None,
         executor: Any = None,
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
@@ -126,6 +127,11 @@ class Job:
                 f"pass a received refresh on, send one whenever it starts, or stop it"
             )
         self.refresh = refresh
+        if pool is not None and (not isinstance(pool, str) or not pool.strip()):
+            raise DefinitionError(
+                f"{owner}: pool={pool!r} must be a pool's name, e.g. pool='warehouse'"
+            )
+        self.pool = pool
         if (
             executor is not None
             and executor not in EXECUTORS

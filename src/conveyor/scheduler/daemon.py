@@ -162,6 +162,7 @@ class Daemon:
         self.fire_chained(now)
         self.launch_queued()
         self.end_dead_runs(now)
+        self.stop_overdue_runs(now)
         self.reap()
 
     def reap(self, wait: float = 0.0) -> None:
@@ -317,10 +318,7 @@ class Daemon:
                 if gate is not None:
                     blocked.add(job.name)  # waits until the upstream is fresh
                     continue
-            limit = job.execute.concurrency
-            if limit is not None and not self.instance.lease_store.acquire(
-                f"job:{job.name}", run.id, limit
-            ):
+            if not self._take_slots(job, run):
                 blocked.add(job.name)  # keep this job's queue in order
                 continue
             try:
@@ -351,6 +349,40 @@ class Daemon:
                 if any(g.upstream == job.name for g in j.freshness)
             ]
             self.instance.signal_store.send(downstream, "refresh")
+
+    def stop_overdue_runs(self, now: float) -> None:
+        """Ask runs past their job's ``execute={"timeout": ...}`` to stop (they end canceled)."""
+        for run in self.instance.run_store.list(status=RunStatus.RUNNING, limit=1000):
+            job = self.jobs.get(run.job_name)
+            if job is None or job.execute.timeout is None or run.started_at is None:
+                continue
+            if now - run.started_at.timestamp() > job.execute.timeout:
+                status = self.instance.cancel_run(run.id)
+                if status is RunStatus.CANCELING:
+                    self.instance.event_store.add(
+                        run.id,
+                        "run_timeout",
+                        f"run {run.id[:8]} of {job.name} ran past its execute timeout of "
+                        f"{job.execute.timeout:g}s and is being stopped",
+                    )
+                    log.warning(
+                        "run %s of %s ran past its timeout; stopping it", run.id[:8], job.name
+                    )
+
+    def _take_slots(self, job: Job, run: RunRecord) -> bool:
+        """A slot of the job's concurrency and of its pool, or neither."""
+        leases = self.instance.lease_store
+        limit = job.execute.concurrency
+        if limit is not None and not leases.acquire(f"job:{job.name}", run.id, limit):
+            return False
+        if job.pool is not None:
+            pool_limit = self.instance.pool_store.get(job.pool)
+            if pool_limit is not None and not leases.acquire(
+                f"pool:{job.pool}", run.id, pool_limit
+            ):
+                leases.release(run.id)
+                return False
+        return True
 
     def end_dead_runs(self, now: float) -> None:
         for run in self.instance.run_store.list(

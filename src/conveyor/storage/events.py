@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,24 @@ class EventStore:
     def write(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             conn.execute(events.insert(), list(rows))
+
+    def add(self, run_id: str, kind: str, message: str) -> None:
+        """Record an event about a run from outside its process (the daemon)."""
+        with self.db.write() as conn:
+            self.write(
+                conn,
+                [
+                    {
+                        "run_id": run_id,
+                        "task_key": None,
+                        "attempt": None,
+                        "at": time.time(),
+                        "kind": kind,
+                        "message": message,
+                        "data": None,
+                    }
+                ],
+            )
 
     def for_run(self, run_id: str, *, kinds: Sequence[str] | None = None) -> list[EventRecord]:
         q = select(events).where(events.c.run_id == run_id)

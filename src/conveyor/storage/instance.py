@@ -13,6 +13,7 @@ from conveyor.storage.db import Database
 from conveyor.storage.events import EventStore
 from conveyor.storage.leases import LeaseStore
 from conveyor.storage.logs import LogStore
+from conveyor.storage.pools import PoolStore
 from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
@@ -51,6 +52,7 @@ class Instance:
         self.tick_store = TickStore(db)
         self.lease_store = LeaseStore(db)
         self.signal_store = SignalStore(db)
+        self.pool_store = PoolStore(db)
 
     @classmethod
     def ephemeral(cls) -> Instance:

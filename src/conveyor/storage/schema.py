@@ -90,6 +90,14 @@ signals = Table(
     Column("at", Float, nullable=False),
 )
 
+# Concurrency pools: how many runs, across all jobs naming the pool, at once.
+pools = Table(
+    "pools",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("limit", Integer, nullable=False),
+)
+
 leases = Table(
     "leases",
     metadata,

@@ -1,4 +1,4 @@
-"""Run intervals (the [start, end) a run processes) and pending signals for jobs.
+"""Run intervals (the [start, end) a run processes), pending signals for jobs, and pools.
 
 Revision ID: 0003
 Revises: 0002
@@ -28,9 +28,16 @@ def upgrade() -> None:
         sa.Column("at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("job_name", "kind", name="pk_signals"),
     )
+    op.create_table(
+        "pools",
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("limit", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_pools"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("pools")
     op.drop_table("signals")
     op.drop_index("ix_runs_job_name_interval_start", table_name="runs")
     with op.batch_alter_table("runs") as batch:

@@ -1,0 +1,55 @@
+"""``conveyor pools``: concurrency limits shared by the jobs that name a pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from conveyor.cli.main import echo_json
+
+
+@click.group("pools")
+def pools_group() -> None:
+    """Concurrency pools: at most N runs at once across the jobs with pool=NAME."""
+
+
+@pools_group.command("set")
+@click.argument("name")
+@click.argument("limit", type=click.IntRange(min=1))
+def set_pool(name: str, limit: int) -> None:
+    """Allow at most LIMIT runs of pool NAME at once."""
+    from conveyor.storage.instance import Instance
+
+    Instance.from_env().pool_store.set(name, limit)
+    click.echo(f"pool {name}: at most {limit} at once")
+
+
+@pools_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_pools(as_json: bool) -> None:
+    """List the pools, their limits and the runs holding their slots."""
+    from conveyor.storage.instance import Instance
+
+    instance = Instance.from_env()
+    rows: list[dict[str, Any]] = [
+        {"name": name, "limit": limit, "held_by": instance.lease_store.held(f"pool:{name}")}
+        for name, limit in instance.pool_store.all().items()
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no pools; make one with `conveyor pools set NAME LIMIT`")
+    for r in rows:
+        click.echo(f"{r['name']}: {len(r['held_by'])}/{r['limit']} in use")
+
+
+@pools_group.command("delete")
+@click.argument("name")
+def delete_pool(name: str) -> None:
+    """Remove pool NAME's limit (its jobs then run without one)."""
+    from conveyor.storage.instance import Instance
+
+    Instance.from_env().pool_store.delete(name)
+    click.echo(f"pool {name} deleted")
