@@ -30,12 +30,20 @@ def second():
     return t()
 
 alias = first  # the same job under another name is still one job
+
+from conveyor import sensor
+
+@sensor(job=second, interval="1m")
+def watcher():
+    return True
 """
 
 
 def test_every_job_among_the_globals_is_loaded(tmp_path: Path) -> None:
     ws = load_file(_write(tmp_path / "ws_one.py", JOBS))
     assert sorted(ws.jobs) == ["first", "second"]
+    assert list(ws.sensors) == ["watcher"]
+    assert ws.sensors["watcher"].job_name == "second"
     assert ws.job("second").kind == "job"
     assert ws.places["first"].endswith("ws_one.py:first")
     with pytest.raises(WorkspaceError, match="defines 2 jobs; name one of: first, second"):

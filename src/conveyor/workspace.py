@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.definitions.job import Job
+from conveyor.definitions.sensor import Sensor
 from conveyor.errors import NotFoundError, WorkspaceError
 
 # Workspace files are imported under this prefix and their file name.
@@ -28,6 +29,7 @@ class Workspace:
     jobs: dict[str, Job]
     origin: dict[str, Any]
     places: dict[str, str] = field(default_factory=dict)
+    sensors: dict[str, Sensor] = field(default_factory=dict)
 
     def job(self, name: str | None) -> Job:
         """The job called ``name``; with ``None``, the only job of the workspace."""
@@ -112,6 +114,7 @@ def load(origin: dict[str, Any]) -> Workspace:
 def _collect(module: Any, origin: dict[str, Any]) -> Workspace:
     jobs: dict[str, Job] = {}
     places: dict[str, str] = {}
+    sensors = {v.name: v for v in vars(module).values() if isinstance(v, Sensor)}
     where = origin.get("file") or origin.get("module")
     for attr, value in vars(module).items():
         if not isinstance(value, Job):
@@ -127,4 +130,4 @@ def _collect(module: Any, origin: dict[str, Any]) -> Workspace:
             )
         jobs[value.name] = value
         places[value.name] = place
-    return Workspace(jobs=jobs, origin=origin, places=places)
+    return Workspace(jobs=jobs, origin=origin, places=places, sensors=sensors)

@@ -15,6 +15,7 @@ from conveyor.definitions.job import Job, job, workflow
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
+from conveyor.definitions.sensor import RunRequest, Sensor, SensorContext, sensor
 from conveyor.definitions.task import Task, task
 from conveyor.definitions.triggers import Trigger, parse_trigger
 from conveyor.definitions.workflow import TaskHandle
@@ -29,7 +30,10 @@ __all__ = [
     "Resource",
     "RetryPolicy",
     "RunContext",
+    "RunRequest",
     "Schedule",
+    "Sensor",
+    "SensorContext",
     "Task",
     "TaskContext",
     "TaskHandle",
@@ -38,6 +42,7 @@ __all__ = [
     "parse_duration",
     "parse_memory",
     "parse_trigger",
+    "sensor",
     "task",
     "workflow",
 ]

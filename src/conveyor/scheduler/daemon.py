@@ -27,7 +27,9 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from conveyor.definitions.job import Job
-from conveyor.errors import InvalidTransitionError, WorkspaceError
+from conveyor.definitions.sensor import SensorContext
+from conveyor.errors import ConveyorError, InvalidTransitionError, WorkspaceError
+from conveyor.execution.launch import prepare
 from conveyor.execution.rerun import RETRY_TAG
 from conveyor.execution.state import REFRESH_TAG
 from conveyor.scheduler.freshness import blocked_by
@@ -97,6 +99,12 @@ class WorkerLauncher:
 
 def check_references(workspace: Workspace) -> None:
     """Every job a trigger or a freshness gate names must be in the workspace."""
+    for sensor in workspace.sensors.values():
+        if sensor.job_name not in workspace.jobs:
+            raise WorkspaceError(
+                f"@sensor {sensor.name!r} runs job {sensor.job_name!r}, which is not in "
+                f"{workspace.describe()} (jobs: {', '.join(sorted(workspace.jobs))})"
+            )
     for job in workspace.jobs.values():
         named = [(str(t), t.expr) for t in job.triggers if t.type in CHAINS]
         named += [(str(g), g.upstream) for g in job.freshness]
@@ -160,6 +168,7 @@ class Daemon:
         now = self.clock()
         self.fire_timed(now)
         self.fire_chained(now)
+        self.evaluate_sensors(now)
         self.launch_queued()
         self.end_dead_runs(now)
         self.stop_overdue_runs(now)
@@ -190,12 +199,14 @@ class Daemon:
         tags: dict[str, str] | None = None,
         parent: RunRecord | None = None,
         interval: tuple[float, float] | None = None,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         run: dict[str, Any] = {
             "job_version": job.version,
             "tags": {**job.tags, **(tags or {})},
             "origin": {**self.origin, "job": job.name},
             "interval": interval,
+            "run_config": run_config,
         }
         if parent is not None:
             run.update(
@@ -249,6 +260,46 @@ class Daemon:
         if last_end is not None and last_end < start:
             start = last_end
         return (start, end)
+
+    def evaluate_sensors(self, now: float) -> None:
+        """Call each sensor whose interval has passed; queue the runs it asks for."""
+        for sensor in self.workspace.sensors.values():
+            cursor, last = self.instance.sensor_store.get(sensor.name)
+            if last is not None and now - last < sensor.interval:
+                continue
+            context = SensorContext(sensor.name, cursor, last)
+            try:
+                requests = sensor.evaluate(context)
+            except Exception:
+                log.exception("sensor %s failed; its cursor stays where it was", sensor.name)
+                self.instance.sensor_store.save(sensor.name, cursor, now)
+                continue
+            job = self.jobs[sensor.job_name]
+            for request in requests:
+                try:
+                    _, cfg = prepare(job, request.run_config, None, None)
+                except ConveyorError as e:
+                    log.error(
+                        "sensor %s asked for a run of %s with bad config: %s",
+                        sensor.name,
+                        job.name,
+                        e,
+                    )
+                    continue
+                key = request.run_key if request.run_key is not None else f"{now:.6f}"
+                tags = {
+                    **request.tags,
+                    **({"run_key": request.run_key} if request.run_key is not None else {}),
+                }
+                self._queue(
+                    job,
+                    f"{job.name}/sensor:{sensor.name}@{key}",
+                    f"sensor:{sensor.name}",
+                    now,
+                    tags=tags,
+                    run_config=cfg.raw,
+                )
+            self.instance.sensor_store.save(sensor.name, context.cursor, now)
 
     def fire_chained(self, now: float) -> None:
         watchers: dict[str, list[tuple[Job, str, tuple[RunStatus, ...]]]] = {}

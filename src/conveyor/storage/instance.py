@@ -18,6 +18,7 @@ from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
 from conveyor.storage.runs import RunStore
+from conveyor.storage.sensors import SensorStore
 from conveyor.storage.signals import SignalStore
 from conveyor.storage.states import RunStatus
 from conveyor.storage.task_runs import TaskRunStore
@@ -53,6 +54,7 @@ class Instance:
         self.lease_store = LeaseStore(db)
         self.signal_store = SignalStore(db)
         self.pool_store = PoolStore(db)
+        self.sensor_store = SensorStore(db)
 
     @classmethod
     def ephemeral(cls) -> Instance:

@@ -98,6 +98,15 @@ pools = Table(
     Column("limit", Integer, nullable=False),
 )
 
+# A sensor's cursor and when it was last evaluated, kept across daemon restarts.
+sensor_state = Table(
+    "sensor_state",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("cursor", Text),
+    Column("evaluated_at", Float, nullable=False),
+)
+
 leases = Table(
     "leases",
     metadata,

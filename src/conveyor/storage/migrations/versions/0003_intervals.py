@@ -1,4 +1,4 @@
-"""Run intervals (the [start, end) a run processes), pending signals for jobs, and pools.
+"""Run intervals (the [start, end) a run processes), signals for jobs, pools, sensor state.
 
 Revision ID: 0003
 Revises: 0002
@@ -34,9 +34,17 @@ def upgrade() -> None:
         sa.Column("limit", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_pools"),
     )
+    op.create_table(
+        "sensor_state",
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("cursor", sa.Text()),
+        sa.Column("evaluated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_sensor_state"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sensor_state")
     op.drop_table("pools")
     op.drop_table("signals")
     op.drop_index("ix_runs_job_name_interval_start", table_name="runs")

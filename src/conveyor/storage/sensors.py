@@ -1,0 +1,31 @@
+"""Sensor state: each sensor's cursor and last evaluation, shared by every daemon."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select, update
+
+from conveyor.storage.db import Database
+from conveyor.storage.schema import sensor_state
+
+
+class SensorStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, name: str) -> tuple[str | None, float | None]:
+        """The sensor's cursor and when it was last evaluated (``None`` if never)."""
+        with self.db.read() as conn:
+            row = conn.execute(select(sensor_state).where(sensor_state.c.name == name)).first()
+        return (None, None) if row is None else (row.cursor, float(row.evaluated_at))
+
+    def save(self, name: str, cursor: str | None, evaluated_at: float) -> None:
+        with self.db.write() as conn:
+            changed = conn.execute(
+                update(sensor_state)
+                .where(sensor_state.c.name == name)
+                .values(cursor=cursor, evaluated_at=evaluated_at)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(sensor_state).values(name=name, cursor=cursor, evaluated_at=evaluated_at)
+                )
