@@ -18,6 +18,7 @@ and the guarded status changes make them agree without talking.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -47,6 +48,8 @@ POLL = 0.1
 STALE_AFTER = 10.0
 # A run left starting this long without a heartbeat never got a worker.
 START_TIMEOUT = 60.0
+# Where the daemons keep how far they have read the webhook calls.
+WEBHOOK_CURSOR = "conveyor/webhooks"
 CHAINS = {
     "job.success": (RunStatus.SUCCESS,),
     "job.fail": (RunStatus.FAILURE,),
@@ -141,6 +144,9 @@ class Daemon:
         # Chained triggers read runs that ended after this instant (less a margin).
         self._ended_watermark = self.started - 5.0
         self._children: list[Any] = []
+        # Webhook calls are read from this instant on (less a margin); loaded from
+        # storage on first use, so that calls made while no daemon ran still fire.
+        self._webhook_watermark: float | None = None
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -169,6 +175,7 @@ class Daemon:
         self.fire_timed(now)
         self.fire_chained(now)
         self.evaluate_sensors(now)
+        self.fire_webhooks(now)
         self.launch_queued()
         self.end_dead_runs(now)
         self.stop_overdue_runs(now)
@@ -260,6 +267,38 @@ class Daemon:
         if last_end is not None and last_end < start:
             start = last_end
         return (start, end)
+
+    def fire_webhooks(self, now: float) -> None:
+        """One run per webhook call for each job with the trigger ``webhook:<path>``."""
+        hooked: dict[str, list[Job]] = {}
+        for job in self.jobs.values():
+            for trigger in job.triggers:
+                if trigger.type == "webhook":
+                    hooked.setdefault(trigger.expr, []).append(job)
+        if not hooked:
+            return
+        if self._webhook_watermark is None:
+            stored, _ = self.instance.sensor_store.get(WEBHOOK_CURSOR)
+            self._webhook_watermark = float(stored) if stored else self.started
+        # Calls commit out of order by a little; the tick key makes a re-read harmless.
+        calls = self.instance.webhook_calls_since(self._webhook_watermark - 5.0)
+        for call in calls:
+            for job in hooked.get(call["path"], []):
+                payload = json.dumps(call["payload"]) if call["payload"] is not None else ""
+                self._queue(
+                    job,
+                    f"{job.name}/webhook:{call['path']}@{call['id']}",
+                    f"webhook:{call['path']}",
+                    call["at"],
+                    tags={
+                        "webhook_call": str(call["id"]),
+                        **({"webhook_payload": payload[:2000]} if payload else {}),
+                    },
+                )
+        if calls:
+            newest = max(call["at"] for call in calls)
+            self.instance.sensor_store.save(WEBHOOK_CURSOR, repr(newest), now)
+            self._webhook_watermark = max(self._webhook_watermark, newest)
 
     def evaluate_sensors(self, now: float) -> None:
         """Call each sensor whose interval has passed; queue the runs it asks for."""

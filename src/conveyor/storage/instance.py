@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import InvalidTransitionError, NotFoundError
+from conveyor.errors import ConfigError, InvalidTransitionError, NotFoundError
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
 from conveyor.storage.db import Database
 from conveyor.storage.events import EventStore
@@ -145,6 +146,37 @@ class Instance:
         return self.log_store.read(
             run_id, task_name, stream="stderr" if stderr else "stdout", lines=lines
         )
+
+    def webhook(self, path: str, payload: dict[str, Any] | None = None) -> int:
+        """Record a call of webhook ``path``; the daemon runs every job with the trigger
+        ``webhook:<path>`` once for it. Returns the call's id."""
+        from sqlalchemy import insert
+
+        from conveyor.storage.schema import webhook_calls
+
+        if not isinstance(path, str) or not path.strip():
+            raise ConfigError(f"webhook path {path!r}: give the path of a webhook: trigger")
+        with self.db.write() as conn:
+            result = conn.execute(
+                insert(webhook_calls).values(path=path.strip(), payload=payload, at=time.time())
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def webhook_calls_since(self, since: float) -> list[dict[str, Any]]:
+        """Webhook calls recorded at or after ``since``, oldest first."""
+        from sqlalchemy import select
+
+        from conveyor.storage.schema import webhook_calls
+
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(webhook_calls)
+                .where(webhook_calls.c.at >= since)
+                .order_by(webhook_calls.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
 
     def cancel_run(self, run_id: str) -> RunStatus:
         """Ask a run to stop (see ``RunStore.request_cancel``); returns its status now.

@@ -107,6 +107,19 @@ sensor_state = Table(
     Column("evaluated_at", Float, nullable=False),
 )
 
+# Webhook calls waiting for the daemon, which fires one run per call per job.
+webhook_calls = Table(
+    "webhook_calls",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("path", String(512), nullable=False),
+    Column("payload", JSON),
+    Column("at", Float, nullable=False),
+    Index("ix_webhook_calls_at", "at"),
+)
+
 leases = Table(
     "leases",
     metadata,

@@ -1,4 +1,4 @@
-"""Run intervals (the [start, end) a run processes), signals for jobs, pools, sensor state.
+"""Run intervals, signals for jobs, pools, sensor state and webhook calls.
 
 Revision ID: 0003
 Revises: 0002
@@ -41,9 +41,24 @@ def upgrade() -> None:
         sa.Column("evaluated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_sensor_state"),
     )
+    op.create_table(
+        "webhook_calls",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("path", sa.String(512), nullable=False),
+        sa.Column("payload", sa.JSON()),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_webhook_calls"),
+    )
+    op.create_index("ix_webhook_calls_at", "webhook_calls", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_calls")
     op.drop_table("sensor_state")
     op.drop_table("pools")
     op.drop_table("signals")
