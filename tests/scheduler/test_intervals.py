@@ -229,3 +229,22 @@ def test_backfill_from_python_queues_each_interval_once(durable: Instance) -> No
     assert all(r.status is RunStatus.QUEUED for r in queued)
     assert len(queued) == 4
     assert all(r.tags.get("backfill") == "true" for r in queued)
+
+
+def test_a_manual_trigger_gets_the_last_elapsed_period(tmp_path: Path) -> None:
+    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
+    env.pop("CONVEYOR_DATABASE_URL", None)
+
+    def midnight() -> datetime:
+        return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    before = midnight()
+    out = _cli(env, "trigger", str(DAILY), "daily")
+    assert out.returncode == 0, out.stderr
+    instance = Instance.at(tmp_path / "home")
+    run = instance.run(out.stdout.strip())
+    # the day that just ended (either side of midnight, should the test straddle it)
+    assert run.interval_end in (before, midnight())
+    assert run.interval_end is not None
+    assert run.interval_start == run.interval_end - timedelta(days=1)
+    instance.close()

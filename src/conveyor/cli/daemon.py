@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from conveyor.cli.run import read_config_file
@@ -65,6 +67,7 @@ def trigger_command(
     from conveyor.errors import NotFoundError
     from conveyor.execution.launch import prepare
     from conveyor.execution.state import REFRESH_TAG
+    from conveyor.scheduler.daemon import run_interval
     from conveyor.storage.instance import Instance
     from conveyor.storage.states import RunStatus
 
@@ -83,6 +86,8 @@ def trigger_command(
     instance = Instance.from_env()
     for job in jobs:
         _, cfg = prepare(job, run_config, None, None)
+        # A manual run of a timed job processes its last elapsed period.
+        interval = run_interval(instance, job, time.time())
         run = instance.run_store.create(
             job_name=job.name,
             job_version=job.version,
@@ -91,6 +96,7 @@ def trigger_command(
             run_config=cfg.raw,
             trigger=which if which.startswith("tag:") else "manual",
             origin={**ws.origin, "job": job.name},
+            interval=interval,
         )
         click.echo(run.id)
 

@@ -100,6 +100,27 @@ class WorkerLauncher:
                 server.wait()
 
 
+def run_interval(instance: Instance, job: Job, at: float) -> tuple[float, float] | None:
+    """The interval of a run of ``job`` fired at ``at``, by its timed trigger.
+
+    A tick's run covers the period that just elapsed; an event's or a manual
+    run the last elapsed period of the job's timed trigger. The start is
+    pulled back to where the last successful run's interval ended, so that no
+    gap is left between intervals (after downtime, with catchup "latest").
+    """
+    timed = next((t for t in job.triggers if t.is_timed and t.type != "once"), None)
+    if timed is None:
+        return None
+    period = period_before(timed, previous_instant(timed, at))
+    if period is None:
+        return None
+    start, end = period
+    last_end = instance.run_store.last_interval_end(job.name)
+    if last_end is not None and last_end < start:
+        start = last_end
+    return (start, end)
+
+
 def check_references(workspace: Workspace) -> None:
     """Every job a trigger or a freshness gate names must be in the workspace."""
     for sensor in workspace.sensors.values():
@@ -249,24 +270,7 @@ class Daemon:
                     )
 
     def _interval(self, job: Job, at: float) -> tuple[float, float] | None:
-        """The interval of a run of ``job`` fired at ``at``, by its timed trigger.
-
-        A tick's run covers the period that just elapsed; an event's run the
-        last elapsed period of the job's timed trigger. The start is pulled
-        back to where the last successful run's interval ended, so that no
-        gap is left between intervals (after downtime, with catchup "latest").
-        """
-        timed = next((t for t in job.triggers if t.is_timed and t.type != "once"), None)
-        if timed is None:
-            return None
-        period = period_before(timed, previous_instant(timed, at))
-        if period is None:
-            return None
-        start, end = period
-        last_end = self.instance.run_store.last_interval_end(job.name)
-        if last_end is not None and last_end < start:
-            start = last_end
-        return (start, end)
+        return run_interval(self.instance, job, at)
 
     def fire_webhooks(self, now: float) -> None:
         """One run per webhook call for each job with the trigger ``webhook:<path>``."""

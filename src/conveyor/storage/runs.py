@@ -83,6 +83,7 @@ class RunStore:
         parent_run_id: str | None = None,
         root_run_id: str | None = None,
         then: RunStatus | None = None,
+        interval: tuple[float, float] | None = None,
     ) -> RunRecord:
         """Insert a new run in its first status (``queued`` or ``starting``).
 
@@ -105,6 +106,7 @@ class RunStore:
             parent_run_id=parent_run_id,
             root_run_id=root_run_id,
             now=now,
+            interval=interval,
         )
         with self.db.write() as conn:
             conn.execute(runs.insert(), row)
