@@ -7,7 +7,7 @@ import time
 import click
 
 from conveyor.cli.run import read_config_file
-from conveyor.cli.workspace import load_workspace, workspace_options
+from conveyor.cli.workspace import load_workspace, split_args, workspace_options
 
 
 @click.command("daemon")
@@ -56,14 +56,9 @@ def trigger_command(
     args: tuple[str, ...], module: str | None, config_file: str | None, refresh: bool
 ) -> None:
     """Queue a run of JOB (or of every job with trigger tag:NAME) for the daemon to start."""
-    if module:
-        if len(args) != 1:
-            raise click.UsageError("with -m MODULE, give one JOB or tag:NAME")
-        target, which = None, args[0]
-    else:
-        if len(args) != 2:
-            raise click.UsageError("give a TARGET file and one JOB or tag:NAME")
-        target, which = args
+    target, chosen = split_args(args, module, "JOB or tag:NAME")
+    assert chosen is not None
+    which = chosen
     from conveyor.errors import NotFoundError
     from conveyor.execution.launch import prepare
     from conveyor.execution.state import REFRESH_TAG
@@ -112,14 +107,7 @@ def backfill_command(args: tuple[str, ...], module: str | None, start: str, end:
     The daemon starts them within the job's concurrency. Running the same
     backfill again queues nothing twice.
     """
-    if module:
-        if len(args) != 1:
-            raise click.UsageError("with -m MODULE, give one JOB")
-        target, name = None, args[0]
-    else:
-        if len(args) != 2:
-            raise click.UsageError("give a TARGET file and one JOB")
-        target, name = args
+    target, name = split_args(args, module, "JOB")
     from conveyor.scheduler.backfill import backfill
     from conveyor.storage.instance import Instance
 

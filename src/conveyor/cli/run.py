@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.workspace import load_workspace, workspace_options
+from conveyor.cli.workspace import load_workspace, split_args, workspace_options
 from conveyor.definitions.job import EXECUTORS
 from conveyor.errors import ConfigError
 
@@ -100,15 +100,7 @@ def run_command(
     run succeeds, 1 when it fails, 2 on bad usage. With --detach, the run
     goes on in a worker process and the command prints its id at once.
     """
-    if module:
-        if len(args) > 1:
-            raise click.UsageError("with -m MODULE, give at most a JOB name")
-        target, job_name = None, (args[0] if args else None)
-    else:
-        if len(args) > 2:
-            raise click.UsageError("give a TARGET file and at most a JOB name")
-        target = args[0] if args else None
-        job_name = args[1] if len(args) > 1 else None
+    target, job_name = split_args(args, module, "JOB name", required=False)
     ws = load_workspace(target, module)
     job = ws.job(job_name)
     run_config = read_config_file(config_file) if config_file else None

@@ -22,6 +22,24 @@ def workspace_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def split_args(
+    args: tuple[str, ...], module: str | None, what: str, *, required: bool = True
+) -> tuple[str | None, str | None]:
+    """``[TARGET] WHAT`` from a command's positional words: TARGET unless -m MODULE names
+    the workspace. ``what`` names the second word in errors (``JOB``, ``JOB or tag:NAME``)."""
+    if module:
+        if len(args) > 1 or (required and not args):
+            raise click.UsageError(
+                f"with -m MODULE, give {'one' if required else 'at most a'} {what}"
+            )
+        return None, (args[0] if args else None)
+    if len(args) > 2 or (required and len(args) != 2):
+        raise click.UsageError(
+            f"give a TARGET file and {'one' if required else 'at most a'} {what}"
+        )
+    return (args[0] if args else None), (args[1] if len(args) > 1 else None)
+
+
 def load_workspace(target: str | None, module: str | None) -> Workspace:
     """Load the workspace a command names, with one clear error for user-code failures."""
     if module and target:

@@ -249,16 +249,14 @@ class RunStore:
 
     def last_interval_end(self, job_name: str) -> float | None:
         """Where the newest successful run of ``job_name`` with an interval ended."""
-        q = select(func.max(runs.c.interval_end)).where(
-            runs.c.job_name == job_name, runs.c.status == str(RunStatus.SUCCESS)
-        )
-        with self.db.read() as conn:
-            value = conn.execute(q).scalar()
-        return None if value is None else float(value)
+        return self._newest_success(job_name, runs.c.interval_end)
 
     def last_success_end(self, job_name: str) -> float | None:
         """When the newest successful run of ``job_name`` ended."""
-        q = select(func.max(runs.c.ended_at)).where(
+        return self._newest_success(job_name, runs.c.ended_at)
+
+    def _newest_success(self, job_name: str, column: Any) -> float | None:
+        q = select(func.max(column)).where(
             runs.c.job_name == job_name, runs.c.status == str(RunStatus.SUCCESS)
         )
         with self.db.read() as conn:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import atexit
 import os
-import pickle
 import threading
 from typing import Any
 
 from conveyor.errors import ConfigError, ConveyorError, ExecutionError, WorkerLostError
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.executors.concurrent import Running, run_concurrently
-from conveyor.execution.executors.worker import Packer, run_bytes
+from conveyor.execution.executors.worker import Packer, loads_report, run_bytes
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.steps import Report, StepSpec
@@ -208,10 +207,4 @@ def _report(future: Any) -> Report:
         return Report(
             error=ExecutionError(f"Dask could not run the task: {name}: {e}"), user_code=False
         )
-    try:
-        report: Report = pickle.loads(data)
-    except Exception as e:
-        return Report(
-            error=ExecutionError(f"the task's report could not be read: {e}"), user_code=False
-        )
-    return report
+    return loads_report(data)

@@ -25,7 +25,7 @@ from conveyor.execution.executors.processes import (
     shared_pool,
     tree_rss,
 )
-from conveyor.execution.executors.worker import Packer
+from conveyor.execution.executors.worker import Packer, loads_report
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.steps import Report, StepSpec
@@ -138,7 +138,7 @@ class _PoolBackend:
                 except (EOFError, OSError):
                     self._finish_dead(handle, w, None)
                     continue
-                self._finish(handle, w, _loads(data))
+                self._finish(handle, w, loads_report(data))
             elif w.proc.sentinel in ready:
                 self._finish_dead(handle, w, None)
         self._check_memory()
@@ -196,17 +196,3 @@ class _PoolBackend:
                         f"{limit / 1e6:.0f} MB, and was stopped"
                     ),
                 )
-
-
-def _loads(data: bytes) -> Report:
-    import pickle
-
-    from conveyor.errors import ExecutionError
-
-    try:
-        report: Report = pickle.loads(data)
-    except Exception as e:
-        return Report(
-            error=ExecutionError(f"the task's report could not be read: {e}"), user_code=False
-        )
-    return report

@@ -184,6 +184,17 @@ def _store_large(report: Report, payload: dict[str, Any], blob_root: str) -> Rep
     return report
 
 
+def loads_report(data: bytes) -> Report:
+    """A report from a worker's bytes; a clear error report where they cannot be read."""
+    try:
+        report: Report = pickle.loads(data)
+    except Exception as e:
+        return Report(
+            error=ExecutionError(f"the task's report could not be read: {e}"), user_code=False
+        )
+    return report
+
+
 def dumps_report(report: Report) -> bytes:
     """Pickle a report, replacing what cannot be pickled by a clear error."""
     try:
