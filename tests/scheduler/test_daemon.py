@@ -158,3 +158,20 @@ def test_a_run_past_its_execute_timeout_is_stopped(
     assert instance.run(run_id).status is RunStatus.CANCELED
     events = [e.kind for e in instance.run_details(run_id).events]
     assert "run_timeout" in events
+
+
+def test_a_chain_fires_for_an_upstream_that_ended_while_no_daemon_ran(tmp_path: Path) -> None:
+    instance = Instance.at(tmp_path / "home")
+    ws = load_file(JOBS)
+    first = Daemon(ws, instance, launch=lambda *_: None)
+    first.tick()  # a daemon ran once, and stopped
+    up = instance.run_store.create(job_name="upstream", job_version="v", then=RunStatus.RUNNING)
+    instance.run_store.set_status(up.id, RunStatus.SUCCESS)
+    time.sleep(0.1)
+    later = Daemon(ws, instance, clock=lambda: time.time() + 3600, launch=lambda *_: None)
+    later.fire_chained(time.time() + 3600)
+    chained = [r for r in instance.runs("downstream") if r.tags.get("upstream_run") == up.id]
+    assert len(chained) == 1
+    later.fire_chained(time.time() + 3600)  # and only once
+    assert len([r for r in instance.runs("downstream") if r.tags.get("upstream_run") == up.id]) == 1
+    instance.close()

@@ -50,6 +50,7 @@ STALE_AFTER = 10.0
 START_TIMEOUT = 60.0
 # Where the daemons keep how far they have read the webhook calls.
 WEBHOOK_CURSOR = "conveyor/webhooks"
+CHAIN_CURSOR = "conveyor/chains"
 CHAINS = {
     "job.success": (RunStatus.SUCCESS,),
     "job.fail": (RunStatus.FAILURE,),
@@ -162,8 +163,11 @@ class Daemon:
         self.started = clock()
         self.origin = workspace.origin
         check_references(workspace)
-        # Chained triggers read runs that ended after this instant (less a margin).
-        self._ended_watermark = self.started - 5.0
+        # Chained triggers read runs that ended after this instant (less a margin);
+        # loaded from storage on first use, so that runs that ended while no daemon
+        # ran still fire their chains.
+        self._ended_watermark: float | None = None
+        self._chain_saved = 0.0
         self._children: list[Any] = []
         # Webhook calls are read from this instant on (less a margin); loaded from
         # storage on first use, so that calls made while no daemon ran still fire.
@@ -355,6 +359,14 @@ class Daemon:
         retrying = {name for name, job in self.jobs.items() if job.execute.retries}
         if not watchers and not retrying:
             return
+        if self._ended_watermark is None:
+            stored, saved = self.instance.sensor_store.get(CHAIN_CURSOR)
+            if stored:
+                self._ended_watermark, self._chain_saved = float(stored), saved or 0.0
+            else:
+                self._ended_watermark = self.started - 5.0
+                self.instance.sensor_store.save(CHAIN_CURSOR, repr(self._ended_watermark), now)
+                self._chain_saved = now
         since = self._ended_watermark
         with self.instance.db.read() as conn:
             rows = conn.execute(
@@ -381,6 +393,9 @@ class Daemon:
                 self._retry(ended)
         # Runs commit out of order by a little; look back a few seconds each pass.
         self._ended_watermark = max(since, now - 5.0)
+        if rows or now - self._chain_saved > 10.0:
+            self.instance.sensor_store.save(CHAIN_CURSOR, repr(self._ended_watermark), now)
+            self._chain_saved = now
 
     def _retry(self, failed: RunRecord) -> None:
         job = self.jobs[failed.job_name]
