@@ -205,3 +205,20 @@ def test_schedules_as_triggers() -> None:
     assert str(follow.triggers[1]) == "job.success:morning"
     with pytest.raises(DefinitionError, match="at most one schedule"):
         job(trigger=[Schedule(every_hour=6), "every:1h"])(twice)
+
+
+def test_require_timezone_puts_cron_strings_in_the_jobs_zone() -> None:
+    def body() -> None: ...
+
+    berlin = job(trigger=["0 8 * * *", "tag:nightly"], require={"timezone": "Europe/Berlin"})(body)
+    assert berlin.triggers[0] == Trigger("schedule", "0 8 * * *", "Europe/Berlin")
+    assert berlin.triggers[1] == Trigger("tag", "nightly")
+    own = job(
+        schedule=Schedule(at_hours=[8], timezone="Asia/Tokyo"),
+        require={"timezone": "Europe/Berlin"},
+    )(body)
+    assert own.triggers[0].timezone == "Asia/Tokyo"  # a Schedule keeps its own zone
+    with pytest.raises(DefinitionError, match="unknown time zone"):
+        job(trigger="0 8 * * *", require={"timezone": "Mars/Base"})(body)
+    with pytest.raises(DefinitionError, match="unknown require key"):
+        job(require={"gpu": 1})(body)

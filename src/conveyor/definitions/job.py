@@ -74,6 +74,7 @@ class Job:
         schedule: str | Schedule | None = None,
         execute: Mapping[str, Any] | None = None,
         catchup: str = "latest",
+        require: Mapping[str, Any] | None = None,
         freshness: str | Sequence[str] | None = None,
         refresh: str = "auto",
         pool: str | None = None,
@@ -112,7 +113,10 @@ class Job:
             triggers.append(schedule)
         if trigger is not None:
             triggers.extend([trigger] if isinstance(trigger, str | Schedule) else trigger)
-        self.triggers: tuple[Trigger, ...] = parse_triggers(triggers, self.name)
+        self.require = dict(require or {})
+        self.triggers: tuple[Trigger, ...] = _in_zone(
+            parse_triggers(triggers, self.name), self.require, owner
+        )
         self.execute = ExecuteOptions.parse(execute, owner)
         if catchup not in CATCHUP:
             raise DefinitionError(
@@ -362,6 +366,35 @@ class Job:
     def result(self, run_id: str, task_name: str, *, instance: Instance | None = None) -> Any:
         """The stored output of a task in a run."""
         return _instance(instance).result(run_id, task_name, job_name=self.name)
+
+
+REQUIRE_KEYS = ("timezone",)
+
+
+def _in_zone(
+    triggers: tuple[Trigger, ...], require: dict[str, Any], owner: str
+) -> tuple[Trigger, ...]:
+    """Put the job's cron-string triggers in ``require["timezone"]`` (a Schedule keeps its own)."""
+    unknown = sorted(set(require) - set(REQUIRE_KEYS))
+    if unknown:
+        raise DefinitionError(
+            f"{owner}: unknown require key(s) {', '.join(map(repr, unknown))}; known: "
+            f"{', '.join(REQUIRE_KEYS)}"
+        )
+    zone = require.get("timezone")
+    if zone is None:
+        return triggers
+    from conveyor.definitions.schedule import Schedule
+    from conveyor.errors import ScheduleError
+
+    try:
+        Schedule(at_hours=0, timezone=zone)
+    except ScheduleError as e:
+        raise DefinitionError(f"{owner}: require={{'timezone': {zone!r}}}: {e}") from None
+    return tuple(
+        Trigger(t.type, t.expr, zone) if t.type == "schedule" and t.timezone is None else t
+        for t in triggers
+    )
 
 
 def _instance(instance: Instance | None) -> Instance:
