@@ -40,6 +40,27 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def conveyor(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``conveyor`` command from the project root."""
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def runs_json(env: dict[str, str], *args: str) -> list[dict[str, object]]:
+    """``conveyor runs list --json`` with ``args``, parsed."""
+    out = conveyor("runs", "list", *args, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
 def test_quickstart_is_two_commands_and_the_first_runs_the_main_job(tmp_path: Path) -> None:
     section = ROOT.joinpath("README.md").read_text().split("## Quickstart", 1)[1]
     match = BLOCK.search(section)
@@ -59,15 +80,7 @@ def test_quickstart_is_two_commands_and_the_first_runs_the_main_job(tmp_path: Pa
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "success" in out.stdout
-    listed = subprocess.run(
-        [sys.executable, "-m", "conveyor.cli", "runs", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    [run] = json.loads(listed.stdout)
+    [run] = runs_json(env)
     assert run["job_name"] == "etl"
     assert run["status"] == "success"
 
@@ -85,25 +98,10 @@ def test_readme_command_line_tour(tmp_path: Path) -> None:
             command = command.replace("<run id>", run_id[:8])
         args = command.split()
         assert args[0] == "conveyor"
-        out = subprocess.run(
-            [sys.executable, "-m", "conveyor.cli", *args[1:]],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        out = conveyor(*args[1:], env=env)
         assert out.returncode == 0, (command, out.stdout, out.stderr)
         if run_id is None:
-            listed = subprocess.run(
-                [sys.executable, "-m", "conveyor.cli", "runs", "list", "--json"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            )
-            run_id = json.loads(listed.stdout)[0]["id"]
+            run_id = str(runs_json(env)[0]["id"])
         if args[1] == "logs":
             assert "spread:" in out.stdout
 
@@ -115,12 +113,7 @@ def test_cli_synopsis_matches_the_commands() -> None:
         assert words[0] == "conveyor"
         groups = ("runs", "jobs", "schedules", "pools")
         command = words[1:3] if words[1] in groups else words[1:2]
-        out = subprocess.run(
-            [sys.executable, "-m", "conveyor.cli", *command, "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = conveyor(*command, "--help")
         assert out.returncode == 0, (line, out.stderr)
         for option in re.findall(r"--[a-z-]+", line):
             assert option in out.stdout, (line, option)
@@ -182,36 +175,10 @@ def test_the_documented_dask_setup_runs_on_loopback(tmp_path: Path, pg_server_ur
                 env[name] = value
                 continue
             args = line.split()
-            out = subprocess.run(
-                [sys.executable, "-m", "conveyor.cli", *args[1:]],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            out = conveyor(*args[1:], env=env)
             assert out.returncode == 0, out.stdout + out.stderr
         # the test database is shared with other tests: look at the newest etl run
-        listed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "conveyor.cli",
-                "runs",
-                "list",
-                "--job",
-                "etl",
-                "-n",
-                "1",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        [run] = json.loads(listed.stdout)
+        [run] = runs_json(env, "--job", "etl", "-n", "1")
         assert run["status"] == "success"
     finally:
         for p in reversed(procs):
