@@ -13,13 +13,16 @@ can be compared as ratios from one session on one machine.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
-import time
+from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, job, op
+
+# benchmarks/common.py needs only the standard library, so this venv can use it too.
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from common import median_time
 
 
 @op
@@ -56,16 +59,6 @@ def fan_out(k: int) -> Any:
     return body
 
 
-def timed(fn: Any, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     quick = "--quick" in sys.argv
     with tempfile.TemporaryDirectory() as home:
@@ -80,7 +73,7 @@ def main() -> None:
             def run(definition: Any = definition) -> None:
                 assert definition.execute_in_process(instance=instance).success
 
-            took = timed(run, repeats)
+            took = median_time(run, repeats)
             tasks = n + 1 if make is chain else n + 2
             print(
                 json.dumps(

@@ -126,9 +126,6 @@ class Graph:
             level += 1
         return seen
 
-    def edges(self) -> list[tuple[str, str]]:
-        return [(d, n.key) for n in self.nodes.values() for d in n.deps]
-
 
 def _topological_order(nodes: dict[str, Node]) -> list[str]:
     """Kahn's algorithm, stable in definition order; raises ``CycleError`` on a cycle."""

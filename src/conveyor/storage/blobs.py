@@ -9,7 +9,6 @@ the instance's home by default, memory for ephemeral instances.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,8 +32,6 @@ class BlobStore(Protocol):
         ...
 
     def get(self, uri: str) -> bytes: ...
-
-    def delete_prefix(self, prefix: str) -> None: ...
 
 
 def store(blobs: BlobStore, path: str, data: bytes) -> dict[str, Any]:
@@ -76,15 +73,6 @@ class DirectoryBlobStore:
         except FileNotFoundError:
             raise NotFoundError(f"stored file {self.root / uri} is missing") from None
 
-    def delete_prefix(self, prefix: str) -> None:
-        import shutil
-
-        target = self.root / prefix
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        elif target.exists():
-            os.unlink(target)
-
 
 class MemoryBlobStore:
     """Blobs in a dict, for ephemeral instances."""
@@ -103,8 +91,3 @@ class MemoryBlobStore:
             return self._data[uri]
         except KeyError:
             raise NotFoundError(f"no stored data at {uri!r}") from None
-
-    def delete_prefix(self, prefix: str) -> None:
-        with self._lock:
-            for k in [k for k in self._data if k.startswith(prefix)]:
-                del self._data[k]
