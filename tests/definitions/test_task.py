@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conveyor import ConfigError, DefinitionError, RetryPolicy, Task, task
+from conveyor import ConfigError, DefinitionError, RetryPolicy, Task, job, task
 
 
 def test_bare_and_configured_decorators() -> None:
@@ -87,3 +87,13 @@ def test_two_config_parameters_are_rejected() -> None:
 
         @task
         def two(a: A, b: B) -> None: ...
+
+
+@pytest.mark.parametrize("bad", ["", " db", 3])
+def test_a_bad_pool_name_is_a_definition_error(bad: object) -> None:
+    def load() -> None: ...
+
+    with pytest.raises(DefinitionError, match=r"must be a pool's name, e\.g\. pool='warehouse'"):
+        task(pool=bad)(load)  # type: ignore[call-overload]
+    with pytest.raises(DefinitionError, match=r"must be a pool's name, e\.g\. pool='warehouse'"):
+        job(pool=bad)(load)

@@ -66,3 +66,27 @@ def test_a_bad_url_is_a_clear_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="cannot open the database"):
         db.migrate()
     db.dispose()
+
+
+def test_runs_and_leases_survive_the_upgrade_to_partitions(empty_db: Database) -> None:
+    with empty_db.write() as conn:
+        upgrade(conn, "0003")
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, job_name, job_version, status, created_at, updated_at, "
+                "tags, run_config, trigger) VALUES ('a1', 'etl', 'v', 'success', 1, 2, '{}', "
+                "'{}', 'manual')"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO leases (scope, slot, holder, expires_at) VALUES ('j', 0, 'a1', 9)")
+        )
+    empty_db.migrate()
+    from conveyor.storage.runs import RunStore
+
+    run = RunStore(empty_db).get("a1")
+    assert (run.job_name, run.partition_key) == ("etl", None)
+    with empty_db.write() as conn:  # a task's holder is longer than a run id
+        conn.execute(
+            sa.text("UPDATE leases SET holder = :h WHERE scope = 'j'"), {"h": "a1/" + "t" * 250}
+        )

@@ -70,6 +70,21 @@ def test_leases_limit_holders_and_expire(durable: Instance) -> None:
     assert leases.held("job:b") == ["r5"]
 
 
+def test_a_run_renews_and_frees_its_tasks_slots(durable: Instance) -> None:
+    leases = durable.lease_store
+    key = "t" * 200  # a task key may be long
+    assert leases.acquire("pool:db", f"r1/{key}", limit=3, ttl=0.05)
+    assert leases.acquire("pool:db", "r1/other", limit=3, ttl=0.05)
+    assert leases.acquire("pool:db", "r10/x", limit=3, ttl=0.05)
+    leases.renew("r1", ttl=60)  # the run's heartbeat covers its tasks, not run r10's
+    time.sleep(0.1)
+    assert sorted(leases.held("pool:db")) == sorted([f"r1/{key}", "r1/other"])
+    leases.release_one("pool:db", "r1/other")
+    assert leases.held("pool:db") == [f"r1/{key}"]
+    leases.release("r1")
+    assert leases.held("pool:db") == []
+
+
 def test_racing_acquirers_never_exceed_the_limit(durable: Instance) -> None:
     winners: list[str] = []
     lock = threading.Lock()

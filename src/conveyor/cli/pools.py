@@ -1,4 +1,4 @@
-"""``conveyor pools``: concurrency limits shared by the jobs that name a pool."""
+"""``conveyor pools``: concurrency limits shared by the jobs and tasks that name a pool."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from conveyor.cli.main import echo_json
 
 @click.group("pools")
 def pools_group() -> None:
-    """Concurrency pools: at most N runs at once across the jobs with pool=NAME."""
+    """Concurrency pools: at most N holders at once across the jobs and tasks with pool=NAME."""
 
 
 @pools_group.command("set")
 @click.argument("name")
 @click.argument("limit", type=click.IntRange(min=1))
 def set_pool(name: str, limit: int) -> None:
-    """Allow at most LIMIT runs of pool NAME at once."""
+    """Allow at most LIMIT runs and tasks of pool NAME at once."""
     from conveyor.storage.instance import Instance
 
     Instance.from_env().pool_store.set(name, limit)
@@ -28,7 +28,7 @@ def set_pool(name: str, limit: int) -> None:
 @pools_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_pools(as_json: bool) -> None:
-    """List the pools, their limits and the runs holding their slots."""
+    """List the pools, their limits and who holds their slots (RUN or RUN/TASK)."""
     from conveyor.storage.instance import Instance
 
     instance = Instance.from_env()
@@ -42,13 +42,16 @@ def list_pools(as_json: bool) -> None:
     if not rows:
         click.echo("no pools; make one with `conveyor pools set NAME LIMIT`")
     for r in rows:
-        click.echo(f"{r['name']}: {len(r['held_by'])}/{r['limit']} in use")
+        held = ", ".join(h[:8] + h[32:] for h in r["held_by"])
+        click.echo(
+            f"{r['name']}: {len(r['held_by'])}/{r['limit']} in use" + (f" ({held})" if held else "")
+        )
 
 
 @pools_group.command("delete")
 @click.argument("name")
 def delete_pool(name: str) -> None:
-    """Remove pool NAME's limit (its jobs then run without one)."""
+    """Remove pool NAME's limit (its jobs and tasks then run without one)."""
     from conveyor.storage.instance import Instance
 
     Instance.from_env().pool_store.delete(name)

@@ -29,7 +29,14 @@ from conveyor.definitions.params import (
 )
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
-from conveyor.definitions.task import Hook, Tags, Task, normalize_hooks, normalize_tags
+from conveyor.definitions.task import (
+    Hook,
+    Tags,
+    Task,
+    check_pool,
+    normalize_hooks,
+    normalize_tags,
+)
 from conveyor.definitions.triggers import Trigger, parse_triggers
 from conveyor.definitions.version import digest, function_fingerprint, stable_repr
 from conveyor.definitions.workflow import compose
@@ -131,11 +138,7 @@ class Job:
                 f"pass a received refresh on, send one whenever it starts, or stop it"
             )
         self.refresh = refresh
-        if pool is not None and (not isinstance(pool, str) or not pool.strip()):
-            raise DefinitionError(
-                f"{owner}: pool={pool!r} must be a pool's name, e.g. pool='warehouse'"
-            )
-        self.pool = pool
+        self.pool = check_pool(pool, owner)
         if (
             executor is not None
             and executor not in EXECUTORS
@@ -215,6 +218,7 @@ class Job:
             parts.append(
                 f"task {t.name} cpu={t.cpu} memory={t.memory} timeout={t.timeout} "
                 f"retry={t.retry!r} tags={stable_repr(t.tags)}"
+                + (f" pool={t.pool}" if t.pool is not None else "")
             )
             parts.append(function_fingerprint(t.fn))
         if self.graph is not None:

@@ -53,6 +53,17 @@ def normalize_hooks(
     return seq
 
 
+def check_pool(pool: object, owner: str) -> str | None:
+    """A pool's name as given to ``pool=``, or ``None``."""
+    if pool is None:
+        return None
+    if not isinstance(pool, str) or not pool.strip() or pool != pool.strip():
+        raise DefinitionError(
+            f"{owner}: pool={pool!r} must be a pool's name, e.g. pool='warehouse'"
+        )
+    return pool
+
+
 class Task(Generic[R]):
     """A function marked ``@task``.
 
@@ -74,6 +85,7 @@ class Task(Generic[R]):
         description: str | None = None,
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
+        pool: str | None = None,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@task decorates functions, got {fn!r}")
@@ -101,6 +113,7 @@ class Task(Generic[R]):
         self.description = description if description is not None else inspect.getdoc(fn)
         self.on_success = normalize_hooks(on_success, owner, "on_success")
         self.on_failure = normalize_hooks(on_failure, owner, "on_failure")
+        self.pool = check_pool(pool, owner)
         self.params: tuple[Param, ...] = classify_params(fn, owner, definition_locals())
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
@@ -163,6 +176,7 @@ def task(
     description: str | None = None,
     on_success: Hook | Sequence[Hook] | None = None,
     on_failure: Hook | Sequence[Hook] | None = None,
+    pool: str | None = None,
 ) -> Callable[[Callable[..., R]], Task[R]]: ...
 
 
@@ -180,6 +194,8 @@ def task(fn: Callable[..., R] | None = None, /, **options: Any) -> Any:
         description: shown in the UI (default: the docstring).
         on_success: callables run with the context after the task succeeds.
         on_failure: callables run with the context and the error after it fails.
+        pool: a concurrency pool's name; the task waits for a slot of it before
+            each attempt (``conveyor pools set NAME LIMIT`` sets the limit).
     """
     if fn is not None:
         return Task(fn, **options)

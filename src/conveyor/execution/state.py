@@ -54,6 +54,8 @@ class RunState:
     interval: Interval | None = None
     # Set when someone asked to cancel the run (see execution.monitor).
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    # Steps that have waited for a pool slot (so the wait is recorded once).
+    pool_waits: set[str] = field(default_factory=set)
 
     @property
     def meta(self) -> RunMeta:

@@ -23,6 +23,7 @@ from conveyor.definitions.params import Param, ParamKind
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.task import Hook, Task
 from conveyor.errors import ConveyorError, StorageError, TaskTimeoutError, UserCodeError
+from conveyor.execution import slots
 from conveyor.execution.aio import run_coroutine
 from conveyor.execution.capture import Capture, current_capture, make_logger
 from conveyor.execution.state import RunMeta, RunState
@@ -55,6 +56,7 @@ class StepSpec:
     cpu: float = 1.0
     memory: int | None = None
     task: Task[Any] | None = None
+    pool: str | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +144,7 @@ def task_spec(
         cpu=task.cpu if task.cpu is not None else 1.0,
         memory=task.memory,
         task=task,
+        pool=task.pool,
     )
 
 
@@ -303,15 +306,19 @@ def cancel(state: RunState, spec: StepSpec, attempt: int, reason: str) -> None:
 
 
 def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
-    """Run one attempt in this thread: begin, call, finish."""
-    begin(state, spec, attempt)
-    meta = state.meta
+    """Run one attempt in this thread: its pool slot (waiting for one), begin, call, finish."""
+    slots.take(state, spec)
     try:
-        report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
-    except BaseException:
-        # KeyboardInterrupt or SystemExit: the run is being stopped.
-        cancel(state, spec, attempt, "stopped with the run")
-        raise
+        begin(state, spec, attempt)
+        meta = state.meta
+        try:
+            report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
+        except BaseException:
+            # KeyboardInterrupt or SystemExit: the run is being stopped.
+            cancel(state, spec, attempt, "stopped with the run")
+            raise
+    finally:
+        slots.give_back(state, spec)
     ctx = None
     if spec.on_success or spec.on_failure:
         ctx = make_context(meta, spec.key, attempt, spec.config, state.resources)

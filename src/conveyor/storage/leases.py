@@ -1,16 +1,18 @@
 """Concurrency leases: numbered slots per scope, taken by inserting, freed on expiry.
 
-A run takes a slot of ``job:<name>`` before it starts; at most ``limit``
-slots exist. Taking a slot is an insert on the (scope, slot) key or a
-takeover of an expired lease, so two daemons can never hand out one slot
-twice, on SQLite or PostgreSQL, without any lock held across processes.
+A run takes a slot of ``job:<name>`` (and of ``pool:<name>``) before it
+starts, and a task with ``pool=`` a slot of ``pool:<name>`` as ``<run
+id>/<task key>`` while it runs; at most ``limit`` slots exist. Taking a
+slot is an insert on the (scope, slot) key or a takeover of an expired
+lease, so two daemons can never hand out one slot twice, on SQLite or
+PostgreSQL, without any lock held across processes.
 """
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.storage.db import Database
@@ -26,14 +28,23 @@ class LeaseStore:
     def acquire(self, scope: str, holder: str, limit: int, ttl: float = LEASE_TTL) -> bool:
         """Give ``holder`` a slot of ``scope`` if fewer than ``limit`` are held; True if so."""
         now = time.time()
+        with self.db.read() as conn:
+            taken = {
+                r.slot: r
+                for r in conn.execute(
+                    select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
+                        leases.c.scope == scope, leases.c.slot < limit
+                    )
+                )
+            }
+        if any(r.holder == holder for r in taken.values()):
+            return True
         for slot in range(limit):
+            row = taken.get(slot)
+            if row is not None and row.expires_at >= now:
+                continue
             try:
                 with self.db.write() as conn:
-                    row = conn.execute(
-                        select(leases.c.holder, leases.c.expires_at).where(
-                            leases.c.scope == scope, leases.c.slot == slot
-                        )
-                    ).first()
                     if row is None:
                         conn.execute(
                             insert(leases).values(
@@ -41,34 +52,37 @@ class LeaseStore:
                             )
                         )
                         return True
-                    if row.holder == holder:
-                        return True
-                    if row.expires_at < now:
-                        res = conn.execute(
-                            update(leases)
-                            .where(
-                                leases.c.scope == scope,
-                                leases.c.slot == slot,
-                                leases.c.expires_at == row.expires_at,
-                            )
-                            .values(holder=holder, expires_at=now + ttl)
+                    res = conn.execute(
+                        update(leases)
+                        .where(
+                            leases.c.scope == scope,
+                            leases.c.slot == slot,
+                            leases.c.expires_at == row.expires_at,
                         )
-                        if res.rowcount == 1:
-                            return True
+                        .values(holder=holder, expires_at=now + ttl)
+                    )
+                    if res.rowcount == 1:
+                        return True
             except IntegrityError:
                 continue  # another holder took this slot just now: try the next
         return False
 
     def renew(self, holder: str, ttl: float = LEASE_TTL) -> None:
-        """Push back the expiry of every slot ``holder`` holds (its heartbeat)."""
+        """Push back the expiry of every slot ``holder`` and its tasks hold (its heartbeat)."""
         with self.db.write() as conn:
             conn.execute(
-                update(leases).where(leases.c.holder == holder).values(expires_at=time.time() + ttl)
+                update(leases).where(_held_by(holder)).values(expires_at=time.time() + ttl)
             )
 
     def release(self, holder: str) -> None:
+        """Free every slot ``holder`` holds, with those its tasks (``holder/...``) hold."""
         with self.db.write() as conn:
-            conn.execute(delete(leases).where(leases.c.holder == holder))
+            conn.execute(delete(leases).where(_held_by(holder)))
+
+    def release_one(self, scope: str, holder: str) -> None:
+        """Free ``holder``'s slot of ``scope`` only."""
+        with self.db.write() as conn:
+            conn.execute(delete(leases).where(leases.c.scope == scope, leases.c.holder == holder))
 
     def held(self, scope: str) -> list[str]:
         """The holders of unexpired slots of ``scope``."""
@@ -79,3 +93,8 @@ class LeaseStore:
                 )
             ).all()
         return [r.holder for r in rows]
+
+
+def _held_by(holder: str) -> ColumnElement[bool]:
+    """Slots of ``holder`` itself and of its tasks, whose holder is ``<holder>/<task key>``."""
+    return or_(leases.c.holder == holder, leases.c.holder.startswith(holder + "/", autoescape=True))

@@ -82,6 +82,7 @@ class RunRecord:
     heartbeat_at: datetime | None = None
     interval_start: datetime | None = None
     interval_end: datetime | None = None
+    partition_key: str | None = None
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 

@@ -43,6 +43,7 @@ class RunStore:
         parent_run_id: str | None = None,
         root_run_id: str | None = None,
         interval: tuple[float, float] | None = None,
+        partition: str | None = None,
     ) -> dict[str, Any]:
         """The row of a new run, in its first status (checked against the table)."""
         check_run(None, status, rid)
@@ -66,6 +67,7 @@ class RunStore:
             "heartbeat_at": None,
             "interval_start": interval[0] if interval else None,
             "interval_end": interval[1] if interval else None,
+            "partition_key": partition,
         }
 
     def create(
@@ -84,6 +86,7 @@ class RunStore:
         root_run_id: str | None = None,
         then: RunStatus | None = None,
         interval: tuple[float, float] | None = None,
+        partition: str | None = None,
     ) -> RunRecord:
         """Insert a new run in its first status (``queued`` or ``starting``).
 
@@ -107,6 +110,7 @@ class RunStore:
             root_run_id=root_run_id,
             now=now,
             interval=interval,
+            partition=partition,
         )
         with self.db.write() as conn:
             conn.execute(runs.insert(), row)
@@ -276,8 +280,10 @@ class RunStore:
         with self.db.read() as conn:
             return [(float(a), float(b)) for a, b in conn.execute(q)]
 
-    def completed_interval_starts(self, job_name: str, starts: Sequence[float]) -> set[float]:
-        """Which of ``starts`` already begin a successful run's interval."""
+    def completed_interval_starts(
+        self, job_name: str, starts: Sequence[float], partition: str | None = None
+    ) -> set[float]:
+        """Which of ``starts`` already begin a successful run's interval (of ``partition``)."""
         if not starts:
             return set()
         q = select(runs.c.interval_start).where(
@@ -285,8 +291,26 @@ class RunStore:
             runs.c.status == str(RunStatus.SUCCESS),
             runs.c.interval_start.in_(list(starts)),
         )
+        if partition is not None:
+            q = q.where(runs.c.partition_key == partition)
         with self.db.read() as conn:
             return {float(v) for v in conn.execute(q).scalars()}
+
+    def completed_partitions(self, job_name: str, keys: Sequence[str]) -> set[str]:
+        """Which of the partition ``keys`` of ``job_name`` have a successful run."""
+        if not keys:
+            return set()
+        q = (
+            select(runs.c.partition_key)
+            .where(
+                runs.c.job_name == job_name,
+                runs.c.status == str(RunStatus.SUCCESS),
+                runs.c.partition_key.in_(list(keys)),
+            )
+            .distinct()
+        )
+        with self.db.read() as conn:
+            return {str(v) for v in conn.execute(q).scalars()}
 
     def count(self, *, job_name: str | None = None) -> int:
         q = select(func.count()).select_from(runs)

@@ -53,8 +53,11 @@ runs = Table(
     # The interval [start, end) the run processes (UTC epoch seconds), if any.
     Column("interval_start", Float),
     Column("interval_end", Float),
+    # The key of a StaticPartitions the run processes, if any.
+    Column("partition_key", String(255)),
     Index("ix_runs_job_name_created_at", "job_name", "created_at"),
     Index("ix_runs_job_name_interval_start", "job_name", "interval_start"),
+    Index("ix_runs_job_name_partition_key", "job_name", "partition_key"),
     Index("ix_runs_status_created_at", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_root_run_id", "root_run_id"),
@@ -125,7 +128,8 @@ leases = Table(
     metadata,
     Column("scope", String(300), primary_key=True),
     Column("slot", Integer, primary_key=True),
-    Column("holder", String(64), nullable=False),
+    # A run's id, or "<run id>/<task key>" for a task's pool slot.
+    Column("holder", String(300), nullable=False),
     Column("expires_at", Float, nullable=False),
     Index("ix_leases_holder", "holder"),
 )

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from conveyor.definitions.retry import NO_RETRY
 from conveyor.errors import ConveyorError, InsufficientResourcesError, TaskTimeoutError
+from conveyor.execution import slots
 from conveyor.execution.executors.base import Frontier, StoredValue, resolve_args
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunMeta, RunState
@@ -95,6 +96,8 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
     used = 0.0
     seq = 0
     stopping: set[object] = set()
+    # Steps waiting for a slot of their pool, oldest first, with their attempt.
+    parked: list[tuple[StepSpec, int]] = []
 
     def next_step() -> tuple[str, int] | None:
         if retries:
@@ -103,7 +106,7 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
             return frontier.ready[0], 1
         return None
 
-    while frontier.ready or delayed or running or retries:
+    while frontier.ready or delayed or running or retries or parked:
         if state.cancel_requested.is_set():
             for handle, item in running.items():
                 backend.stop(handle, ConveyorError("the run was canceled"))
@@ -113,6 +116,8 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
         while delayed and delayed[0][0] <= now:
             _, _, key, attempt = heapq.heappop(delayed)
             retries.append((key, attempt))
+        if parked:
+            retries.extendleft(reversed(_unpark(state, parked)))
         while (step := next_step()) is not None and backend.has_room():
             key, attempt = step
             spec = specs.get(key)
@@ -137,6 +142,9 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
             if running and used + spec.cpu > backend.cpu_budget:
                 break
             _pop(retries, frontier.ready, attempt)
+            if not slots.try_take(state, spec):
+                parked.append((spec, attempt))
+                continue
             begin(state, spec, attempt)
             handle = backend.submit(spec, attempt, meta)
             deadline = (
@@ -147,8 +155,9 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
             running[handle] = Running(key, attempt, spec, deadline)
             used += spec.cpu
         if not running:
-            if delayed and not retries and not frontier.ready:
-                time.sleep(max(0.0, min(delayed[0][0] - time.monotonic(), TICK)))
+            if (delayed or parked) and not retries and not frontier.ready:
+                pause = TICK if not delayed else min(delayed[0][0] - time.monotonic(), TICK)
+                time.sleep(max(0.0, pause))
             continue
         wait = TICK
         deadlines = [r.deadline for r in running.values() if r.deadline is not None]
@@ -160,6 +169,7 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
             item = running.pop(handle)
             stopping.discard(handle)
             used -= item.spec.cpu
+            slots.give_back(state, item.spec)
             outcome = finish(state, item.spec, item.attempt, report)
             key = item.key
             if outcome.status is TaskStatus.SUCCESS:
@@ -188,6 +198,23 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
                         f"{backend.stop_note}"
                     ),
                 )
+
+
+def _unpark(state: RunState, parked: list[tuple[StepSpec, int]]) -> list[tuple[str, int]]:
+    """Parked steps that got their pool slot now, oldest first; each pool is asked once
+    a pass for its oldest waiter, and not again while it is full."""
+    full: set[str | None] = set()
+    ready: list[tuple[str, int]] = []
+    for item in list(parked):
+        spec, attempt = item
+        if spec.pool in full:
+            continue
+        if slots.try_take(state, spec):
+            parked.remove(item)
+            ready.append((spec.key, attempt))
+        else:
+            full.add(spec.pool)
+    return ready
 
 
 def _pop(retries: deque[tuple[str, int]], ready: deque[str], attempt: int) -> None:
