@@ -39,6 +39,9 @@ from conveyor.definitions.triggers import Trigger
         ({"at_hours": [23, 8, 8]}, "0 8,23 * * *"),
         ({"at_minutes": [5], "weekdays": ["Sat"]}, "5 * * * 6"),
         ({"cron_expression": "*/10 9-17 * * 1-5"}, "*/10 9-17 * * 1-5"),
+        ({"cron_expression": "@daily"}, "0 0 * * *"),
+        ({"cron_expression": "@HOURLY"}, "0 * * * *"),
+        ({"cron_expression": "@weekly"}, "0 0 * * 0"),
     ],
 )
 def test_friendly_fields_compile_to_cron(fields: dict[str, Any], cron: str) -> None:

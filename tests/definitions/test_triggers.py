@@ -42,6 +42,8 @@ def test_trigger_grammar(text: str, expected: Trigger) -> None:
         ("every:0", "more than 0"),
         ("61 8 * * *", "not a valid cron"),
         ("schedule:0 25 * * *", "not a valid cron"),
+        ("0 0 8 * * *", "not a valid cron"),  # six fields (seconds) are not standard cron
+        ("schedule:@fortnightly", "not a valid cron"),
         ("once:tomorrow", "not an ISO date"),
         ("manual:x", "takes no expression"),
         ("job.success:a b", "not a job name"),

@@ -52,15 +52,30 @@ def daemon_command(target: str | None, module: str | None) -> None:
     is_flag=True,
     help="The run refreshes (context.refresh) and passes the refresh downstream.",
 )
+@click.option(
+    "-p",
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="KEY",
+    help="Only these keys of a partitioned job (repeatable; default: one run per key).",
+)
 def trigger_command(
-    args: tuple[str, ...], module: str | None, config_file: str | None, refresh: bool
+    args: tuple[str, ...],
+    module: str | None,
+    config_file: str | None,
+    refresh: bool,
+    partitions: tuple[str, ...],
 ) -> None:
-    """Queue a run of JOB (or of every job with trigger tag:NAME) for the daemon to start."""
+    """Queue a run of JOB (or of every job with trigger tag:NAME) for the daemon to start.
+
+    A job with partitions gets one run per key (or per --partition).
+    """
     target, chosen = split_args(args, module, "JOB or tag:NAME")
     assert chosen is not None
     which = chosen
     from conveyor.errors import NotFoundError
-    from conveyor.execution.launch import prepare
+    from conveyor.execution.launch import check_partition, prepare
     from conveyor.execution.state import REFRESH_TAG
     from conveyor.scheduler.daemon import run_interval
     from conveyor.storage.instance import Instance
@@ -81,31 +96,52 @@ def trigger_command(
     instance = Instance.from_env()
     for job in jobs:
         _, cfg = prepare(job, run_config, None, None)
+        keys: list[str | None] = [check_partition(job, k) for k in dict.fromkeys(partitions)]
+        if not keys:
+            keys = list(job.partitions) if job.partitions is not None else [None]
         # A manual run of a timed job processes its last elapsed period.
         interval = run_interval(instance, job, time.time())
-        run = instance.run_store.create(
-            job_name=job.name,
-            job_version=job.version,
-            status=RunStatus.QUEUED,
-            tags={**job.tags, **({REFRESH_TAG: "true"} if refresh else {})},
-            run_config=cfg.raw,
-            trigger=which if which.startswith("tag:") else "manual",
-            origin={**ws.origin, "job": job.name},
-            interval=interval,
-        )
-        click.echo(run.id)
+        for key in keys:
+            run = instance.run_store.create(
+                job_name=job.name,
+                job_version=job.version,
+                status=RunStatus.QUEUED,
+                tags={**job.tags, **({REFRESH_TAG: "true"} if refresh else {})},
+                run_config=cfg.raw,
+                trigger=which if which.startswith("tag:") else "manual",
+                origin={**ws.origin, "job": job.name},
+                interval=interval,
+                partition=key,
+            )
+            click.echo(run.id)
 
 
 @click.command("backfill")
 @click.argument("args", nargs=-1, metavar="[TARGET] JOB")
 @workspace_options
-@click.option("--start", required=True, metavar="DATE", help="First interval's start (ISO).")
-@click.option("--end", required=True, metavar="DATE", help="Last interval's end (ISO).")
-def backfill_command(args: tuple[str, ...], module: str | None, start: str, end: str) -> None:
-    """Queue one run of JOB per missing interval from --start to --end.
+@click.option("--start", metavar="DATE", help="First interval's start (ISO).")
+@click.option("--end", metavar="DATE", help="Last interval's end (ISO).")
+@click.option(
+    "-p",
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="KEY",
+    help="Only these keys of a partitioned job (repeatable; default: every key).",
+)
+def backfill_command(
+    args: tuple[str, ...],
+    module: str | None,
+    start: str | None,
+    end: str | None,
+    partitions: tuple[str, ...],
+) -> None:
+    """Queue one run of JOB per missing interval from --start to --end, or per partition.
 
-    The daemon starts them within the job's concurrency. Running the same
-    backfill again queues nothing twice.
+    A job with interval= takes --start and --end from it when they are left
+    out (its end, or now). A job with partitions gets one run per key (per
+    interval when there are intervals). The daemon starts the runs within
+    the job's concurrency; running the same backfill again queues nothing twice.
     """
     target, name = split_args(args, module, "JOB")
     from conveyor.scheduler.backfill import backfill
@@ -113,8 +149,20 @@ def backfill_command(args: tuple[str, ...], module: str | None, start: str, end:
 
     ws = load_workspace(target, module)
     job = ws.job(name)
-    result = backfill(job, start, end, instance=Instance.from_env(), origin=ws.origin)
+    result = backfill(
+        job,
+        start,
+        end,
+        partitions=list(partitions) or None,
+        instance=Instance.from_env(),
+        origin=ws.origin,
+    )
+    parts = []
+    if result.intervals:
+        parts.append(f"{len(result.intervals)} intervals")
+    if result.partitions:
+        parts.append(f"{len(result.partitions)} partitions")
     click.echo(
-        f"{job.name}: {len(result.intervals)} intervals, {len(result.queued)} runs "
-        f"queued, {result.skipped} already queued or done"
+        f"{job.name}: {' x '.join(parts)}, {len(result.queued)} runs queued, "
+        f"{result.skipped} already queued or done"
     )

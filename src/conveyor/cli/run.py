@@ -84,6 +84,7 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "-d", "--detach", is_flag=True, help="Start the run in its own worker process; print its id."
 )
+@click.option("-p", "--partition", metavar="KEY", help="Process this key of the job's partitions.")
 def run_command(
     args: tuple[str, ...],
     module: str | None,
@@ -93,6 +94,7 @@ def run_command(
     echo: bool,
     executor: str | None,
     detach: bool,
+    partition: str | None,
 ) -> int:
     """Run JOB of TARGET (a Python file) or of -m MODULE, recording it in the instance.
 
@@ -111,7 +113,14 @@ def run_command(
     origin = {**ws.origin, "job": job.name}
     if detach:
         return _detach(
-            job, instance, origin, run_config, list(selection) or None, parse_tags(tags), executor
+            job,
+            instance,
+            origin,
+            run_config,
+            list(selection) or None,
+            parse_tags(tags),
+            executor,
+            partition,
         )
     return _run_and_report(
         job.name,
@@ -127,6 +136,7 @@ def run_command(
             listener=listener,
             origin=origin,
             executor=executor,
+            partition=partition,
         ),
     )
 
@@ -139,12 +149,14 @@ def _detach(
     selection: list[str] | None,
     tags: dict[str, str],
     executor: str | None,
+    partition: str | None,
 ) -> int:
     """Validate and record the run here, then hand it to a run worker process."""
-    from conveyor.execution.launch import prepare
+    from conveyor.execution.launch import check_partition, prepare
     from conveyor.execution.runner import start
 
     plan, cfg = prepare(job, run_config, selection, None)
+    key = check_partition(job, partition)
     if executor is not None:
         origin["executor"] = executor
     run = instance.run_store.create(
@@ -154,6 +166,7 @@ def _detach(
         run_config=cfg.raw,
         selection=plan.selection if plan is not None else None,
         origin=origin,
+        partition=key,
     )
     worker = start(run.id, instance)
     worker.returncode = 0  # not ours to wait for: it goes on after this command exits

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from conveyor.cli.main import echo_json
@@ -88,6 +90,8 @@ def show_run(run_id: str, as_json: bool) -> None:
         ("ended", when(run.ended_at)),
         ("duration", took(run.duration)),
         ("trigger", run.trigger),
+        ("interval", _span(run.interval_start, run.interval_end)),
+        ("partition", run.partition_key or "-"),
         ("tags", " ".join(f"{k}={v}" for k, v in run.tags.items()) or "-"),
         ("selection", " ".join(run.selection) if run.selection else "-"),
         ("parent run", run.parent_run_id or "-"),
@@ -145,3 +149,10 @@ def cancel_run(run_id: str, wait: bool, timeout: float) -> int:
         status = instance.run(rid).status
     click.echo(f"run {rid}: {status}")
     return 0 if status.is_terminal or not wait else 1
+
+
+def _span(start: datetime | None, end: datetime | None) -> str:
+    """A run's interval, half-open, in UTC."""
+    if start is None or end is None:
+        return "-"
+    return f"[{start.isoformat()}, {end.isoformat()})"

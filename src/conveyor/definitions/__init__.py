@@ -12,6 +12,7 @@ from conveyor.definitions.durations import parse_duration, parse_memory
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.graph import Graph, Node, OutputRef
 from conveyor.definitions.job import Job, job, workflow
+from conveyor.definitions.partitions import StaticPartitions
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
@@ -34,6 +35,7 @@ __all__ = [
     "Schedule",
     "Sensor",
     "SensorContext",
+    "StaticPartitions",
     "Task",
     "TaskContext",
     "TaskHandle",

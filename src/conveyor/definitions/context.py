@@ -24,6 +24,8 @@ class RunContext:
             of timed jobs and backfills; ``None`` otherwise.
         refresh: whether this run should refresh (reload from scratch): it was
             triggered with a refresh, or received one from an upstream job.
+        partition: the key of the job's ``StaticPartitions`` the run processes,
+            or ``None``.
     """
 
     __slots__ = (
@@ -32,6 +34,7 @@ class RunContext:
         "config",
         "interval",
         "job_name",
+        "partition",
         "refresh",
         "resources",
         "run_id",
@@ -52,8 +55,10 @@ class RunContext:
         log_factory: Any,
         interval: Any = None,
         refresh: bool = False,
+        partition: str | None = None,
     ) -> None:
         self.interval = interval
+        self.partition = partition
         self.refresh = refresh
         self.run_id = run_id
         self.job_name = job_name

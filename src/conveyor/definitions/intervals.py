@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from conveyor.errors import ConfigError
+from conveyor.errors import ConfigError, DefinitionError
+
+INCREMENTAL_MODES = ("latest", "interval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,8 @@ def parse_moment(value: object, what: str) -> datetime:
     """A date or datetime (ISO text or a ``datetime``) as an aware UTC datetime."""
     if isinstance(value, datetime):
         moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip())
@@ -47,3 +51,49 @@ def parse_moment(value: object, what: str) -> datetime:
     else:
         raise ConfigError(f"{what} {value!r}: expected an ISO date or datetime")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInterval:
+    """The span of time a job covers, from ``interval={"start": ..., "end": ...}``.
+
+    ``end=None`` means the job goes on with each new period.
+    """
+
+    start: datetime
+    end: datetime | None = None
+
+    def __str__(self) -> str:
+        end = self.end.isoformat() if self.end is not None else "open"
+        return f"[{self.start.isoformat()}, {end})"
+
+
+def parse_job_interval(value: object, owner: str) -> JobInterval | None:
+    """``interval=`` of a job: ``{"start": <date>, "end": <date> | None}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DefinitionError(
+            f"{owner}: interval={value!r} must be a dict such as "
+            f"{{'start': '2026-01-01', 'end': None}}"
+        )
+    unknown = sorted(set(value) - {"start", "end"}, key=str)
+    if unknown:
+        raise DefinitionError(
+            f"{owner}: unknown interval key(s) {', '.join(map(repr, unknown))}; "
+            f"give 'start' and optionally 'end'"
+        )
+    if value.get("start") is None:
+        raise DefinitionError(
+            f"{owner}: interval= needs a 'start', e.g. {{'start': '2026-01-01', 'end': None}}"
+        )
+    try:
+        start = parse_moment(value["start"], "interval start")
+        end = None if value.get("end") is None else parse_moment(value["end"], "interval end")
+    except ConfigError as e:
+        raise DefinitionError(f"{owner}: {e}") from None
+    if end is not None and not start < end:
+        raise DefinitionError(
+            f"{owner}: interval start {start.isoformat()} must be before its end {end.isoformat()}"
+        )
+    return JobInterval(start, end)

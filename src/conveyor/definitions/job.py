@@ -20,6 +20,7 @@ from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.graph import Graph
+from conveyor.definitions.intervals import INCREMENTAL_MODES, parse_job_interval
 from conveyor.definitions.params import (
     Param,
     ParamKind,
@@ -27,6 +28,7 @@ from conveyor.definitions.params import (
     config_param,
     definition_locals,
 )
+from conveyor.definitions.partitions import StaticPartitions, parse_partitions
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
 from conveyor.definitions.task import (
@@ -65,6 +67,12 @@ class Job:
         retry: the default ``RetryPolicy`` of the job's tasks.
         triggers: when the job runs, parsed from ``trigger=``/``schedule=``.
         execute: run-level limits (timeout, concurrency, retries).
+        pool: the concurrency pool each run takes a slot of, if any.
+        partitions: the ``StaticPartitions`` its runs split over, if any.
+        interval: the span of time the job covers (``JobInterval``), if given.
+        incremental_mode: ``"latest"`` (a timed run takes the last elapsed
+            period) or ``"interval"`` (the scheduler walks ``interval`` one
+            period per run, the next started as soon as one succeeds).
     """
 
     def __init__(
@@ -85,6 +93,9 @@ class Job:
         freshness: str | Sequence[str] | None = None,
         refresh: str = "auto",
         pool: str | None = None,
+        partitions: StaticPartitions | Sequence[str] | None = None,
+        interval: Mapping[str, Any] | None = None,
+        incremental_mode: str = "latest",
         executor: Any = None,
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
@@ -139,6 +150,9 @@ class Job:
             )
         self.refresh = refresh
         self.pool = check_pool(pool, owner)
+        self.partitions = parse_partitions(partitions, owner)
+        self.interval = parse_job_interval(interval, owner)
+        self.incremental_mode = self._check_incremental(incremental_mode, owner)
         if (
             executor is not None
             and executor not in EXECUTORS
@@ -162,6 +176,35 @@ class Job:
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__
         self.__wrapped__ = fn
+
+    @property
+    def timed_trigger(self) -> Trigger | None:
+        """The trigger that cuts time into the job's intervals: its schedule or ``every:``."""
+        return next((t for t in self.triggers if t.type in ("schedule", "every")), None)
+
+    def _check_incremental(self, mode: str, owner: str) -> str:
+        if mode not in INCREMENTAL_MODES:
+            raise DefinitionError(
+                f"{owner}: incremental_mode={mode!r} must be one of "
+                f"{', '.join(INCREMENTAL_MODES)}: each run takes the last elapsed period, or "
+                f"the scheduler walks the job's interval one period per run"
+            )
+        if (self.interval is not None or mode == "interval") and self.timed_trigger is None:
+            raise DefinitionError(
+                f"{owner}: interval= and incremental_mode='interval' need a schedule or an "
+                f"every: trigger to cut time into periods, e.g. schedule='@daily'"
+            )
+        if mode == "interval" and self.partitions is not None:
+            raise DefinitionError(
+                f"{owner}: incremental_mode='interval' walks one line of periods and cannot "
+                f"be combined with partitions=; backfill the partitions instead"
+            )
+        if mode == "interval" and self.interval is None:
+            raise DefinitionError(
+                f"{owner}: incremental_mode='interval' needs interval={{'start': ..., "
+                f"'end': None}}: where the scheduler starts walking"
+            )
+        return mode
 
     def _job_config_model(self, owner: str) -> type[BaseModel] | None:
         """The model that validates ``run_config['config']`` for a ``@job`` body."""
@@ -213,6 +256,14 @@ class Job:
             stable_repr(self.executor),
             stable_repr({k: _resource_fingerprint(v) for k, v in self.resources.items()}),
         ]
+        # Options added later count only when set, so that older versions stay as they were.
+        extra = {
+            "pool": self.pool,
+            "partitions": self.partitions,
+            "interval": self.interval,
+            "mode": None if self.incremental_mode == "latest" else self.incremental_mode,
+        }
+        parts += [f"{k}={v}" for k, v in extra.items() if v is not None]
         parts.append(function_fingerprint(self.fn))
         for t in self._tasks():
             parts.append(
@@ -288,6 +339,8 @@ class Job:
         raise_on_error: bool = True,
         input_values: Mapping[str, Any] | None = None,
         executor: Any = None,
+        partition: str | None = None,
+        interval: Any = None,
     ) -> RunResult:
         """Run the job in this process and record the run.
 
@@ -300,6 +353,10 @@ class Job:
             input_values: outputs of unselected upstream tasks, by task key.
             executor: ``"in_process"`` (default), ``"multiprocess"``, ``"dask"``, or an
                 executor object; overrides the job's ``executor=``.
+            partition: the key of the job's ``StaticPartitions`` to process
+                (``context.partition``).
+            interval: the ``(start, end)`` the run processes (``context.interval``),
+                as dates, datetimes or ISO strings; UTC unless they say otherwise.
 
         Returns:
             The ``RunResult``, also when the run failed and ``raise_on_error`` is false.
@@ -315,6 +372,8 @@ class Job:
             raise_on_error=raise_on_error,
             input_values=input_values,
             executor=executor,
+            partition=partition,
+            interval=interval,
         )
 
     def rerun(

@@ -203,7 +203,7 @@ class Schedule:
                     f"Schedule(cron_expression={cron_expression!r}, {given[0]}=...): give "
                     f"either a cron_expression or friendly fields, not both"
                 )
-            cron = _check_cron(cron_expression.strip())
+            cron = check_cron(cron_expression.strip())
         elif not given:
             raise ScheduleError(
                 "Schedule(): give a cron_expression or at least one field, e.g. "
@@ -290,9 +290,24 @@ def _resolve_wall_time(wall: datetime, zone: ZoneInfo) -> datetime:
     return wall.replace(tzinfo=zone)
 
 
-def _check_cron(text: str) -> str:
+# The cron nicknames, as the 5-field expressions they stand for.
+CRON_NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def check_cron(text: str) -> str:
+    """``text`` as a standard 5-field cron expression (a nickname such as ``@daily``
+    becomes its fields); ``ScheduleError`` if it is not one."""
     from croniter import croniter
 
+    text = CRON_NICKNAMES.get(text.lower(), text)
     fields = text.split()
     if len(fields) != 5 or not croniter.is_valid(text):
         raise ScheduleError(

@@ -25,11 +25,16 @@ from conveyor.errors import ConfigError, DefinitionError
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """A run a sensor asks for. ``run_key``: the same key never runs twice."""
+    """A run a sensor asks for. ``run_key``: the same key never runs twice.
+
+    ``partition`` names one key of the job's ``StaticPartitions``; without it
+    a partitioned job gets one run per key.
+    """
 
     run_key: str | None = None
     run_config: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    partition: str | None = None
 
 
 class SensorContext:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from conveyor.definitions.durations import parse_duration
-from conveyor.errors import ConfigError, DefinitionError
+from conveyor.definitions.schedule import CRON_NICKNAMES, check_cron
+from conveyor.errors import ConfigError, DefinitionError, ScheduleError
 
 TIMED = frozenset({"schedule", "every", "once"})
 _WITH_EXPR = frozenset(
@@ -18,9 +19,7 @@ _WITH_EXPR = frozenset(
 )
 _BARE = frozenset({"manual", "deployment"})
 KNOWN = _WITH_EXPR | _BARE | {"http"}
-_CRON_ALIASES = frozenset(
-    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-)
+_CRON_ALIASES = frozenset(CRON_NICKNAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +46,14 @@ def _looks_like_cron(text: str) -> bool:
 
 
 def _check_cron(text: str, original: str) -> None:
-    from croniter import croniter
-
-    if not croniter.is_valid(text):
+    try:
+        check_cron(text)
+    except ScheduleError:
         raise DefinitionError(
             f"Invalid trigger {original!r}: {text!r} is not a valid cron expression "
-            f"(5 fields: minute hour day-of-month month day-of-week, e.g. '0 8 * * 1')"
-        )
+            f"(5 fields: minute hour day-of-month month day-of-week, e.g. '0 8 * * 1', "
+            f"or @hourly, @daily, @weekly, @monthly, @yearly)"
+        ) from None
 
 
 def parse_trigger(value: object) -> Trigger:

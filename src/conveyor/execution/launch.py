@@ -15,7 +15,7 @@ from typing import Any
 
 from conveyor.definitions.context import RunContext
 from conveyor.definitions.frames import current_frame
-from conveyor.definitions.intervals import Interval
+from conveyor.definitions.intervals import Interval, parse_moment
 from conveyor.definitions.job import Job
 from conveyor.errors import (
     ConfigError,
@@ -100,11 +100,15 @@ def execute_job(
     origin: Mapping[str, Any] | None = None,
     parent: RunRecord | None = None,
     reuse: Mapping[str, dict[str, Any]] | None = None,
+    partition: str | None = None,
+    interval: Interval | tuple[Any, Any] | None = None,
 ) -> RunResult:
     """Run ``job`` in this process and return its ``RunResult`` (see ``Job.run``)."""
     inst = instance if instance is not None else Instance.default()
     run_tags = {**job.tags, **_check_tags(tags)}
     plan, cfg = prepare(job, run_config, selection, input_values)
+    key = check_partition(job, partition)
+    span = as_interval(interval)
     chosen = resolve_executor(executor if executor is not None else job.executor)
     run = inst.run_store.create(
         job_name=job.name,
@@ -116,6 +120,8 @@ def execute_job(
         parent_run_id=parent.id if parent is not None else None,
         root_run_id=(parent.root_run_id or parent.id) if parent is not None else None,
         then=RunStatus.RUNNING,
+        interval=None if span is None else (span.start.timestamp(), span.end.timestamp()),
+        partition=key,
     )
     state = RunState(
         run_id=run.id,
@@ -127,8 +133,34 @@ def execute_job(
         echo=echo,
         listener=listener,
         reuse=dict(reuse or {}),
+        interval=span,
+        partition=key,
     )
     return _execute(state, plan, chosen, raise_on_error)
+
+
+def check_partition(job: Job, partition: object) -> str | None:
+    """The partition key of a run of ``job``, checked against the job's partitions."""
+    if partition is None:
+        return None
+    if job.partitions is None:
+        raise ConfigError(
+            f"job {job.name!r} has no partitions, so a run cannot take partition "
+            f"{partition!r}; give the job partitions=StaticPartitions([...])"
+        )
+    return job.partitions.check(partition, f"job {job.name!r}")
+
+
+def as_interval(value: Interval | tuple[Any, Any] | None) -> Interval | None:
+    """``interval=`` of a manual run: an ``Interval`` or a ``(start, end)`` pair of dates."""
+    if value is None or isinstance(value, Interval):
+        return value
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ConfigError(
+            f"interval={value!r} must be a (start, end) pair, e.g. ('2026-11-01', '2026-11-02')"
+        )
+    start, end = value
+    return Interval(parse_moment(start, "interval start"), parse_moment(end, "interval end"))
 
 
 def execute_run(
@@ -154,6 +186,7 @@ def execute_run(
         echo=echo,
         reuse=dict(reuse or {}),
         interval=_interval(run),
+        partition=run.partition_key,
     )
     return _execute(
         state,
@@ -330,6 +363,7 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
         log_factory=make_logger,
         interval=state.interval,
         refresh=state.meta.refresh,
+        partition=state.partition,
     )
     original = error.original if isinstance(error, UserCodeError) else error
     for hook in hooks:

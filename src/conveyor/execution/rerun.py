@@ -55,6 +55,11 @@ def rerun_job(
         parent=parent,
         reuse=reuse,
         executor=executor,
+        # The rerun processes the same slice of data as the run it repeats.
+        partition=parent.partition_key,
+        interval=(parent.interval_start, parent.interval_end)
+        if parent.interval_start is not None and parent.interval_end is not None
+        else None,
     )
 
 

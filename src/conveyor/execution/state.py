@@ -29,6 +29,7 @@ class RunMeta:
     tags: dict[str, str]
     interval: Interval | None = None
     refresh: bool = False
+    partition: str | None = None
 
 
 # Called as listener(task_key, status) whenever a task attempt changes state.
@@ -52,6 +53,7 @@ class RunState:
     reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     interval: Interval | None = None
+    partition: str | None = None
     # Set when someone asked to cancel the run (see execution.monitor).
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     # Steps that have waited for a pool slot (so the wait is recorded once).
@@ -65,6 +67,7 @@ class RunState:
             self.tags,
             self.interval,
             self.tags.get(REFRESH_TAG) == "true",
+            self.partition,
         )
 
     @property

@@ -162,6 +162,7 @@ def make_context(
         log_factory=make_logger,
         interval=meta.interval,
         refresh=meta.refresh,
+        partition=meta.partition,
     )
 
 

@@ -1,9 +1,11 @@
 """The scheduler daemon: fires triggers exactly once, launches queued runs, ends dead ones.
 
-One pass (every ``POLL`` seconds) does four things:
+One pass (every ``POLL`` seconds) does these things:
 
 1. timed triggers (``schedule:``, ``every:``, ``once:``): each due tick is
-   recorded with its queued run in one transaction under a unique key;
+   recorded with its queued run in one transaction under a unique key; a
+   job with ``incremental_mode="interval"`` gets its next missing period
+   instead (``scheduler.incremental``);
 2. chained triggers (``job.success:``, ``job.fail:``, ``job.completed:``) and
    run retries (``execute={"retries": N}``): runs that ended recently fire
    ticks keyed by the upstream run, so each fires once;
@@ -30,10 +32,11 @@ from sqlalchemy import and_, select
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import SensorContext
 from conveyor.errors import ConveyorError, InvalidTransitionError, WorkspaceError
-from conveyor.execution.launch import prepare
+from conveyor.execution.launch import check_partition, prepare
 from conveyor.execution.rerun import RETRY_TAG
 from conveyor.execution.state import REFRESH_TAG
 from conveyor.scheduler.freshness import blocked_by
+from conveyor.scheduler.incremental import next_period_run
 from conveyor.scheduler.timing import due, period_before, previous_instant
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
@@ -109,7 +112,7 @@ def run_interval(instance: Instance, job: Job, at: float) -> tuple[float, float]
     pulled back to where the last successful run's interval ended, so that no
     gap is left between intervals (after downtime, with catchup "latest").
     """
-    timed = next((t for t in job.triggers if t.is_timed and t.type != "once"), None)
+    timed = job.timed_trigger
     if timed is None:
         return None
     period = period_before(timed, previous_instant(timed, at))
@@ -119,6 +122,10 @@ def run_interval(instance: Instance, job: Job, at: float) -> tuple[float, float]
     last_end = instance.run_store.last_interval_end(job.name)
     if last_end is not None and last_end < start:
         start = last_end
+    if job.interval is not None:
+        start = max(start, job.interval.start.timestamp())
+        if start >= end:
+            return None
     return (start, end)
 
 
@@ -172,6 +179,8 @@ class Daemon:
         # Webhook calls are read from this instant on (less a margin); loaded from
         # storage on first use, so that calls made while no daemon ran still fire.
         self._webhook_watermark: float | None = None
+        # Per interval-mode job, the start of its oldest missing period (all before are done).
+        self._walked: dict[str, float] = {}
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -198,6 +207,7 @@ class Daemon:
         """One pass: fire timed and chained triggers, launch, monitor."""
         now = self.clock()
         self.fire_timed(now)
+        self.advance_intervals(now)
         self.fire_chained(now)
         self.evaluate_sensors(now)
         self.fire_webhooks(now)
@@ -232,7 +242,13 @@ class Daemon:
         parent: RunRecord | None = None,
         interval: tuple[float, float] | None = None,
         run_config: dict[str, Any] | None = None,
+        partition: str | None = None,
     ) -> None:
+        """Fire tick ``key`` with its queued run; a partitioned job gets one run per key.
+
+        The run takes ``partition`` when given (or its parent's), else one run
+        is queued per key of the job's partitions, each under its own tick key.
+        """
         run: dict[str, Any] = {
             "job_version": job.version,
             "tags": {**job.tags, **(tags or {})},
@@ -247,24 +263,44 @@ class Daemon:
                 parent_run_id=parent.id,
                 root_run_id=parent.root_run_id or parent.id,
             )
+            partition = parent.partition_key
             if parent.interval_start and parent.interval_end:
                 run["interval"] = (
                     parent.interval_start.timestamp(),
                     parent.interval_end.timestamp(),
                 )
-        rid = self.instance.tick_store.fire(
-            key, job_name=job.name, trigger=trigger, tick_at=at, run=run
-        )
-        if rid is not None:
-            log.info("%s fired %s: run %s queued", trigger, job.name, rid[:8])
+        keys: list[str | None] = [partition]
+        if partition is None and job.partitions is not None:
+            keys = list(job.partitions)
+        for part in keys:
+            rid = self.instance.tick_store.fire(
+                key if part is None else f"{key}#{part}",
+                job_name=job.name,
+                trigger=trigger,
+                tick_at=at,
+                run={**run, "partition": part},
+            )
+            if rid is not None:
+                where = job.name if part is None else f"{job.name}[{part}]"
+                log.info("%s fired %s: run %s queued", trigger, where, rid[:8])
 
     def fire_timed(self, now: float) -> None:
         for job in self.jobs.values():
+            if job.incremental_mode == "interval":
+                continue  # its periods are queued by advance_intervals
+            # A job's interval= bounds its ticks: none before its start or after its end.
+            floor = job.interval.start.timestamp() if job.interval else float("-inf")
+            until = now
+            if job.interval is not None and job.interval.end is not None:
+                until = min(now, job.interval.end.timestamp())
             for trigger in job.triggers:
                 if not trigger.is_timed:
                     continue
                 last = self.instance.tick_store.last(job.name, str(trigger))
-                for tick in due(trigger, last, self.started, now, job.catchup):  # type: ignore[arg-type]
+                if last is not None and last < floor:
+                    last = floor
+                since = max(self.started, floor)
+                for tick in due(trigger, last, since, until, job.catchup):  # type: ignore[arg-type]
                     self._queue(
                         job,
                         f"{job.name}/{tick.key}",
@@ -275,6 +311,15 @@ class Daemon:
 
     def _interval(self, job: Job, at: float) -> tuple[float, float] | None:
         return run_interval(self.instance, job, at)
+
+    def advance_intervals(self, now: float) -> None:
+        """Queue the next missing period of each job with ``incremental_mode="interval"``."""
+        for job in self.jobs.values():
+            if job.incremental_mode != "interval":
+                continue
+            nxt = next_period_run(self.instance, job, now, self._walked)
+            if nxt is not None:
+                self._queue(job, nxt.key, "interval", nxt.at, interval=nxt.interval)
 
     def fire_webhooks(self, now: float) -> None:
         """One run per webhook call for each job with the trigger ``webhook:<path>``."""
@@ -325,6 +370,7 @@ class Daemon:
             for request in requests:
                 try:
                     _, cfg = prepare(job, request.run_config, None, None)
+                    partition = check_partition(job, request.partition)
                 except ConveyorError as e:
                     log.error(
                         "sensor %s asked for a run of %s with bad config: %s",
@@ -345,6 +391,7 @@ class Daemon:
                     now,
                     tags=tags,
                     run_config=cfg.raw,
+                    partition=partition,
                 )
             self.instance.sensor_store.save(sensor.name, context.cursor, now)
 
@@ -388,6 +435,7 @@ class Daemon:
                         ended.ended_at.timestamp(),
                         tags={"upstream_run": ended.id},
                         interval=self._interval(job, now),
+                        partition=_same_partition(job, ended),
                     )
             if ended.job_name in retrying and ended.status is RunStatus.FAILURE:
                 self._retry(ended)
@@ -516,3 +564,9 @@ class Daemon:
                 continue
             self.instance.end_lost_run(run.id, reason)
             log.warning("run %s of %s failed: %s", run.id[:8], run.job_name, reason)
+
+
+def _same_partition(job: Job, upstream: RunRecord) -> str | None:
+    """A chained run processes its upstream run's partition when the job has that key too."""
+    key = upstream.partition_key
+    return key if key is not None and job.partitions is not None and key in job.partitions else None

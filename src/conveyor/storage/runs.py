@@ -296,6 +296,16 @@ class RunStore:
         with self.db.read() as conn:
             return {float(v) for v in conn.execute(q).scalars()}
 
+    def interval_runs(
+        self, job_name: str, start: float, statuses: Sequence[RunStatus] | None = None
+    ) -> builtins.list[RunRecord]:
+        """The runs of ``job_name`` whose interval begins at ``start`` (in ``statuses``)."""
+        q = select(runs).where(runs.c.job_name == job_name, runs.c.interval_start == start)
+        if statuses is not None:
+            q = q.where(runs.c.status.in_([str(s) for s in statuses]))
+        with self.db.read() as conn:
+            return [RunRecord.from_row(r) for r in conn.execute(q)]
+
     def completed_partitions(self, job_name: str, keys: Sequence[str]) -> set[str]:
         """Which of the partition ``keys`` of ``job_name`` have a successful run."""
         if not keys:
