@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-## Install, then run the example ETL job, recorded in CONVEYOR_HOME (default ~/.conveyor).
+## Install, run the example ETL job once, then start the scheduler on the examples
+## (until Ctrl-C). Runs are recorded in CONVEYOR_HOME (default ~/.conveyor).
 run: $(STAMP)
 	$(BIN)/conveyor run examples/pipelines.py etl
+	$(BIN)/conveyor daemon examples/pipelines.py
 
 ## Install, then check style and types and run the whole test suite.
 test: lint unit
