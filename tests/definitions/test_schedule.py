@@ -225,3 +225,21 @@ def test_require_timezone_puts_cron_strings_in_the_jobs_zone() -> None:
         job(trigger="0 8 * * *", require={"timezone": "Mars/Base"})(body)
     with pytest.raises(DefinitionError, match="unknown require key"):
         job(require={"gpu": 1})(body)
+
+
+@given(
+    st.sampled_from(["* * * * *", "30 2 * * *", "0 */3 * * *", "15 1,2,3 * * 0", "0 0 1 * *"]),
+    st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]),
+    st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    ),
+)
+def test_the_previous_fire_time_is_the_last_of_the_fire_times_before(
+    cron: str, timezone: str, moment: datetime
+) -> None:
+    schedule = Schedule(cron_expression=cron, timezone=timezone)
+    previous = schedule.previous_fire_time(moment)
+    assert previous < moment
+    # no fire time lies between it and the moment
+    [following] = schedule.next_fire_times(previous, 1)
+    assert following >= moment

@@ -7,6 +7,7 @@ import time
 
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
+from conveyor.storage.ticks import TickSpec
 
 RUN = {"job_version": "v1", "tags": {"trigger": "every:2s"}}
 
@@ -51,6 +52,46 @@ def test_racing_daemons_fire_each_tick_once(durable: Instance) -> None:
     assert [t["tick_at"] for t in durable.tick_store.for_job("race")] == [
         float(t) for t in range(30)
     ]
+
+
+def spec(n: int) -> TickSpec:
+    return TickSpec(f"every:2s@{n}", "j", "every:2s", float(n), RUN)
+
+
+def test_a_batch_of_ticks_fires_each_once(durable: Instance) -> None:
+    store = durable.tick_store
+    assert store.fire("every:2s@2", job_name="j", trigger="every:2s", tick_at=2.0, run=RUN)
+    ids = store.fire_many([spec(n) for n in (0, 2, 4)])
+    assert ids[1] is None  # fired before
+    assert ids[0] is not None
+    assert ids[2] is not None
+    assert durable.run_store.count(job_name="j") == 3
+    assert store.fire_many([spec(n) for n in (0, 2, 4)]) == [None, None, None]
+    # a key twice in one batch (as when another daemon wins a race): each fires once
+    ids = store.fire_many([spec(6), spec(6), spec(8)])
+    assert ids[1] is None
+    assert ids[0] is not None
+    assert ids[2] is not None
+    assert durable.run_store.count(job_name="j") == 5
+
+
+def test_racing_batches_fire_each_tick_once(durable: Instance) -> None:
+    fired: list[str] = []
+    lock = threading.Lock()
+
+    def daemon() -> None:
+        for start in range(0, 60, 10):
+            ids = durable.tick_store.fire_many([spec(n) for n in range(start, start + 10)])
+            with lock:
+                fired.extend(i for i in ids if i is not None)
+
+    threads = [threading.Thread(target=daemon) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(fired) == 60
+    assert durable.run_store.count(job_name="j") == 60
 
 
 def test_leases_limit_holders_and_expire(durable: Instance) -> None:

@@ -262,7 +262,14 @@ class Schedule:
         zone = self.zone
         moment = before if before.tzinfo else before.replace(tzinfo=UTC)
         floor = moment.astimezone(UTC)
-        it = croniter(self.cron, moment.astimezone(zone).replace(tzinfo=None) + timedelta(hours=3))
+        # Walk back from just after the moment's wall time; near a DST change,
+        # where wall times repeat, from three hours after it.
+        span = timedelta(hours=3)
+        changes = (floor - span).astimezone(zone).utcoffset() != (
+            (floor + span).astimezone(zone).utcoffset()
+        )
+        ahead = span if changes else timedelta(minutes=1)
+        it = croniter(self.cron, moment.astimezone(zone).replace(tzinfo=None) + ahead)
         for _ in range(10_000):
             fire = _resolve_wall_time(it.get_prev(datetime), zone)
             if fire.astimezone(UTC) < floor:

@@ -37,16 +37,19 @@ from conveyor.execution.rerun import RETRY_TAG
 from conveyor.execution.state import REFRESH_TAG
 from conveyor.scheduler.freshness import blocked_by
 from conveyor.scheduler.incremental import next_period_run
-from conveyor.scheduler.timing import due, period_before, previous_instant
+from conveyor.scheduler.timing import due, next_after, period_before, previous_instant
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.schema import runs
 from conveyor.storage.states import RunStatus
+from conveyor.storage.ticks import TickSpec
 from conveyor.workspace import Workspace
 
 log = logging.getLogger("conveyor.daemon")
 
 POLL = 0.1
+# The most ticks fired in one transaction.
+FIRE_BATCH = 500
 # A running run whose heartbeat is older than this has lost its worker.
 STALE_AFTER = 10.0
 # A run left starting this long without a heartbeat never got a worker.
@@ -181,6 +184,11 @@ class Daemon:
         self._webhook_watermark: float | None = None
         # Per interval-mode job, the start of its oldest missing period (all before are done).
         self._walked: dict[str, float] = {}
+        # Per timed trigger (job, trigger): its newest fired tick and when the next is due.
+        self._last_tick: dict[tuple[str, str], float | None] = {}
+        # Ticks to fire at the end of the current step of the pass (see _flush).
+        self._pending: list[TickSpec] = []
+        self._next_tick: dict[tuple[str, str], float] = {}
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -244,7 +252,8 @@ class Daemon:
         run_config: dict[str, Any] | None = None,
         partition: str | None = None,
     ) -> None:
-        """Fire tick ``key`` with its queued run; a partitioned job gets one run per key.
+        """Collect tick ``key`` with its queued run (``_flush`` fires it); a partitioned
+        job gets one run per key.
 
         The run takes ``partition`` when given (or its parent's), else one run
         is queued per key of the job's partitions, each under its own tick key.
@@ -273,18 +282,39 @@ class Daemon:
         if partition is None and job.partitions is not None:
             keys = list(job.partitions)
         for part in keys:
-            rid = self.instance.tick_store.fire(
-                key if part is None else f"{key}#{part}",
-                job_name=job.name,
-                trigger=trigger,
-                tick_at=at,
-                run={**run, "partition": part},
+            self._pending.append(
+                TickSpec(
+                    key if part is None else f"{key}#{part}",
+                    job.name,
+                    trigger,
+                    at,
+                    {**run, "partition": part},
+                )
             )
-            if rid is not None:
-                where = job.name if part is None else f"{job.name}[{part}]"
-                log.info("%s fired %s: run %s queued", trigger, where, rid[:8])
+
+    def _flush(self) -> None:
+        """Fire the ticks ``_queue`` collected, in batches of one transaction each.
+
+        Called before a step saves how far it got (a cursor), so that a
+        failure leaves the cursor behind the ticks that did not fire.
+        """
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), FIRE_BATCH):
+            batch = pending[i : i + FIRE_BATCH]
+            for tick, rid in zip(batch, self.instance.tick_store.fire_many(batch), strict=True):
+                if rid is not None:
+                    part = tick.run.get("partition")
+                    where = tick.job_name if part is None else f"{tick.job_name}[{part}]"
+                    log.info("%s fired %s: run %s queued", tick.trigger, where, rid[:8])
 
     def fire_timed(self, now: float) -> None:
+        """Fire the due ticks of timed triggers.
+
+        Each trigger's newest tick is read from storage once, then kept here
+        with the instant of its next tick, so a pass between ticks costs a
+        comparison per trigger. Another daemon firing a tick first is seen
+        when this one tries the same tick key.
+        """
         for job in self.jobs.values():
             if job.incremental_mode == "interval":
                 continue  # its periods are queued by advance_intervals
@@ -296,11 +326,18 @@ class Daemon:
             for trigger in job.triggers:
                 if not trigger.is_timed:
                     continue
-                last = self.instance.tick_store.last(job.name, str(trigger))
+                name = (job.name, str(trigger))
+                if now < self._next_tick.get(name, now):
+                    continue
+                if name in self._last_tick:
+                    last = self._last_tick[name]
+                else:
+                    last = self.instance.tick_store.last(job.name, str(trigger))
                 if last is not None and last < floor:
                     last = floor
                 since = max(self.started, floor)
-                for tick in due(trigger, last, since, until, job.catchup):  # type: ignore[arg-type]
+                ticks = due(trigger, last, since, until, job.catchup)  # type: ignore[arg-type]
+                for tick in ticks:
                     self._queue(
                         job,
                         f"{job.name}/{tick.key}",
@@ -308,6 +345,22 @@ class Daemon:
                         tick.at,
                         interval=self._interval(job, tick.at),
                     )
+                    last = tick.at if last is None else max(last, tick.at)
+                self._last_tick[name] = last
+                if ticks:  # look again next pass: a long catch-up goes on in batches
+                    self._next_tick[name] = now
+                    continue
+                upcoming = next_after(trigger, now)
+                if upcoming is None or (until < now and upcoming > until):
+                    upcoming = float("inf")  # the trigger, or the job's interval=, is over
+                self._next_tick[name] = upcoming
+        try:
+            self._flush()
+        except Exception:
+            # The ticks did not fire: read the newest ticks from storage again.
+            self._last_tick.clear()
+            self._next_tick.clear()
+            raise
 
     def _interval(self, job: Job, at: float) -> tuple[float, float] | None:
         return run_interval(self.instance, job, at)
@@ -320,6 +373,7 @@ class Daemon:
             nxt = next_period_run(self.instance, job, now, self._walked)
             if nxt is not None:
                 self._queue(job, nxt.key, "interval", nxt.at, interval=nxt.interval)
+        self._flush()
 
     def fire_webhooks(self, now: float) -> None:
         """One run per webhook call for each job with the trigger ``webhook:<path>``."""
@@ -348,6 +402,7 @@ class Daemon:
                         **({"webhook_payload": payload[:2000]} if payload else {}),
                     },
                 )
+        self._flush()
         if calls:
             newest = max(call["at"] for call in calls)
             self.instance.sensor_store.save(WEBHOOK_CURSOR, repr(newest), now)
@@ -393,6 +448,7 @@ class Daemon:
                     run_config=cfg.raw,
                     partition=partition,
                 )
+            self._flush()
             self.instance.sensor_store.save(sensor.name, context.cursor, now)
 
     def fire_chained(self, now: float) -> None:
@@ -439,6 +495,7 @@ class Daemon:
                     )
             if ended.job_name in retrying and ended.status is RunStatus.FAILURE:
                 self._retry(ended)
+        self._flush()
         # Runs commit out of order by a little; look back a few seconds each pass.
         self._ended_watermark = max(since, now - 5.0)
         if rows or now - self._chain_saved > 10.0:

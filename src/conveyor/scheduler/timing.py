@@ -8,6 +8,7 @@ one of each.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,16 @@ class Tick:
     at: float
 
 
+@functools.lru_cache(maxsize=4096)
+def _schedule(cron: str, timezone: str | None) -> Schedule:
+    return Schedule(cron_expression=cron, timezone=timezone)
+
+
+def schedule_of(trigger: Trigger) -> Schedule:
+    """The ``Schedule`` of a ``schedule:`` trigger (made once per cron and time zone)."""
+    return _schedule(trigger.expr, trigger.timezone)
+
+
 def tick_key(trigger: Trigger, at: float) -> str:
     return f"{trigger}@{datetime.fromtimestamp(at, UTC).isoformat()}"
 
@@ -48,7 +59,7 @@ def fire_times(trigger: Trigger, since: float, now: float, limit: int) -> list[f
         at = _parse_once(trigger.expr, str(trigger)).timestamp()
         return [at] if since < at <= now else []
     if trigger.type == "schedule":
-        schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+        schedule = schedule_of(trigger)
         out: list[float] = []
         after = datetime.fromtimestamp(since, UTC)
         while len(out) < limit:
@@ -62,12 +73,29 @@ def fire_times(trigger: Trigger, since: float, now: float, limit: int) -> list[f
     return []
 
 
+def next_after(trigger: Trigger, moment: float) -> float | None:
+    """The trigger's first tick instant after ``moment``; ``None`` when there is none."""
+    if trigger.type == "every":
+        period = parse_duration(trigger.expr)
+        return (math.floor(moment / period) + 1) * period
+    if trigger.type == "once":
+        from conveyor.definitions.triggers import _parse_once
+
+        at = _parse_once(trigger.expr, str(trigger)).timestamp()
+        return at if at > moment else None
+    if trigger.type == "schedule":
+        schedule = schedule_of(trigger)
+        [nxt] = schedule.next_fire_times(datetime.fromtimestamp(moment, UTC), 1)
+        return nxt.timestamp()
+    return None
+
+
 def period_before(trigger: Trigger, at: float) -> tuple[float, float] | None:
     """The interval ``[start, at)`` a tick at ``at`` covers: the elapsed period."""
     if trigger.type == "every":
         return (at - parse_duration(trigger.expr), at)
     if trigger.type == "schedule":
-        schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+        schedule = schedule_of(trigger)
         previous = schedule.previous_fire_time(datetime.fromtimestamp(at, UTC))
         return (previous.timestamp(), at)
     return None
@@ -78,7 +106,7 @@ def previous_instant(trigger: Trigger, at: float) -> float:
     if trigger.type == "every":
         period = parse_duration(trigger.expr)
         return math.floor(at / period) * period
-    schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+    schedule = schedule_of(trigger)
     return schedule.previous_fire_time(datetime.fromtimestamp(at + 1e-3, UTC)).timestamp()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -12,6 +14,25 @@ from conveyor.storage.db import Database
 from conveyor.storage.runs import RunStore, new_run_id
 from conveyor.storage.schema import runs, ticks
 from conveyor.storage.states import RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TickSpec:
+    """A tick to fire: its unique key, what fired it, and its run's fields."""
+
+    key: str
+    job_name: str
+    trigger: str
+    tick_at: float
+    run: dict[str, Any]
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "job_name": self.job_name,
+            "trigger": self.trigger,
+            "tick_at": self.tick_at,
+            "run": self.run,
+        }
 
 
 class TickStore:
@@ -62,6 +83,59 @@ class TickStore:
         except IntegrityError:
             return None
         return rid
+
+    def fire_many(self, batch: Sequence[TickSpec]) -> list[str | None]:
+        """``fire`` each tick of ``batch``, in one transaction when none has fired yet.
+
+        Returns, in order, each new run's id or ``None`` for a tick that had
+        already fired. The batch checks its keys first; if another daemon
+        fires one of them meanwhile, the batch is undone and each tick is
+        fired on its own, so a tick still fires exactly once.
+        """
+        if len(batch) <= 1:
+            return [self.fire(t.key, **t.fields()) for t in batch]
+        now = time.time()
+        ids = [new_run_id() for _ in batch]
+        try:
+            with self.db.write() as conn:
+                taken = set(
+                    conn.execute(
+                        select(ticks.c.key).where(ticks.c.key.in_([t.key for t in batch]))
+                    ).scalars()
+                )
+                fresh = [(t, rid) for t, rid in zip(batch, ids, strict=True) if t.key not in taken]
+                if fresh:
+                    conn.execute(
+                        insert(ticks),
+                        [
+                            {
+                                "key": t.key,
+                                "job_name": t.job_name,
+                                "trigger": t.trigger,
+                                "tick_at": t.tick_at,
+                                "run_id": rid,
+                                "created_at": now,
+                            }
+                            for t, rid in fresh
+                        ],
+                    )
+                    conn.execute(
+                        insert(runs),
+                        [
+                            RunStore.new_row(
+                                rid,
+                                job_name=t.job_name,
+                                status=RunStatus.QUEUED,
+                                trigger=t.trigger,
+                                now=now,
+                                **t.run,
+                            )
+                            for t, rid in fresh
+                        ],
+                    )
+        except IntegrityError:
+            return [self.fire(t.key, **t.fields()) for t in batch]
+        return [None if t.key in taken else rid for t, rid in zip(batch, ids, strict=True)]
 
     def last(self, job_name: str, trigger: str) -> float | None:
         """When the newest recorded tick of this trigger was due (epoch seconds)."""
