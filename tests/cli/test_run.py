@@ -138,3 +138,17 @@ def test_schedules_list(cli: Cli, tmp_path: Path) -> None:
     assert all(t.endswith(("+01:00", "+02:00")) and "T08:00:00" in t for t in row["next"])
     table = cli("schedules", "list", str(root / "examples" / "pipelines.py"))
     assert "at 08:00 on Mon and Fri" in table.stdout
+
+
+def test_runs_list_pages_with_before(cli: Cli, workspace: Path) -> None:
+    for _ in range(3):
+        assert cli("run", str(workspace), "do_stuff").returncode == 0
+    newest_first = [r["id"] for r in _runs(cli)]
+    page = cli("runs", "list", "--limit", "2", "--json")
+    first = [r["id"] for r in json.loads(page.stdout)]
+    assert first == newest_first[:2]
+    nxt = cli("runs", "list", "--limit", "2", "--before", str(first[-1])[:8], "--json")
+    assert [r["id"] for r in json.loads(nxt.stdout)] == newest_first[2:]
+    bad = cli("runs", "list", "--before", "zzzz")
+    assert bad.returncode == 2
+    assert "run id 'zzzz'" in bad.stderr

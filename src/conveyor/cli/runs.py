@@ -31,12 +31,20 @@ def runs_group() -> None:
     show_default=True,
     help="How many runs, newest first.",
 )
+@click.option(
+    "-b",
+    "--before",
+    metavar="RUN",
+    help="Only runs older than RUN: pass the last run of a page for the next page.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_runs(job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
+def list_runs(
+    job_name: str | None, status: str | None, limit: int, before: str | None, as_json: bool
+) -> None:
     """List runs, newest first."""
     from conveyor.storage.instance import Instance
 
-    runs = Instance.from_env().runs(job_name, limit=limit, status=status)
+    runs = Instance.from_env().runs(job_name, limit=limit, status=status, before=before)
     if as_json:
         echo_json([r.to_dict() for r in runs])
         return

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,43 @@ from conveyor.errors import ConveyorError
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 
+# Worker logs older than this are removed (``prune_worker_logs``).
+WORKER_LOG_MAX_AGE = 7 * 86400.0
+
+
+def _log_dir(instance: Instance) -> Path:
+    return (instance.home or Path.cwd()) / "workers"
+
 
 def _log_file(instance: Instance, name: str) -> Any:
-    log_dir = (instance.home or Path.cwd()) / "workers"
+    log_dir = _log_dir(instance)
     log_dir.mkdir(parents=True, exist_ok=True)
     return open(log_dir / f"{name}.log", "ab")
+
+
+def prune_worker_logs(instance: Instance, max_age: float = WORKER_LOG_MAX_AGE) -> int:
+    """Remove run workers' logs not written to for ``max_age`` seconds; returns how many.
+
+    A worker's log holds what it printed outside its tasks (a workspace that
+    failed to load, a crash); the run's own record keeps the run's logs and
+    error, so an old worker log is only a leftover. The launch server's log
+    stays.
+    """
+    log_dir = _log_dir(instance)
+    if not log_dir.is_dir():
+        return 0
+    cutoff = time.time() - max_age
+    removed = 0
+    for path in log_dir.glob("*.log"):
+        if path.name == "launch-server.log":
+            continue
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
 
 
 def start(run_id: str, instance: Instance) -> subprocess.Popen[bytes]:

@@ -50,6 +50,8 @@ log = logging.getLogger("conveyor.daemon")
 POLL = 0.1
 # The most ticks fired in one transaction.
 FIRE_BATCH = 500
+# How often the daemon removes old run-worker logs (seconds).
+PRUNE_EVERY = 3600.0
 # A running run whose heartbeat is older than this has lost its worker.
 STALE_AFTER = 10.0
 # A run left starting this long without a heartbeat never got a worker.
@@ -87,6 +89,14 @@ class WorkerLauncher:
         worker = start(run_id, instance)
         self.warm(instance)
         return worker
+
+    def prune(self, instance: Instance) -> None:
+        """Remove old run-worker logs (see ``runner.prune_worker_logs``)."""
+        from conveyor.execution.runner import prune_worker_logs
+
+        removed = prune_worker_logs(instance)
+        if removed:
+            log.info("removed %d run-worker logs older than a week", removed)
 
     def warm(self, instance: Instance) -> None:
         """Have a launch server ready."""
@@ -188,6 +198,7 @@ class Daemon:
         self._last_tick: dict[tuple[str, str], float | None] = {}
         # Ticks to fire at the end of the current step of the pass (see _flush).
         self._pending: list[TickSpec] = []
+        self._pruned = float("-inf")
         self._next_tick: dict[tuple[str, str], float] = {}
 
     @property
@@ -223,6 +234,9 @@ class Daemon:
         self.end_dead_runs(now)
         self.stop_overdue_runs(now)
         self.reap()
+        if self._workers is not None and now - self._pruned >= PRUNE_EVERY:
+            self._pruned = now
+            self._workers.prune(self.instance)
 
     def reap(self, wait: float = 0.0) -> None:
         """Collect run workers that exited (up to ``wait`` seconds for the others)."""

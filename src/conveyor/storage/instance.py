@@ -104,10 +104,19 @@ class Instance:
     # -- inspection ----------------------------------------------------------------------------
 
     def runs(
-        self, job_name: str | None = None, *, limit: int = 20, status: str | None = None
+        self,
+        job_name: str | None = None,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        before: str | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, of one job or all."""
-        return self.run_store.list(job_name=job_name, status=status, limit=limit)
+        """Runs newest first, of one job or all; ``before``: only runs older than that run
+        (a run id or its first characters), for the next page."""
+        cursor = None
+        if before is not None:
+            cursor = self.run_store.get(self.run_store.resolve_id(before)).cursor
+        return self.run_store.list(job_name=job_name, status=status, limit=limit, before=cursor)
 
     def run(self, run_id: str, *, job_name: str | None = None) -> RunRecord:
         run = self.run_store.get(run_id)
