@@ -138,6 +138,23 @@ def test_schedules_list(cli: Cli, tmp_path: Path) -> None:
     assert all(t.endswith(("+01:00", "+02:00")) and "T08:00:00" in t for t in row["next"])
     table = cli("schedules", "list", str(root / "examples" / "pipelines.py"))
     assert "at 08:00 on Mon and Fri" in table.stdout
+    # a job's interval= shows, and no fire time is listed after its end
+    walking = root / "tests" / "scheduler" / "walking.py"
+    rows = {
+        r["job"]: r for r in json.loads(cli("schedules", "list", str(walking), "--json").stdout)
+    }
+    assert rows["walk"]["interval"] == {
+        "start": "2026-01-01T00:00:00+00:00",
+        "end": None,
+        "incremental_mode": "interval",
+    }
+    assert len(rows["walk"]["next"]) == 3
+    assert rows["walk_to_an_end"]["next"] == []
+    assert (
+        "walks its interval from 2026-01-01 00:00 to 2026-01-04 00:00"
+        in (rows["walk_to_an_end"]["description"])
+    )
+    assert rows["daily_regions"]["interval"] is None
 
 
 def test_runs_list_pages_with_before(cli: Cli, workspace: Path) -> None:

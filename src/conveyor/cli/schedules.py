@@ -9,6 +9,7 @@ import click
 
 from conveyor.cli.main import echo_json
 from conveyor.cli.workspace import load_workspace, workspace_options
+from conveyor.definitions.job import Job
 
 
 @click.group("schedules")
@@ -41,13 +42,24 @@ def list_schedules(target: str | None, module: str | None, count: int, as_json: 
             if trigger.type != "schedule":
                 continue
             schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+            upcoming = schedule.next_fire_times(now, count)
+            span = job.interval
+            if span is not None and span.end is not None:
+                upcoming = [t for t in upcoming if t <= span.end]  # none fire after its end
             rows.append(
                 {
                     "job": job.name,
                     "cron": schedule.cron,
                     "timezone": schedule.timezone,
-                    "description": describe(schedule.cron),
-                    "next": [t.isoformat() for t in schedule.next_fire_times(now, count)],
+                    "description": describe(schedule.cron) + _interval_note(job),
+                    "next": [t.isoformat() for t in upcoming],
+                    "interval": None
+                    if span is None
+                    else {
+                        "start": span.start.isoformat(),
+                        "end": span.end.isoformat() if span.end is not None else None,
+                        "incremental_mode": job.incremental_mode,
+                    },
                 }
             )
     if as_json:
@@ -69,6 +81,17 @@ def list_schedules(target: str | None, module: str | None, count: int, as_json: 
             r["cron"],
             r["description"],
             r["timezone"],
-            "\n".join(t[:16].replace("T", " ") for t in r["next"]),
+            "\n".join(t[:16].replace("T", " ") for t in r["next"]) or "-",
         )
     console().print(table)
+
+
+def _interval_note(job: Job) -> str:
+    """How the job's interval= shapes its runs, for the WHEN column."""
+    span = job.interval
+    if span is None:
+        return ""
+    end = f" to {span.end:%Y-%m-%d %H:%M}" if span.end is not None else ""
+    if job.incremental_mode == "interval":
+        return f"; walks its interval from {span.start:%Y-%m-%d %H:%M}{end}, a period per run"
+    return f"; from {span.start:%Y-%m-%d %H:%M}{end}"
