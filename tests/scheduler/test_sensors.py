@@ -123,3 +123,32 @@ def test_bad_sensor_definitions() -> None:
     orphan = sensor(job="nowhere", name="orphan")(body)
     with pytest.raises(WorkspaceError, match="runs job 'nowhere'"):
         check_references(Workspace(jobs={}, origin={"file": "x.py"}, sensors={"orphan": orphan}))
+
+
+@job(partitions=["us", "eu"], execute={"concurrency": None})
+def regional() -> None: ...
+
+
+@sensor(job=regional, interval="10s")
+def regional_files(context: SensorContext) -> list[RunRequest]:
+    return [
+        RunRequest(run_key="eu-1", partition="eu"),
+        RunRequest(run_key="all-1"),
+        RunRequest(run_key="bad", partition="mars"),
+    ]
+
+
+def test_a_sensor_asks_for_a_partition_or_every_key(tmp_path: Path) -> None:
+    instance = Instance.at(tmp_path / "home")
+    ws = Workspace(
+        jobs={"regional": regional},
+        origin={"module": __name__},
+        sensors={"regional_files": regional_files},
+    )
+    daemon = Daemon(ws, instance, clock=lambda: 1000.0, launch=lambda *_: None)
+    daemon.evaluate_sensors(1000.0)
+    runs = instance.runs("regional")
+    keys = sorted((r.tags["run_key"], r.partition_key or "") for r in runs)
+    # the request for an unknown key is logged and skipped; the others run
+    assert keys == [("all-1", "eu"), ("all-1", "us"), ("eu-1", "eu")]
+    instance.close()

@@ -442,7 +442,7 @@ class Daemon:
                     partition = check_partition(job, request.partition)
                 except ConveyorError as e:
                     log.error(
-                        "sensor %s asked for a run of %s with bad config: %s",
+                        "sensor %s asked for a run of %s that cannot run: %s",
                         sensor.name,
                         job.name,
                         e,
