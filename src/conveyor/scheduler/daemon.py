@@ -194,6 +194,10 @@ class Daemon:
         self._webhook_watermark: float | None = None
         # Per interval-mode job, the start of its oldest missing period (all before are done).
         self._walked: dict[str, float] = {}
+        # Per interval-mode job: nothing to queue before this instant, unless one of
+        # its runs ended (then it is in _interval_ended).
+        self._interval_idle: dict[str, float] = {}
+        self._interval_ended: set[str] = set()
         # Per timed trigger (job, trigger): its newest fired tick and when the next is due.
         self._last_tick: dict[tuple[str, str], float | None] = {}
         # Ticks to fire at the end of the current step of the pass (see _flush).
@@ -226,8 +230,8 @@ class Daemon:
         """One pass: fire timed and chained triggers, launch, monitor."""
         now = self.clock()
         self.fire_timed(now)
+        self.fire_chained(now)  # before the walk: a run that just ended moves it on
         self.advance_intervals(now)
-        self.fire_chained(now)
         self.evaluate_sensors(now)
         self.fire_webhooks(now)
         self.launch_queued()
@@ -380,13 +384,28 @@ class Daemon:
         return run_interval(self.instance, job, at)
 
     def advance_intervals(self, now: float) -> None:
-        """Queue the next missing period of each job with ``incremental_mode="interval"``."""
+        """Queue the next missing period of each job with ``incremental_mode="interval"``.
+
+        A job with nothing to queue (a run of it is active, its walk is caught
+        up, or a failed period waits for the next tick) is looked at again at
+        its next tick, or as soon as one of its runs ends (``fire_chained``
+        notes those), so a quiet pass reads nothing for it.
+        """
         for job in self.jobs.values():
             if job.incremental_mode != "interval":
                 continue
+            ended = job.name in self._interval_ended
+            if not ended and now < self._interval_idle.get(job.name, now):
+                continue
+            self._interval_ended.discard(job.name)
             nxt = next_period_run(self.instance, job, now, self._walked)
             if nxt is not None:
                 self._queue(job, nxt.key, "interval", nxt.at, interval=nxt.interval)
+                self._interval_idle.pop(job.name, None)
+            else:
+                timed = job.timed_trigger
+                assert timed is not None
+                self._interval_idle[job.name] = next_after(timed, now) or float("inf")
         self._flush()
 
     def fire_webhooks(self, now: float) -> None:
@@ -474,7 +493,8 @@ class Daemon:
                         (job, str(trigger), CHAINS[trigger.type])
                     )
         retrying = {name for name, job in self.jobs.items() if job.execute.retries}
-        if not watchers and not retrying:
+        walking = {n for n, j in self.jobs.items() if j.incremental_mode == "interval"}
+        if not watchers and not retrying and not walking:
             return
         if self._ended_watermark is None:
             stored, saved = self.instance.sensor_store.get(CHAIN_CURSOR)
@@ -489,7 +509,10 @@ class Daemon:
             rows = conn.execute(
                 select(runs)
                 .where(
-                    and_(runs.c.ended_at >= since, runs.c.job_name.in_(set(watchers) | retrying))
+                    and_(
+                        runs.c.ended_at >= since,
+                        runs.c.job_name.in_(set(watchers) | retrying | walking),
+                    )
                 )
                 .order_by(runs.c.ended_at)
             ).all()
@@ -507,6 +530,8 @@ class Daemon:
                         interval=self._interval(job, now),
                         partition=_same_partition(job, ended),
                     )
+            if ended.job_name in walking:
+                self._interval_ended.add(ended.job_name)  # its next period may be due
             if ended.job_name in retrying and ended.status is RunStatus.FAILURE:
                 self._retry(ended)
         self._flush()
