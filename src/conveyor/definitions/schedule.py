@@ -10,6 +10,7 @@ range-checked with an error that names it and the fix.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -230,7 +231,6 @@ class Schedule:
         gap; a time that a DST change repeats fires once, at its first
         occurrence.
         """
-        from croniter import croniter
 
         if n < 0:
             raise ScheduleError(f"next_fire_times(n={n}): n must be 0 or more")
@@ -240,7 +240,7 @@ class Schedule:
         )
         # Walk the wall clock: each wall time the cron names comes up once.
         wall = start.replace(tzinfo=None)
-        it = croniter(self.cron, wall - timedelta(minutes=1) if start.fold else wall)
+        it = _cron_iter(self.cron, wall - timedelta(minutes=1) if start.fold else wall)
         out: list[datetime] = []
         # Compare instants in UTC: within one zone Python compares wall times and
         # ignores fold, so the first 02:30 of a repeated hour would look "later"
@@ -257,7 +257,6 @@ class Schedule:
 
     def previous_fire_time(self, before: datetime) -> datetime:
         """The last fire time strictly before ``before`` (same wall-clock rules)."""
-        from croniter import croniter
 
         zone = self.zone
         moment = before if before.tzinfo else before.replace(tzinfo=UTC)
@@ -269,7 +268,7 @@ class Schedule:
             (floor + span).astimezone(zone).utcoffset()
         )
         ahead = span if changes else timedelta(minutes=1)
-        it = croniter(self.cron, moment.astimezone(zone).replace(tzinfo=None) + ahead)
+        it = _cron_iter(self.cron, moment.astimezone(zone).replace(tzinfo=None) + ahead)
         for _ in range(10_000):
             fire = _resolve_wall_time(it.get_prev(datetime), zone)
             if fire.astimezone(UTC) < floor:
@@ -281,6 +280,30 @@ class Schedule:
 
     def __repr__(self) -> str:
         return f"Schedule(cron={self.cron!r}, timezone={self.timezone!r})"
+
+
+_iterators = threading.local()
+
+
+def _cron_iter(cron: str, start: datetime) -> Any:
+    """A croniter over ``cron`` set at the naive wall time ``start``.
+
+    Parsing a cron expression costs more than stepping through it, so each
+    thread keeps one iterator per expression and moves it to ``start``.
+    """
+    from croniter import croniter
+
+    cache: dict[str, Any] | None = getattr(_iterators, "by_cron", None)
+    if cache is None:
+        cache = _iterators.by_cron = {}
+    it = cache.get(cron)
+    if it is None:
+        if len(cache) > 1024:
+            cache.clear()
+        it = cache[cron] = croniter(cron, start)
+    else:
+        it.set_current(start, force=True)
+    return it
 
 
 def _resolve_wall_time(wall: datetime, zone: ZoneInfo) -> datetime:

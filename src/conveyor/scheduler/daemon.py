@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, and_, select
 
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import SensorContext
@@ -571,11 +571,10 @@ class Daemon:
                 if gate is not None:
                     blocked.add(job.name)  # waits until the upstream is fresh
                     continue
-            if not self._take_slots(job, run):
-                blocked.add(job.name)  # keep this job's queue in order
-                continue
             try:
-                self.instance.run_store.set_status(run.id, RunStatus.STARTING)
+                if not self._start(job, run):
+                    blocked.add(job.name)  # keep this job's queue in order
+                    continue
             except InvalidTransitionError:
                 continue  # another daemon started it, or it was canceled
             self._pass_refresh(job, run)
@@ -622,19 +621,37 @@ class Daemon:
                         "run %s of %s ran past its timeout; stopping it", run.id[:8], job.name
                     )
 
-    def _take_slots(self, job: Job, run: RunRecord) -> bool:
-        """A slot of the job's concurrency and of its pool, or neither."""
+    def _start(self, job: Job, run: RunRecord) -> bool:
+        """Take a slot of the job's concurrency and of its pool, and mark the run starting.
+
+        The run is marked in the transaction that takes its last slot, so a
+        run another daemon started, or that was canceled meanwhile, takes no
+        slot (``InvalidTransitionError``). False when a slot is not free.
+        """
         leases = self.instance.lease_store
-        limit = job.execute.concurrency
-        if limit is not None and not leases.acquire(f"job:{job.name}", run.id, limit):
-            return False
+
+        def mark(conn: Connection) -> None:
+            self.instance.run_store.set_status_in(conn, run.id, RunStatus.STARTING)
+
+        scopes: list[tuple[str, int]] = []
+        if job.execute.concurrency is not None:
+            scopes.append((f"job:{job.name}", job.execute.concurrency))
         if job.pool is not None:
             pool_limit = self.instance.pool_store.get(job.pool)
-            if pool_limit is not None and not leases.acquire(
-                f"pool:{job.pool}", run.id, pool_limit
-            ):
-                leases.release(run.id)
-                return False
+            if pool_limit is not None:
+                scopes.append((f"pool:{job.pool}", pool_limit))
+        if not scopes:
+            self.instance.run_store.set_status(run.id, RunStatus.STARTING)
+            return True
+        try:
+            for i, (scope, limit) in enumerate(scopes):
+                last = i == len(scopes) - 1
+                if not leases.acquire(scope, run.id, limit, then=mark if last else None):
+                    leases.release(run.id)
+                    return False
+        except InvalidTransitionError:
+            leases.release(run.id)
+            raise
         return True
 
     def end_dead_runs(self, now: float) -> None:

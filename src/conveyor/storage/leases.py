@@ -11,8 +11,10 @@ PostgreSQL, without any lock held across processes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.storage.db import Database
@@ -25,47 +27,72 @@ class LeaseStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def acquire(self, scope: str, holder: str, limit: int, ttl: float = LEASE_TTL) -> bool:
-        """Give ``holder`` a slot of ``scope`` if fewer than ``limit`` are held; True if so."""
+    def acquire(
+        self,
+        scope: str,
+        holder: str,
+        limit: int,
+        ttl: float = LEASE_TTL,
+        then: Callable[[Connection], None] | None = None,
+    ) -> bool:
+        """Give ``holder`` a slot of ``scope`` if fewer than ``limit`` are held; True if so.
+
+        ``then`` runs in the transaction that takes the slot (to mark a run
+        started along with it); if it raises, the slot is not taken and the
+        error propagates.
+        """
         now = time.time()
-        with self.db.read() as conn:
-            taken = {
-                r.slot: r
-                for r in conn.execute(
-                    select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
-                        leases.c.scope == scope, leases.c.slot < limit
-                    )
-                )
-            }
-        if any(r.holder == holder for r in taken.values()):
-            return True
-        for slot in range(limit):
-            row = taken.get(slot)
-            if row is not None and row.expires_at >= now:
-                continue
+        tried: set[int] = set()
+        while True:
             try:
                 with self.db.write() as conn:
-                    if row is None:
-                        conn.execute(
-                            insert(leases).values(
-                                scope=scope, slot=slot, holder=holder, expires_at=now + ttl
+                    taken = {
+                        r.slot: r
+                        for r in conn.execute(
+                            select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
+                                leases.c.scope == scope, leases.c.slot < limit
                             )
                         )
-                        return True
-                    res = conn.execute(
-                        update(leases)
-                        .where(
-                            leases.c.scope == scope,
-                            leases.c.slot == slot,
-                            leases.c.expires_at == row.expires_at,
-                        )
-                        .values(holder=holder, expires_at=now + ttl)
-                    )
-                    if res.rowcount == 1:
-                        return True
+                    }
+                    if not any(r.holder == holder for r in taken.values()):
+                        free = [
+                            slot
+                            for slot in range(limit)
+                            if slot not in tried
+                            and (slot not in taken or taken[slot].expires_at < now)
+                        ]
+                        if not free:
+                            return False
+                        slot = free[0]
+                        tried.add(slot)
+                        if not self._take(conn, scope, slot, holder, taken.get(slot), now + ttl):
+                            continue  # another holder took it over just now
+                    if then is not None:
+                        then(conn)
+                    return True
             except IntegrityError:
                 continue  # another holder took this slot just now: try the next
-        return False
+
+    @staticmethod
+    def _take(
+        conn: Connection, scope: str, slot: int, holder: str, row: Any, expires_at: float
+    ) -> bool:
+        """Insert a free slot, or take over an expired one (if it is still the same lease)."""
+        if row is None:
+            conn.execute(
+                insert(leases).values(scope=scope, slot=slot, holder=holder, expires_at=expires_at)
+            )
+            return True
+        res = conn.execute(
+            update(leases)
+            .where(
+                leases.c.scope == scope,
+                leases.c.slot == slot,
+                leases.c.expires_at == row.expires_at,
+            )
+            .values(holder=holder, expires_at=expires_at)
+        )
+        return bool(res.rowcount == 1)
 
     def renew(self, holder: str, ttl: float = LEASE_TTL) -> None:
         """Push back the expiry of every slot ``holder`` and its tasks hold (its heartbeat)."""

@@ -260,8 +260,16 @@ class RunStore:
         return self._newest_success(job_name, runs.c.ended_at)
 
     def _newest_success(self, job_name: str, column: Any) -> float | None:
-        q = select(func.max(column)).where(
-            runs.c.job_name == job_name, runs.c.status == str(RunStatus.SUCCESS)
+        # Newest first on the (job_name, column) index: the first success ends the scan.
+        q = (
+            select(column)
+            .where(
+                runs.c.job_name == job_name,
+                runs.c.status == str(RunStatus.SUCCESS),
+                column.is_not(None),
+            )
+            .order_by(column.desc())
+            .limit(1)
         )
         with self.db.read() as conn:
             value = conn.execute(q).scalar()

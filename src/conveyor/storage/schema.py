@@ -58,6 +58,9 @@ runs = Table(
     Index("ix_runs_job_name_created_at", "job_name", "created_at"),
     Index("ix_runs_job_name_interval_start", "job_name", "interval_start"),
     Index("ix_runs_job_name_partition_key", "job_name", "partition_key"),
+    # The newest successful interval or end of a job (gap closing, freshness).
+    Index("ix_runs_job_name_interval_end", "job_name", "interval_end"),
+    Index("ix_runs_job_name_ended_at", "job_name", "ended_at"),
     Index("ix_runs_status_created_at", "status", "created_at"),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_root_run_id", "root_run_id"),
