@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from conveyor.scheduler.backfill import backfill, intervals_between
 from conveyor.scheduler.daemon import Daemon
 from conveyor.scheduler.timing import period_before, previous_instant
 from conveyor.workspace import load_file
+from tests.commands import conveyor, home_env
 
 DAILY = Path(__file__).parent / "daily.py"
 
@@ -139,24 +139,15 @@ def test_the_daemon_closes_gaps_and_runs_see_their_interval(tmp_path: Path) -> N
     instance.close()
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conveyor.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.slow
 def test_a_backfill_of_30_days_runs_each_once_across_a_daemon_kill(tmp_path: Path) -> None:
-    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
-    env.pop("CONVEYOR_DATABASE_URL", None)
-    out = _cli(env, "backfill", str(DAILY), "daily", "--start", "2026-10-01", "--end", "2026-10-31")
+    env = home_env(tmp_path / "home")
+    out = conveyor(
+        env, "backfill", str(DAILY), "daily", "--start", "2026-10-01", "--end", "2026-10-31"
+    )
     assert out.returncode == 0, out.stderr
     assert "30 intervals, 30 runs queued" in out.stdout
-    again = _cli(
+    again = conveyor(
         env, "backfill", str(DAILY), "daily", "--start", "2026-10-01", "--end", "2026-10-31"
     )
     assert "0 runs queued, 30 already queued or done" in again.stdout
@@ -232,14 +223,13 @@ def test_backfill_from_python_queues_each_interval_once(durable: Instance) -> No
 
 
 def test_a_manual_trigger_gets_the_last_elapsed_period(tmp_path: Path) -> None:
-    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
-    env.pop("CONVEYOR_DATABASE_URL", None)
+    env = home_env(tmp_path / "home")
 
     def midnight() -> datetime:
         return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
     before = midnight()
-    out = _cli(env, "trigger", str(DAILY), "daily")
+    out = conveyor(env, "trigger", str(DAILY), "daily")
     assert out.returncode == 0, out.stderr
     instance = Instance.at(tmp_path / "home")
     run = instance.run(out.stdout.strip())

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from conveyor.execution.launch import execute_run
 from conveyor.scheduler.backfill import backfill
 from conveyor.scheduler.daemon import Daemon
 from conveyor.workspace import load_file
+from tests.commands import conveyor, home_env
 from tests.scheduler import walking
 
 WALKING = Path(walking.__file__)
@@ -109,39 +107,28 @@ def test_a_tick_fires_one_run_per_key_and_chains_keep_the_key(tmp_path: Path) ->
     instance.close()
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conveyor.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_partitions_from_the_command_line(tmp_path: Path) -> None:
-    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
-    env.pop("CONVEYOR_DATABASE_URL", None)
-    ran = _cli(env, "run", str(WALKING), "regions", "--partition", "asia")
+    env = home_env(tmp_path / "home")
+    ran = conveyor(env, "run", str(WALKING), "regions", "--partition", "asia")
     assert ran.returncode == 0, ran.stderr
-    bad = _cli(env, "run", str(WALKING), "regions", "--partition", "mars")
+    bad = conveyor(env, "run", str(WALKING), "regions", "--partition", "mars")
     assert bad.returncode == 2
     assert "unknown partition 'mars'; its keys are us, eu, asia" in bad.stderr
-    out = _cli(env, "backfill", str(WALKING), "regions")
+    out = conveyor(env, "backfill", str(WALKING), "regions")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "regions: 3 partitions, 2 runs queued, 1 already queued or done"
-    both = _cli(
+    both = conveyor(
         env, "backfill", str(WALKING), "daily_regions", "--start", "2026-01-01",
         "--end", "2026-01-03", "-p", "eu",
     )  # fmt: skip
     assert both.stdout.strip() == (
         "daily_regions: 2 intervals x 1 partitions, 2 runs queued, 0 already queued or done"
     )
-    queued = _cli(env, "trigger", str(WALKING), "regions", "-p", "us")
+    queued = conveyor(env, "trigger", str(WALKING), "regions", "-p", "us")
     assert queued.returncode == 0, queued.stderr
     assert len(queued.stdout.split()) == 1
-    fan_out = _cli(env, "trigger", str(WALKING), "regions")
+    fan_out = conveyor(env, "trigger", str(WALKING), "regions")
     assert len(fan_out.stdout.split()) == 3
-    missing = _cli(env, "backfill", str(WALKING), "daily_regions", "--end", "2026-01-03")
+    missing = conveyor(env, "backfill", str(WALKING), "daily_regions", "--end", "2026-01-03")
     assert missing.returncode == 2
     assert "give a start and an end (--start and --end)" in missing.stderr

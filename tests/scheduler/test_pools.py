@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from conveyor import ConfigError, Instance, NotFoundError, RunStatus, job
 from conveyor.scheduler.daemon import Daemon
 from conveyor.workspace import Workspace
+from tests.commands import conveyor, home_env
 
 
 @job(pool="warehouse", execute={"concurrency": None})
@@ -58,17 +57,10 @@ def test_a_pool_limits_runs_across_jobs(tmp_path: Path) -> None:
 
 
 def test_pools_from_the_command_line(tmp_path: Path) -> None:
-    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
-    env.pop("CONVEYOR_DATABASE_URL", None)
+    env = home_env(tmp_path / "home")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "conveyor.cli", "pools", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return conveyor(env, "pools", *args)
 
     assert cli("set", "warehouse", "4").stdout.strip() == "pool warehouse: at most 4 at once"
     assert json.loads(cli("list", "--json").stdout) == [

@@ -7,7 +7,12 @@ import time
 import click
 
 from conveyor.cli.run import read_config_file
-from conveyor.cli.workspace import load_workspace, split_args, workspace_options
+from conveyor.cli.workspace import (
+    load_workspace,
+    partitions_option,
+    split_args,
+    workspace_options,
+)
 
 
 @click.command("daemon")
@@ -52,14 +57,7 @@ def daemon_command(target: str | None, module: str | None) -> None:
     is_flag=True,
     help="The run refreshes (context.refresh) and passes the refresh downstream.",
 )
-@click.option(
-    "-p",
-    "--partition",
-    "partitions",
-    multiple=True,
-    metavar="KEY",
-    help="Only these keys of a partitioned job (repeatable; default: one run per key).",
-)
+@partitions_option("one run per key")
 def trigger_command(
     args: tuple[str, ...],
     module: str | None,
@@ -121,14 +119,7 @@ def trigger_command(
 @workspace_options
 @click.option("--start", metavar="DATE", help="First interval's start (ISO).")
 @click.option("--end", metavar="DATE", help="Last interval's end (ISO).")
-@click.option(
-    "-p",
-    "--partition",
-    "partitions",
-    multiple=True,
-    metavar="KEY",
-    help="Only these keys of a partitioned job (repeatable; default: every key).",
-)
+@partitions_option("every key")
 def backfill_command(
     args: tuple[str, ...],
     module: str | None,

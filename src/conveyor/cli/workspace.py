@@ -22,6 +22,19 @@ def workspace_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def partitions_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-p/--partition KEY`` (repeatable) into ``partitions``; ``default`` says what
+    happens without it."""
+    return click.option(
+        "-p",
+        "--partition",
+        "partitions",
+        multiple=True,
+        metavar="KEY",
+        help=f"Only these keys of a partitioned job (repeatable; default: {default}).",
+    )
+
+
 def split_args(
     args: tuple[str, ...], module: str | None, what: str, *, required: bool = True
 ) -> tuple[str | None, str | None]:
