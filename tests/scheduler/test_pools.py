@@ -71,3 +71,29 @@ def test_pools_from_the_command_line(tmp_path: Path) -> None:
     missing = cli("delete", "warehouse")
     assert missing.returncode == 2
     assert "no pool 'warehouse'" in missing.stderr
+
+
+@job
+def single() -> None: ...
+
+
+def test_a_run_started_elsewhere_keeps_its_slot_and_a_canceled_one_takes_none(
+    durable: Instance,
+) -> None:
+    from conveyor.errors import InvalidTransitionError
+
+    ws = Workspace(jobs={"single": single}, origin={"module": __name__})
+    a, b = (Daemon(ws, durable, launch=lambda *_: None) for _ in range(2))
+    run = durable.run_store.create(job_name="single", job_version="v", status=RunStatus.QUEUED)
+    stale = durable.run(run.id)  # what daemon b read before daemon a started the run
+    assert a._start(single, stale)
+    with pytest.raises(InvalidTransitionError):
+        b._start(single, stale)
+    assert durable.lease_store.held("job:single") == [run.id]  # still the run's
+    durable.lease_store.release(run.id)
+    queued = durable.run_store.create(job_name="single", job_version="v", status=RunStatus.QUEUED)
+    seen = durable.run(queued.id)
+    durable.cancel_run(queued.id)  # canceled after the daemon listed it
+    with pytest.raises(InvalidTransitionError):
+        a._start(single, seen)
+    assert durable.lease_store.held("job:single") == []

@@ -200,10 +200,11 @@ class Daemon:
         self._interval_ended: set[str] = set()
         # Per timed trigger (job, trigger): its newest fired tick and when the next is due.
         self._last_tick: dict[tuple[str, str], float | None] = {}
+        self._next_tick: dict[tuple[str, str], float] = {}
         # Ticks to fire at the end of the current step of the pass (see _flush).
         self._pending: list[TickSpec] = []
+        # When old run-worker logs were last removed.
         self._pruned = float("-inf")
-        self._next_tick: dict[tuple[str, str], float] = {}
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -626,7 +627,7 @@ class Daemon:
 
         The run is marked in the transaction that takes its last slot, so a
         run another daemon started, or that was canceled meanwhile, takes no
-        slot (``InvalidTransitionError``). False when a slot is not free.
+        new slot (``InvalidTransitionError``). False when a slot is not free.
         """
         leases = self.instance.lease_store
 
@@ -650,7 +651,9 @@ class Daemon:
                     leases.release(run.id)
                     return False
         except InvalidTransitionError:
-            leases.release(run.id)
+            # Started by another daemon: the slots are its. Canceled: it needs none.
+            if self.instance.run_store.get(run.id).status.is_terminal:
+                leases.release(run.id)
             raise
         return True
 
