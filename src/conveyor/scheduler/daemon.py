@@ -592,8 +592,10 @@ class Daemon:
         sends one whenever it starts, ``"block"`` passes nothing on.
         """
         refreshed = run.tags.get(REFRESH_TAG) == "true"
-        if self.instance.signal_store.take(job.name, "refresh") and not refreshed:
-            self.instance.run_store.add_tags(run.id, {REFRESH_TAG: "true"})
+        # Refresh signals go only to jobs gated on another (see below): others have none.
+        if job.freshness and self.instance.signal_store.take(job.name, "refresh"):
+            if not refreshed:
+                self.instance.run_store.add_tags(run.id, {REFRESH_TAG: "true"})
             refreshed = True
         if job.refresh == "always" or (job.refresh == "auto" and refreshed):
             downstream = [
@@ -601,7 +603,8 @@ class Daemon:
                 for j in self.jobs.values()
                 if any(g.upstream == job.name for g in j.freshness)
             ]
-            self.instance.signal_store.send(downstream, "refresh")
+            if downstream:
+                self.instance.signal_store.send(downstream, "refresh")
 
     def stop_overdue_runs(self, now: float) -> None:
         """Ask runs past their job's ``execute={"timeout": ...}`` to stop (they end canceled)."""
