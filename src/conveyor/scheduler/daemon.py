@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import SensorContext
@@ -66,6 +66,13 @@ CHAINS = {
 }
 
 Launcher = Callable[[str, Instance], Any]
+
+
+class Unread:
+    """A value not read from storage yet."""
+
+
+UNREAD = Unread()
 
 
 class WorkerLauncher:
@@ -117,13 +124,16 @@ class WorkerLauncher:
                 server.wait()
 
 
-def run_interval(instance: Instance, job: Job, at: float) -> tuple[float, float] | None:
+def run_interval(
+    instance: Instance, job: Job, at: float, last_end: float | Unread | None = UNREAD
+) -> tuple[float, float] | None:
     """The interval of a run of ``job`` fired at ``at``, by its timed trigger.
 
     A tick's run covers the period that just elapsed; an event's or a manual
     run the last elapsed period of the job's timed trigger. The start is
-    pulled back to where the last successful run's interval ended, so that no
-    gap is left between intervals (after downtime, with catchup "latest").
+    pulled back to where the last successful run's interval ended
+    (``last_end``, read from storage unless given), so that no gap is left
+    between intervals (after downtime, with catchup "latest").
     """
     timed = job.timed_trigger
     if timed is None:
@@ -132,7 +142,8 @@ def run_interval(instance: Instance, job: Job, at: float) -> tuple[float, float]
     if period is None:
         return None
     start, end = period
-    last_end = instance.run_store.last_interval_end(job.name)
+    if isinstance(last_end, Unread):
+        last_end = instance.run_store.last_interval_end(job.name)
     if last_end is not None and last_end < start:
         start = last_end
     if job.interval is not None:
@@ -198,6 +209,11 @@ class Daemon:
         # its runs ended (then it is in _interval_ended).
         self._interval_idle: dict[str, float] = {}
         self._interval_ended: set[str] = set()
+        # Per timed job whose runs' intervals were asked for: its newest successful
+        # interval end, and when ended runs were last read for it (see _interval).
+        self._interval_ends: dict[str, float | None] = {}
+        self._ends_read_at = clock()
+        self._ends_fresh = False
         # Per timed trigger (job, trigger): its newest fired tick and when the next is due.
         self._last_tick: dict[tuple[str, str], float | None] = {}
         self._next_tick: dict[tuple[str, str], float] = {}
@@ -334,6 +350,7 @@ class Daemon:
         comparison per trigger. Another daemon firing a tick first is seen
         when this one tries the same tick key.
         """
+        self._ends_fresh = False  # read the runs that ended since, when an interval is asked
         for job in self.jobs.values():
             if job.incremental_mode == "interval":
                 continue  # its periods are queued by advance_intervals
@@ -382,7 +399,31 @@ class Daemon:
             raise
 
     def _interval(self, job: Job, at: float) -> tuple[float, float] | None:
-        return run_interval(self.instance, job, at)
+        """``run_interval``, with each job's newest successful interval end kept here.
+
+        A job's value is read once; after that, one query a pass (the first
+        time an interval is asked for) reads the successful runs that ended
+        since the last look, and moves the values on.
+        """
+        if job.timed_trigger is None:
+            return None
+        if not self._ends_fresh:
+            self._refresh_interval_ends()
+        if job.name not in self._interval_ends:
+            self._interval_ends[job.name] = self.instance.run_store.last_interval_end(job.name)
+        return run_interval(self.instance, job, at, self._interval_ends[job.name])
+
+    def _refresh_interval_ends(self) -> None:
+        self._ends_fresh = True
+        if not self._interval_ends:
+            self._ends_read_at = self.clock()
+            return
+        # Runs commit a little after they end: look back a few seconds.
+        since, self._ends_read_at = self._ends_read_at - 5.0, self.clock()
+        for name, end in self.instance.run_store.success_interval_ends_since(since):
+            known = self._interval_ends.get(name, UNREAD)
+            if not isinstance(known, Unread):
+                self._interval_ends[name] = end if known is None else max(known, end)
 
     def advance_intervals(self, now: float) -> None:
         """Queue the next missing period of each job with ``incremental_mode="interval"``.
@@ -493,6 +534,7 @@ class Daemon:
                     watchers.setdefault(trigger.expr, []).append(
                         (job, str(trigger), CHAINS[trigger.type])
                     )
+        self._ends_fresh = False  # read the runs that ended since, when an interval is asked
         retrying = {name for name, job in self.jobs.items() if job.execute.retries}
         walking = {n for n, j in self.jobs.items() if j.incremental_mode == "interval"}
         if not watchers and not retrying and not walking:
@@ -510,10 +552,8 @@ class Daemon:
             rows = conn.execute(
                 select(runs)
                 .where(
-                    and_(
-                        runs.c.ended_at >= since,
-                        runs.c.job_name.in_(set(watchers) | retrying | walking),
-                    )
+                    runs.c.ended_at >= since,
+                    runs.c.job_name.in_(set(watchers) | retrying | walking),
                 )
                 .order_by(runs.c.ended_at)
             ).all()

@@ -259,6 +259,17 @@ class RunStore:
         """When the newest successful run of ``job_name`` ended."""
         return self._newest_success(job_name, runs.c.ended_at)
 
+    def success_interval_ends_since(self, since: float) -> builtins.list[tuple[str, float]]:
+        """(job name, interval end) of the successful runs with an interval that ended at
+        or after ``since`` (epoch seconds)."""
+        q = select(runs.c.job_name, runs.c.interval_end).where(
+            runs.c.ended_at >= since,
+            runs.c.status == str(RunStatus.SUCCESS),
+            runs.c.interval_end.is_not(None),
+        )
+        with self.db.read() as conn:
+            return [(str(n), float(e)) for n, e in conn.execute(q)]
+
     def _newest_success(self, job_name: str, column: Any) -> float | None:
         # Newest first on the (job_name, column) index: the first success ends the scan.
         q = (
