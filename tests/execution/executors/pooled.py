@@ -41,3 +41,8 @@ def pooled_job_with_pooled_tasks() -> None:
 @job
 def mapped_queries() -> int:
     return sum(query.map(range(4)).result())
+
+
+@workflow
+def mixed() -> None:
+    collect([query(1), free(2), free(3)])

@@ -109,3 +109,18 @@ def test_a_canceled_run_waiting_for_a_slot_ends_canceled(instance: Instance) -> 
     assert not thread.is_alive()
     assert instance.run(run_id).status is RunStatus.CANCELED
     assert instance.lease_store.held("pool:db") == ["someone-else"]
+
+
+def test_in_process_other_tasks_run_while_one_waits_for_its_pool(instance: Instance) -> None:
+    instance.pool_store.set("db", 1)
+    instance.lease_store.acquire("pool:db", "someone-else", 1)
+    threading.Timer(0.5, instance.lease_store.release, args=("someone-else",)).start()
+    result = pooled.mixed.run(instance=instance)
+    assert result.output("collect") == 6
+    details = instance.run_details(result.run_id)
+    [query_run] = details.task("query").attempts
+    for key in ("free", "free_2"):
+        [free_run] = details.task(key).attempts
+        assert free_run.ended_at is not None
+        assert query_run.started_at is not None
+        assert free_run.ended_at <= query_run.started_at  # ran while the query waited

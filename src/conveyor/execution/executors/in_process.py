@@ -1,8 +1,9 @@
 """The in-process executor: steps in dependency order, in the run's own thread.
 
 The cheapest way to run (tens of microseconds of overhead per task). A task
-waiting to be retried does not block the others: ready tasks run while it
-waits, and the executor sleeps only when nothing else can run.
+waiting to be retried, or for a slot of its pool, does not block the others:
+ready tasks run while it waits, and the executor sleeps only when nothing
+else can run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 
+from conveyor.execution import slots
 from conveyor.execution.executors.base import Frontier, resolve_args
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunState
@@ -28,29 +30,50 @@ class InProcessExecutor:
         values = {**plan.inputs, **state.outputs}
         frontier = Frontier(state, plan)
         delayed: list[tuple[float, int, str, int]] = []
+        # Steps waiting for a slot of their pool (task pool=), oldest first.
+        waiting: list[tuple[str, int]] = []
         seq = 0
         specs: dict[str, StepSpec] = {}
-        while frontier.ready or delayed:
-            if delayed and (not frontier.ready or delayed[0][0] <= time.monotonic()):
-                due, _, key, attempt = heapq.heappop(delayed)
-                pause = due - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-            else:
-                key, attempt = frontier.ready.popleft(), 1
+
+        def spec_of(key: str) -> StepSpec:
             spec = specs.get(key)
             if spec is None:
                 node = plan.steps[key]
                 args, kwargs = resolve_args(node, values)
                 config = state.config.task_configs.get(key)
                 spec = task_spec(state, node.task, key, args, kwargs, list(node.deps), config)
+                specs[key] = spec
+            return spec
+
+        while frontier.ready or delayed or waiting:
+            if delayed and delayed[0][0] <= time.monotonic():
+                _, _, key, attempt = heapq.heappop(delayed)
+            elif frontier.ready:
+                key, attempt = frontier.ready.popleft(), 1
+            elif waiting:
+                # Only steps waiting for a pool slot (or a later retry): ask again.
+                got = next((w for w in waiting if slots.try_take(state, spec_of(w[0]))), None)
+                if got is None:
+                    pause = slots.WAIT_POLL
+                    if delayed:
+                        pause = min(pause, delayed[0][0] - time.monotonic())
+                    time.sleep(max(0.0, pause))
+                    continue
+                waiting.remove(got)
+                key, attempt = got
+            else:
+                due, _, key, attempt = heapq.heappop(delayed)
+                time.sleep(max(0.0, due - time.monotonic()))
+            spec = spec_of(key)
+            if not slots.try_take(state, spec):
+                waiting.append((key, attempt))  # other steps run meanwhile
+                continue
             outcome = run_attempt(state, spec, attempt)
             if outcome.status is TaskStatus.SUCCESS:
                 specs.pop(key, None)
                 values[key] = state.outputs[key] = outcome.value
                 frontier.release(key)
             elif outcome.status is TaskStatus.UP_FOR_RETRY:
-                specs[key] = spec
                 seq += 1
                 heapq.heappush(delayed, (time.monotonic() + outcome.wait, seq, key, attempt + 1))
             else:
