@@ -57,7 +57,7 @@ def test_a_backfill_makes_one_run_per_key_once(durable: Instance) -> None:
 
 
 def test_a_backfill_of_some_keys_and_bad_keys(instance: Instance) -> None:
-    result = backfill(walking.regions, partitions=["asia", "us", "asia"], instance=instance)
+    result = walking.regions.backfill(partitions=["asia", "us", "asia"], instance=instance)
     assert result.partitions == ["asia", "us"]
     assert partitions_of(instance, "regions") == ["asia", "us"]
     with pytest.raises(ConfigError, match="unknown partition 'mars'"):

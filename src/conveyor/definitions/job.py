@@ -46,6 +46,7 @@ from conveyor.errors import DefinitionError
 
 if TYPE_CHECKING:
     from conveyor.execution.result import RunResult
+    from conveyor.scheduler.backfill import BackfillResult
     from conveyor.storage.instance import Instance
     from conveyor.storage.records import RunDetails, RunRecord
 
@@ -401,6 +402,24 @@ class Job:
             raise_on_error=raise_on_error,
             executor=executor,
         )
+
+    def backfill(
+        self,
+        start: Any = None,
+        end: Any = None,
+        *,
+        partitions: Sequence[str] | None = None,
+        instance: Instance | None = None,
+    ) -> BackfillResult:
+        """Queue one run per missing interval from ``start`` to ``end``, or per partition key.
+
+        The scheduler daemon starts the runs within the job's concurrency;
+        what a successful run covers, or a run already queued, is skipped.
+        See ``conveyor.scheduler.backfill.backfill``.
+        """
+        from conveyor.scheduler.backfill import backfill
+
+        return backfill(self, start, end, partitions=partitions, instance=instance)
 
     def runs(
         self, limit: int = 20, status: str | None = None, *, instance: Instance | None = None
