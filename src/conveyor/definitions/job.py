@@ -506,7 +506,9 @@ def workflow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
     Works bare (``@workflow``) or with options: ``name``, ``description``,
     ``tags``, ``resources``, ``retry`` (default for its tasks), ``trigger``,
-    ``schedule``, ``execute``, ``executor``, ``on_success``, ``on_failure``.
+    ``schedule``, ``execute``, ``catchup``, ``require``, ``freshness``,
+    ``refresh``, ``pool``, ``partitions``, ``interval``, ``incremental_mode``,
+    ``executor``, ``on_success``, ``on_failure``.
     The body runs once, now; an exception in it propagates unchanged.
     """
     return _decorator("workflow", fn, options)
