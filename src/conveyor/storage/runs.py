@@ -6,7 +6,7 @@ import builtins
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 
@@ -23,34 +23,40 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
+class NewRun(TypedDict, total=False):
+    """The fields of a new run: ``job_name`` and ``job_version`` are required."""
+
+    job_name: Required[str]
+    job_version: Required[str]
+    tags: Mapping[str, str] | None
+    run_config: Mapping[str, Any] | None
+    selection: Sequence[str] | None
+    trigger: str
+    origin: Mapping[str, Any] | None
+    parent_run_id: str | None
+    root_run_id: str | None
+    # [start, end) in epoch seconds
+    interval: tuple[float, float] | None
+    partition: str | None
+
+
 class RunStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     @staticmethod
     def new_row(
-        rid: str,
-        *,
-        job_name: str,
-        job_version: str,
-        status: RunStatus,
-        now: float,
-        tags: Mapping[str, str] | None = None,
-        run_config: Mapping[str, Any] | None = None,
-        selection: Sequence[str] | None = None,
-        trigger: str = "manual",
-        origin: Mapping[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        root_run_id: str | None = None,
-        interval: tuple[float, float] | None = None,
-        partition: str | None = None,
+        rid: str, *, status: RunStatus, now: float, **fields: Unpack[NewRun]
     ) -> dict[str, Any]:
         """The row of a new run, in its first status (checked against the table)."""
         check_run(None, status, rid)
+        tags, run_config = fields.get("tags"), fields.get("run_config")
+        selection, origin = fields.get("selection"), fields.get("origin")
+        interval = fields.get("interval")
         return {
             "id": rid,
-            "job_name": job_name,
-            "job_version": job_version,
+            "job_name": fields["job_name"],
+            "job_version": fields["job_version"],
             "status": str(status),
             "created_at": now,
             "started_at": None,
@@ -59,59 +65,34 @@ class RunStore:
             "tags": dict(tags or {}),
             "run_config": dict(run_config or {}),
             "selection": list(selection) if selection is not None else None,
-            "trigger": trigger,
+            "trigger": fields.get("trigger", "manual"),
             "origin": dict(origin) if origin is not None else None,
-            "parent_run_id": parent_run_id,
-            "root_run_id": root_run_id,
+            "parent_run_id": fields.get("parent_run_id"),
+            "root_run_id": fields.get("root_run_id"),
             "error": None,
             "heartbeat_at": None,
             "interval_start": interval[0] if interval else None,
             "interval_end": interval[1] if interval else None,
-            "partition_key": partition,
+            "partition_key": fields.get("partition"),
         }
 
     def create(
         self,
         *,
-        job_name: str,
-        job_version: str,
         status: RunStatus = RunStatus.STARTING,
         run_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        run_config: Mapping[str, Any] | None = None,
-        selection: Sequence[str] | None = None,
-        trigger: str = "manual",
-        origin: Mapping[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        root_run_id: str | None = None,
         then: RunStatus | None = None,
-        interval: tuple[float, float] | None = None,
-        partition: str | None = None,
+        **fields: Unpack[NewRun],
     ) -> RunRecord:
         """Insert a new run in its first status (``queued`` or ``starting``).
 
-        With ``then``, the run also moves on to that status in the same
-        transaction (an in-process run is created ``starting`` and is
-        ``running`` at once).
+        ``fields`` are the run's (``NewRun``). With ``then``, the run also
+        moves on to that status in the same transaction (an in-process run is
+        created ``starting`` and is ``running`` at once).
         """
         rid = run_id or new_run_id()
         now = time.time()
-        row = self.new_row(
-            rid,
-            job_name=job_name,
-            job_version=job_version,
-            status=status,
-            tags=tags,
-            run_config=run_config,
-            selection=selection,
-            trigger=trigger,
-            origin=origin,
-            parent_run_id=parent_run_id,
-            root_run_id=root_run_id,
-            now=now,
-            interval=interval,
-            partition=partition,
-        )
+        row = self.new_row(rid, status=status, now=now, **fields)
         with self.db.write() as conn:
             conn.execute(runs.insert(), row)
             if then is not None:
