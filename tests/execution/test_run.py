@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conveyor import (
+    ConfigError,
     Instance,
     MissingInputError,
     NotFoundError,
@@ -153,3 +155,23 @@ def test_runs_can_not_nest(instance: Instance) -> None:
 
     with pytest.raises(ExecutionError, match="cannot be run from inside"):
         outer.run(instance=instance)
+
+
+@pytest.mark.parametrize(
+    ("interval", "fragment"),
+    [
+        (5, "must be a (start, end) pair"),
+        (("2026-01-01",), "must be a (start, end) pair"),
+        (("soon", "2026-01-02"), "interval start 'soon' is not an ISO date"),
+        (("2026-01-02", "2026-01-01"), "start must be before end"),
+    ],
+)
+def test_a_run_by_hand_with_a_bad_interval_is_refused(interval: Any, fragment: str) -> None:
+    @job(name="by_hand")
+    def by_hand() -> None: ...
+
+    instance = Instance.ephemeral()
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        by_hand.run(interval=interval, instance=instance)
+    assert instance.runs(limit=5) == []  # nothing was recorded
+    instance.close()
