@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,6 +130,16 @@ def test_partitions_from_the_command_line(tmp_path: Path) -> None:
     assert len(queued.stdout.split()) == 1
     fan_out = conveyor(env, "trigger", str(WALKING), "regions")
     assert len(fan_out.stdout.split()) == 3
+    detached = conveyor(env, "run", str(WALKING), "regions", "-p", "us", "--detach")
+    assert detached.returncode == 0, detached.stderr
+    run_id = detached.stdout.strip()
+    instance = Instance.at(tmp_path / "home")
+    deadline = time.monotonic() + 60
+    while not instance.run(run_id).status.is_terminal and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert instance.run(run_id).status is RunStatus.SUCCESS
+    assert instance.result(run_id, "regions") == "us"
+    instance.close()
     missing = conveyor(env, "backfill", str(WALKING), "daily_regions", "--end", "2026-01-03")
     assert missing.returncode == 2
     assert "give a start and an end (--start and --end)" in missing.stderr
