@@ -155,6 +155,11 @@ def test_schedules_list(cli: Cli, tmp_path: Path) -> None:
         in (rows["walk_to_an_end"]["description"])
     )
     assert rows["daily_regions"]["interval"] is None
+    # every: triggers are listed too, on multiples of their period
+    hourly = rows["hourly_walk"]
+    assert (hourly["trigger"], hourly["cron"]) == ("every:1h", None)
+    assert all(t.endswith(":00:00+00:00") for t in hourly["next"])
+    assert len(hourly["next"]) == 3
 
 
 def test_runs_list_pages_with_before(cli: Cli, workspace: Path) -> None:

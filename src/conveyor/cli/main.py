@@ -35,7 +35,7 @@ SUMMARIES = {
     "runs": "List and show recorded runs.",
     "logs": "Print the stdout or stderr of a run's tasks.",
     "jobs": "List the jobs of a workspace.",
-    "schedules": "List the schedules of a workspace and their next fire times.",
+    "schedules": "List the timed triggers of a workspace and their next fire times.",
     "daemon": "Run the scheduler: fire triggers, start queued runs, end dead ones.",
     "trigger": "Queue a run of a job, or of the jobs with a tag: trigger.",
     "backfill": "Queue one run per missing interval of a job.",

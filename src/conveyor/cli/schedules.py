@@ -10,6 +10,7 @@ import click
 from conveyor.cli.main import echo_json
 from conveyor.cli.workspace import load_workspace, workspace_options
 from conveyor.definitions.job import Job
+from conveyor.definitions.triggers import Trigger
 
 
 @click.group("schedules")
@@ -31,7 +32,7 @@ def schedules_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_schedules(target: str | None, module: str | None, count: int, as_json: bool) -> None:
-    """List the jobs of TARGET (or -m MODULE) that run on a schedule, with their next times."""
+    """List the timed triggers of TARGET's (or -m MODULE's) jobs, with their next fire times."""
     from conveyor.definitions.schedule import Schedule, describe
 
     ws = load_workspace(target, module)
@@ -39,19 +40,25 @@ def list_schedules(target: str | None, module: str | None, count: int, as_json: 
     rows: list[dict[str, Any]] = []
     for job in ws.jobs.values():
         for trigger in job.triggers:
-            if trigger.type != "schedule":
+            if not trigger.is_timed:
                 continue
-            schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
-            upcoming = schedule.next_fire_times(now, count)
             span = job.interval
+            upcoming = _next_times(trigger, now, count)
             if span is not None and span.end is not None:
                 upcoming = [t for t in upcoming if t <= span.end]  # none fire after its end
+            cron = None
+            if trigger.type == "schedule":
+                schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+                cron, zone, when = schedule.cron, schedule.timezone, describe(schedule.cron)
+            else:
+                zone, when = "UTC", str(trigger).replace(":", " ", 1)
             rows.append(
                 {
                     "job": job.name,
-                    "cron": schedule.cron,
-                    "timezone": schedule.timezone,
-                    "description": describe(schedule.cron) + _interval_note(job),
+                    "trigger": str(trigger),
+                    "cron": cron,
+                    "timezone": zone,
+                    "description": when + _interval_note(job),
                     "next": [t.isoformat() for t in upcoming],
                     "interval": None
                     if span is None
@@ -70,15 +77,15 @@ def list_schedules(target: str | None, module: str | None, count: int, as_json: 
     from conveyor.cli.output import console
 
     if not rows:
-        console().print(f"no job of {ws.describe()} runs on a schedule")
+        console().print(f"no job of {ws.describe()} has a timed trigger (schedule, every:, once:)")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("JOB", "CRON", "WHEN", "TIME ZONE", "NEXT"):
+    for col in ("JOB", "TRIGGER", "WHEN", "TIME ZONE", "NEXT"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             r["job"],
-            r["cron"],
+            r["cron"] or r["trigger"],
             r["description"],
             r["timezone"],
             "\n".join(t[:16].replace("T", " ") for t in r["next"]) or "-",
@@ -95,3 +102,20 @@ def _interval_note(job: Job) -> str:
     if job.incremental_mode == "interval":
         return f"; walks its interval from {span.start:%Y-%m-%d %H:%M}{end}, a period per run"
     return f"; from {span.start:%Y-%m-%d %H:%M}{end}"
+
+
+def _next_times(trigger: Trigger, now: datetime, count: int) -> list[datetime]:
+    """The trigger's next ``count`` fire times after ``now``, in its time zone."""
+    from conveyor.scheduler.timing import next_after, schedule_of
+
+    if trigger.type == "schedule":
+        return schedule_of(trigger).next_fire_times(now, count)
+    out: list[datetime] = []
+    moment = now.timestamp()
+    while len(out) < count:
+        upcoming = next_after(trigger, moment)
+        if upcoming is None:
+            break
+        out.append(datetime.fromtimestamp(upcoming, UTC))
+        moment = upcoming
+    return out
