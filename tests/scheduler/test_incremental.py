@@ -194,3 +194,18 @@ def test_an_interval_bounds_the_ticks_of_a_job_in_latest_mode(durable: Instance)
     clocked.now = ts("2026-01-21T00:00:01")
     clocked.passes(2)
     assert len(durable.runs("bounded")) == 2
+
+
+def test_the_daemon_logs_how_the_runs_it_started_ended(
+    ws: Workspace, durable: Instance, caplog: pytest.LogCaptureFixture
+) -> None:
+    walking.FAILING.add("2026-01-02")
+    clocked = Clocked(ws, durable, "2026-01-03T06:00:00")
+    with caplog.at_level("INFO", logger="conveyor.daemon"):
+        clocked.passes(3)
+    lines = [r.getMessage() for r in caplog.records]
+    first, second = (r.id[:8] for r in sorted(durable.runs("walk"), key=lambda r: r.created_ts))
+    assert f"run {first} of walk starting (interval)" in lines
+    assert any(m.startswith(f"run {first} of walk: success in ") for m in lines)
+    [failed] = [m for m in lines if m.startswith(f"run {second} of walk: failure in ")]
+    assert failed.endswith("RuntimeError: no data for 2026-01-02")

@@ -221,6 +221,8 @@ class Daemon:
         self._pending: list[TickSpec] = []
         # When old run-worker logs were last removed.
         self._pruned = float("-inf")
+        # Runs this daemon started and has not seen end yet (see report_ended).
+        self._started: dict[str, str] = {}
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -252,12 +254,41 @@ class Daemon:
         self.evaluate_sensors(now)
         self.fire_webhooks(now)
         self.launch_queued()
+        self.report_ended()
         self.end_dead_runs(now)
         self.stop_overdue_runs(now)
         self.reap()
         if self._workers is not None and now - self._pruned >= PRUNE_EVERY:
             self._pruned = now
             self._workers.prune(self.instance)
+
+    def report_ended(self) -> None:
+        """Log how the runs this daemon started ended, once each."""
+        if not self._started:
+            return
+        ids = list(self._started)
+        columns = (runs.c.id, runs.c.status, runs.c.started_at, runs.c.ended_at, runs.c.error)
+        for i in range(0, len(ids), 500):
+            with self.instance.db.read() as conn:
+                rows = conn.execute(
+                    select(*columns).where(
+                        runs.c.id.in_(ids[i : i + 500]), runs.c.ended_at.is_not(None)
+                    )
+                ).all()
+            for row in rows:
+                name = self._started.pop(row.id)
+                took = row.ended_at - (row.started_at or row.ended_at)
+                why = f": {str(row.error).splitlines()[0][:200]}" if row.error else ""
+                ok = row.status == str(RunStatus.SUCCESS)
+                log.log(
+                    logging.INFO if ok else logging.WARNING,
+                    "run %s of %s: %s in %s%s",
+                    row.id[:8],
+                    name,
+                    row.status,
+                    f"{took * 1000:.0f}ms" if took < 1 else f"{took:.1f}s",
+                    why,
+                )
 
     def reap(self, wait: float = 0.0) -> None:
         """Collect run workers that exited (up to ``wait`` seconds for the others)."""
@@ -619,6 +650,8 @@ class Daemon:
             except InvalidTransitionError:
                 continue  # another daemon started it, or it was canceled
             self._pass_refresh(job, run)
+            log.info("run %s of %s starting (%s)", run.id[:8], job.name, run.trigger)
+            self._started[run.id] = job.name
             child = self.launch(run.id, self.instance)
             if child is not None:
                 self._children.append(child)
