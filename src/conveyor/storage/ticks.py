@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.storage.db import Database
@@ -25,14 +25,6 @@ class TickSpec:
     trigger: str
     tick_at: float
     run: dict[str, Any]
-
-    def fields(self) -> dict[str, Any]:
-        return {
-            "job_name": self.job_name,
-            "trigger": self.trigger,
-            "tick_at": self.tick_at,
-            "run": self.run,
-        }
 
 
 class TickStore:
@@ -54,32 +46,13 @@ class TickStore:
         tags, run_config, origin...). Returns the new run's id, or ``None``
         when the tick had already fired (another daemon, or before a restart).
         """
+        return self._fire_one(TickSpec(key, job_name, trigger, tick_at, run))
+
+    def _fire_one(self, tick: TickSpec) -> str | None:
         rid = new_run_id()
-        now = time.time()
         try:
             with self.db.write() as conn:
-                conn.execute(
-                    insert(ticks).values(
-                        key=key,
-                        job_name=job_name,
-                        trigger=trigger,
-                        tick_at=tick_at,
-                        run_id=rid,
-                        created_at=now,
-                    )
-                )
-                conn.execute(
-                    insert(runs).values(
-                        RunStore.new_row(
-                            rid,
-                            job_name=job_name,
-                            status=RunStatus.QUEUED,
-                            trigger=trigger,
-                            now=now,
-                            **run,
-                        )
-                    )
-                )
+                self._insert(conn, [(tick, rid)], time.time())
         except IntegrityError:
             return None
         return rid
@@ -93,8 +66,7 @@ class TickStore:
         fired on its own, so a tick still fires exactly once.
         """
         if len(batch) <= 1:
-            return [self.fire(t.key, **t.fields()) for t in batch]
-        now = time.time()
+            return [self._fire_one(t) for t in batch]
         ids = [new_run_id() for _ in batch]
         try:
             with self.db.write() as conn:
@@ -105,37 +77,42 @@ class TickStore:
                 )
                 fresh = [(t, rid) for t, rid in zip(batch, ids, strict=True) if t.key not in taken]
                 if fresh:
-                    conn.execute(
-                        insert(ticks),
-                        [
-                            {
-                                "key": t.key,
-                                "job_name": t.job_name,
-                                "trigger": t.trigger,
-                                "tick_at": t.tick_at,
-                                "run_id": rid,
-                                "created_at": now,
-                            }
-                            for t, rid in fresh
-                        ],
-                    )
-                    conn.execute(
-                        insert(runs),
-                        [
-                            RunStore.new_row(
-                                rid,
-                                job_name=t.job_name,
-                                status=RunStatus.QUEUED,
-                                trigger=t.trigger,
-                                now=now,
-                                **t.run,
-                            )
-                            for t, rid in fresh
-                        ],
-                    )
+                    self._insert(conn, fresh, time.time())
         except IntegrityError:
-            return [self.fire(t.key, **t.fields()) for t in batch]
+            return [self._fire_one(t) for t in batch]
         return [None if t.key in taken else rid for t, rid in zip(batch, ids, strict=True)]
+
+    @staticmethod
+    def _insert(conn: Connection, fired: Sequence[tuple[TickSpec, str]], now: float) -> None:
+        """Insert ticks with their queued runs (``(tick, run id)`` pairs)."""
+        conn.execute(
+            insert(ticks),
+            [
+                {
+                    "key": t.key,
+                    "job_name": t.job_name,
+                    "trigger": t.trigger,
+                    "tick_at": t.tick_at,
+                    "run_id": rid,
+                    "created_at": now,
+                }
+                for t, rid in fired
+            ],
+        )
+        conn.execute(
+            insert(runs),
+            [
+                RunStore.new_row(
+                    rid,
+                    job_name=t.job_name,
+                    status=RunStatus.QUEUED,
+                    trigger=t.trigger,
+                    now=now,
+                    **t.run,
+                )
+                for t, rid in fired
+            ],
+        )
 
     def last(self, job_name: str, trigger: str) -> float | None:
         """When the newest recorded tick of this trigger was due (epoch seconds)."""
