@@ -123,19 +123,7 @@ def execute_job(
         interval=None if span is None else (span.start.timestamp(), span.end.timestamp()),
         partition=key,
     )
-    state = RunState(
-        run_id=run.id,
-        job=job,
-        instance=inst,
-        recorder=inst.recorder(run.id),
-        config=cfg,
-        tags=run_tags,
-        echo=echo,
-        listener=listener,
-        reuse=dict(reuse or {}),
-        interval=span,
-        partition=key,
-    )
+    state = _state(run, job, inst, cfg, echo=echo, listener=listener, reuse=reuse)
     return _execute(state, plan, chosen, raise_on_error)
 
 
@@ -176,7 +164,27 @@ def execute_run(
     run = instance.run(run_id, job_name=job.name)
     plan, cfg = prepare(job, run.run_config, run.selection, None)
     instance.run_store.set_status(run.id, RunStatus.RUNNING)
-    state = RunState(
+    state = _state(run, job, instance, cfg, echo=echo, reuse=reuse)
+    return _execute(
+        state,
+        plan,
+        resolve_executor(executor if executor is not None else job.executor),
+        raise_on_error=False,
+    )
+
+
+def _state(
+    run: RunRecord,
+    job: Job,
+    instance: Instance,
+    cfg: RunConfig,
+    *,
+    echo: bool,
+    listener: Listener | None = None,
+    reuse: Mapping[str, dict[str, Any]] | None = None,
+) -> RunState:
+    """The state of recorded run ``run`` as it starts executing here."""
+    return RunState(
         run_id=run.id,
         job=job,
         instance=instance,
@@ -184,15 +192,10 @@ def execute_run(
         config=cfg,
         tags=run.tags,
         echo=echo,
+        listener=listener,
         reuse=dict(reuse or {}),
         interval=_interval(run),
         partition=run.partition_key,
-    )
-    return _execute(
-        state,
-        plan,
-        resolve_executor(executor if executor is not None else job.executor),
-        raise_on_error=False,
     )
 
 
