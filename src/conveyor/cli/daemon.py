@@ -98,7 +98,7 @@ def trigger_command(
         if not keys:
             keys = list(job.partitions) if job.partitions is not None else [None]
         # A manual run of a timed job processes its last elapsed period.
-        interval = run_interval(instance, job, time.time())
+        interval = run_interval(job, time.time(), instance.run_store.last_interval_end(job.name))
         for key in keys:
             run = instance.run_store.create(
                 job_name=job.name,

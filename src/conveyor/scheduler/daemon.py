@@ -68,13 +68,6 @@ CHAINS = {
 Launcher = Callable[[str, Instance], Any]
 
 
-class Unread:
-    """A value not read from storage yet."""
-
-
-UNREAD = Unread()
-
-
 class WorkerLauncher:
     """Starts each run in its own run-worker process, through a launch server.
 
@@ -124,16 +117,14 @@ class WorkerLauncher:
                 server.wait()
 
 
-def run_interval(
-    instance: Instance, job: Job, at: float, last_end: float | Unread | None = UNREAD
-) -> tuple[float, float] | None:
+def run_interval(job: Job, at: float, last_end: float | None) -> tuple[float, float] | None:
     """The interval of a run of ``job`` fired at ``at``, by its timed trigger.
 
     A tick's run covers the period that just elapsed; an event's or a manual
     run the last elapsed period of the job's timed trigger. The start is
-    pulled back to where the last successful run's interval ended
-    (``last_end``, read from storage unless given), so that no gap is left
-    between intervals (after downtime, with catchup "latest").
+    pulled back to ``last_end``, where the last successful run's interval
+    ended, so that no gap is left between intervals (after downtime, with
+    catchup "latest").
     """
     timed = job.timed_trigger
     if timed is None:
@@ -142,8 +133,6 @@ def run_interval(
     if period is None:
         return None
     start, end = period
-    if isinstance(last_end, Unread):
-        last_end = instance.run_store.last_interval_end(job.name)
     if last_end is not None and last_end < start:
         start = last_end
     if job.interval is not None:
@@ -442,7 +431,7 @@ class Daemon:
             self._refresh_interval_ends()
         if job.name not in self._interval_ends:
             self._interval_ends[job.name] = self.instance.run_store.last_interval_end(job.name)
-        return run_interval(self.instance, job, at, self._interval_ends[job.name])
+        return run_interval(job, at, self._interval_ends[job.name])
 
     def _refresh_interval_ends(self) -> None:
         self._ends_fresh = True
@@ -452,8 +441,8 @@ class Daemon:
         # Runs commit a little after they end: look back a few seconds.
         since, self._ends_read_at = self._ends_read_at - 5.0, self.clock()
         for name, end in self.instance.run_store.success_interval_ends_since(since):
-            known = self._interval_ends.get(name, UNREAD)
-            if not isinstance(known, Unread):
+            if name in self._interval_ends:
+                known = self._interval_ends[name]
                 self._interval_ends[name] = end if known is None else max(known, end)
 
     def advance_intervals(self, now: float) -> None:
