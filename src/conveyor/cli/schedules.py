@@ -33,7 +33,8 @@ def schedules_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_schedules(target: str | None, module: str | None, count: int, as_json: bool) -> None:
     """List the timed triggers of TARGET's (or -m MODULE's) jobs, with their next fire times."""
-    from conveyor.definitions.schedule import Schedule, describe
+    from conveyor.definitions.schedule import describe
+    from conveyor.scheduler.timing import schedule_of
 
     ws = load_workspace(target, module)
     now = datetime.now(UTC)
@@ -48,7 +49,7 @@ def list_schedules(target: str | None, module: str | None, count: int, as_json: 
                 upcoming = [t for t in upcoming if t <= span.end]  # none fire after its end
             cron = None
             if trigger.type == "schedule":
-                schedule = Schedule(cron_expression=trigger.expr, timezone=trigger.timezone)
+                schedule = schedule_of(trigger)
                 cron, zone, when = schedule.cron, schedule.timezone, describe(schedule.cron)
             else:
                 zone, when = "UTC", str(trigger).replace(":", " ", 1)
