@@ -64,6 +64,28 @@ def take(state: RunState, spec: StepSpec) -> None:
             raise RunCanceled()
 
 
+def unpark(
+    state: RunState, parked: list[tuple[StepSpec, int]], most: int | None = None
+) -> list[tuple[str, int]]:
+    """Waiting steps (with their attempt) that got their pool slot now, oldest first, at
+    most ``most``; they leave ``parked``. Each pool is asked for its oldest waiter and
+    not again while it is full, so a pass costs a query per pool, not per waiter."""
+    full: set[str | None] = set()
+    ready: list[tuple[str, int]] = []
+    for item in list(parked):
+        if most is not None and len(ready) >= most:
+            break
+        spec, attempt = item
+        if spec.pool in full:
+            continue
+        if try_take(state, spec):
+            parked.remove(item)
+            ready.append((spec.key, attempt))
+        else:
+            full.add(spec.pool)
+    return ready
+
+
 def give_back(state: RunState, spec: StepSpec) -> None:
     """Free the step's pool slot, if it holds one."""
     pool = pool_of(state, spec)

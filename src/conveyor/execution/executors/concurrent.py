@@ -117,7 +117,7 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
             _, _, key, attempt = heapq.heappop(delayed)
             retries.append((key, attempt))
         if parked:
-            retries.extendleft(reversed(_unpark(state, parked)))
+            retries.extendleft(reversed(slots.unpark(state, parked)))
         while (step := next_step()) is not None and backend.has_room():
             key, attempt = step
             spec = specs.get(key)
@@ -198,23 +198,6 @@ def run_concurrently(state: RunState, plan: Plan, backend: Backend) -> None:
                         f"{backend.stop_note}"
                     ),
                 )
-
-
-def _unpark(state: RunState, parked: list[tuple[StepSpec, int]]) -> list[tuple[str, int]]:
-    """Parked steps that got their pool slot now, oldest first; each pool is asked once
-    a pass for its oldest waiter, and not again while it is full."""
-    full: set[str | None] = set()
-    ready: list[tuple[str, int]] = []
-    for item in list(parked):
-        spec, attempt = item
-        if spec.pool in full:
-            continue
-        if slots.try_take(state, spec):
-            parked.remove(item)
-            ready.append((spec.key, attempt))
-        else:
-            full.add(spec.pool)
-    return ready
 
 
 def _pop(retries: deque[tuple[str, int]], ready: deque[str], attempt: int) -> None:

@@ -31,7 +31,7 @@ class InProcessExecutor:
         frontier = Frontier(state, plan)
         delayed: list[tuple[float, int, str, int]] = []
         # Steps waiting for a slot of their pool (task pool=), oldest first.
-        waiting: list[tuple[str, int]] = []
+        waiting: list[tuple[StepSpec, int]] = []
         seq = 0
         specs: dict[str, StepSpec] = {}
 
@@ -52,21 +52,20 @@ class InProcessExecutor:
                 key, attempt = frontier.ready.popleft(), 1
             elif waiting:
                 # Only steps waiting for a pool slot (or a later retry): ask again.
-                got = next((w for w in waiting if slots.try_take(state, spec_of(w[0]))), None)
-                if got is None:
+                got = slots.unpark(state, waiting, most=1)
+                if not got:
                     pause = slots.WAIT_POLL
                     if delayed:
                         pause = min(pause, delayed[0][0] - time.monotonic())
                     time.sleep(max(0.0, pause))
                     continue
-                waiting.remove(got)
-                key, attempt = got
+                [(key, attempt)] = got
             else:
                 due, _, key, attempt = heapq.heappop(delayed)
                 time.sleep(max(0.0, due - time.monotonic()))
             spec = spec_of(key)
             if not slots.try_take(state, spec):
-                waiting.append((key, attempt))  # other steps run meanwhile
+                waiting.append((spec, attempt))  # other steps run meanwhile
                 continue
             outcome = run_attempt(state, spec, attempt)
             if outcome.status is TaskStatus.SUCCESS:
