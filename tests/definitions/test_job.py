@@ -40,6 +40,8 @@ def test_job_options_are_validated_and_kept() -> None:
         ({"execute": {"concurrency": 0}}, "concurrency=0"),
         ({"execute": {"retries": -1}}, "retries=-1"),
         ({"execute": {"tiemout": "1h"}}, "unknown execute option(s) 'tiemout'"),
+        ({"execute": {1: 2, "x": 3}}, "unknown execute option(s) 1, 'x'"),
+        ({"require": {"gpu": 1}}, "unknown require key(s) 'gpu'; known: timezone"),
         ({"executor": "warp"}, "unknown executor 'warp'"),
         ({"resources": {"not valid": 1}}, "must be a Python identifier"),
         ({"name": "9lives"}, "must not start with a digit"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.definitions.durations import parse_duration
+from conveyor.definitions.keys import check_keys
 from conveyor.errors import ConfigError, DefinitionError
 
 _KEYS = ("timeout", "concurrency", "retries")
@@ -32,12 +33,7 @@ class ExecuteOptions:
             return cls()
         if not isinstance(value, Mapping):
             raise DefinitionError(f"{owner}: execute must be a dict, e.g. {{'timeout': '4h'}}")
-        unknown = sorted(set(value) - set(_KEYS))
-        if unknown:
-            raise DefinitionError(
-                f"{owner}: unknown execute option(s) {', '.join(map(repr, unknown))}; "
-                f"known: {', '.join(_KEYS)}"
-            )
+        check_keys(value, _KEYS, owner, "execute option")
         timeout = value.get("timeout")
         try:
             seconds = None if timeout is None else parse_duration(timeout, what="execute timeout")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from conveyor.definitions.keys import check_keys
 from conveyor.errors import ConfigError, DefinitionError
 
 INCREMENTAL_MODES = ("latest", "interval")
@@ -77,12 +78,7 @@ def parse_job_interval(value: object, owner: str) -> JobInterval | None:
             f"{owner}: interval={value!r} must be a dict such as "
             f"{{'start': '2026-01-01', 'end': None}}"
         )
-    unknown = sorted(set(value) - {"start", "end"}, key=str)
-    if unknown:
-        raise DefinitionError(
-            f"{owner}: unknown interval key(s) {', '.join(map(repr, unknown))}; "
-            f"give 'start' and optionally 'end'"
-        )
+    check_keys(value, ("start", "end"), owner, "interval key")
     if value.get("start") is None:
         raise DefinitionError(
             f"{owner}: interval= needs a 'start', e.g. {{'start': '2026-01-01', 'end': None}}"

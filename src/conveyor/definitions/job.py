@@ -21,6 +21,7 @@ from conveyor.definitions.frames import current_frame
 from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.graph import Graph
 from conveyor.definitions.intervals import INCREMENTAL_MODES, parse_job_interval
+from conveyor.definitions.keys import check_keys
 from conveyor.definitions.params import (
     Param,
     ParamKind,
@@ -457,12 +458,7 @@ def _in_zone(
     triggers: tuple[Trigger, ...], require: dict[str, Any], owner: str
 ) -> tuple[Trigger, ...]:
     """Put the job's cron-string triggers in ``require["timezone"]`` (a Schedule keeps its own)."""
-    unknown = sorted(set(require) - set(REQUIRE_KEYS))
-    if unknown:
-        raise DefinitionError(
-            f"{owner}: unknown require key(s) {', '.join(map(repr, unknown))}; known: "
-            f"{', '.join(REQUIRE_KEYS)}"
-        )
+    check_keys(require, REQUIRE_KEYS, owner, "require key")
     zone = require.get("timezone")
     if zone is None:
         return triggers
