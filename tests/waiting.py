@@ -9,9 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(
-    predicate: Callable[[], T], seconds: float, what: str, *, every: float = 0.05
-) -> T:
+def wait_until(predicate: Callable[[], T], seconds: float, what: str, *, every: float = 0.05) -> T:
     """Call ``predicate`` until it returns something truthy, and return that.
 
     Raises ``AssertionError`` naming ``what`` when ``seconds`` pass first.

@@ -1,4 +1,7 @@
-"""Worker processes: starting them warm, stopping whole process trees, reading memory use."""
+"""Worker processes: starting them warm, stopping whole process trees, reading memory use.
+
+Workers die with the process that owns them; ``lifeline`` says how.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from multiprocessing.process import BaseProcess
 
 import psutil
 
+from conveyor.execution.executors import lifeline
+
 STOP_GRACE = 1.0
 
 _context_lock = threading.Lock()
@@ -26,7 +31,12 @@ def context() -> multiprocessing.context.BaseContext:
         if _context is None:
             if sys.platform.startswith("linux"):
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["conveyor.execution.executors.worker"])
+                ctx.set_forkserver_preload(
+                    [
+                        "conveyor.execution.executors.worker",
+                        "conveyor.execution.executors.processes",
+                    ]
+                )
                 _context = ctx
             else:
                 _context = multiprocessing.get_context("spawn")
@@ -36,18 +46,21 @@ def context() -> multiprocessing.context.BaseContext:
 class WorkerProcess:
     """One warm worker and the pipe to it."""
 
-    __slots__ = ("conn", "handle", "proc")
+    __slots__ = ("conn", "handle", "lifeline", "proc")
 
     def __init__(self) -> None:
-        from conveyor.execution.executors import worker
-
         ctx = context()
+        self.lifeline = lifeline.owned(ctx)
         parent, child = ctx.Pipe(duplex=True)
         self.proc: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
-            target=worker.main, args=(child,), daemon=True, name="conveyor-worker"
+            target=_serve,
+            args=(child, self.lifeline.reader, self.lifeline.death_signal),
+            daemon=True,
+            name="conveyor-worker",
         )
         self.proc.start()
         child.close()
+        self.lifeline.watch(self.pid)
         self.conn: Connection = parent
         self.handle: object | None = None
 
@@ -64,6 +77,19 @@ class WorkerProcess:
         self.proc.join(timeout=2)
         if self.proc.is_alive():
             kill_tree(self.pid)
+        self.ended()
+
+    def ended(self) -> None:
+        """The worker was stopped: the guard stops watching its pid, which may be reused."""
+        self.lifeline.forget(self.pid)
+
+
+def _serve(conn: Connection, owner: Connection, death_signal: bool) -> None:
+    """A worker process's life: tied to its owner first, then serving calls."""
+    from conveyor.execution.executors import worker
+
+    lifeline.hold(owner, death_signal)
+    worker.main(conn)
 
 
 def kill_tree(pid: int, grace: float = STOP_GRACE) -> None:
@@ -151,6 +177,7 @@ class Pool:
         except OSError:
             pass
         dead.proc.join(timeout=1)
+        dead.ended()
 
     def close(self) -> None:
         with self._lock:
@@ -179,3 +206,4 @@ def _close_pools() -> None:
         _pools.clear()
     for p in pools:
         p.close()
+    lifeline.release()
