@@ -242,14 +242,10 @@ def finish(
     """Store an attempt's logs and result, record its end, run hooks, decide on a retry."""
     rec = state.recorder
     key = spec.key
-    for stream, text in (("stdout", report.out), ("stderr", report.err)):
-        if text:
-            rec.log(key, attempt, stream, text.encode("utf-8", "replace"))
+    _store_logs(state, key, attempt, report)
     if report.error is None:
-        if report.stored is not None:
-            rec.stored_result(key, report.stored)
-        else:
-            _store_result(state, key, report.value)
+        report = _store_result(state, key, report)
+    if report.error is None:
         rec.task(key, attempt, TaskStatus.SUCCESS, ended_at=time.time())
         state.set_status(key, TaskStatus.SUCCESS)
         for hook in spec.on_success:
@@ -342,13 +338,47 @@ def original(error: ConveyorError) -> BaseException:
     return error.original if isinstance(error, UserCodeError) else error
 
 
-def _store_result(state: RunState, key: str, value: Any) -> None:
+def _store_logs(state: RunState, key: str, attempt: int, report: Report) -> None:
+    """Store the attempt's output; output that cannot be written is reported, not fatal."""
+    for stream, text in (("stdout", report.out), ("stderr", report.err)):
+        if not text:
+            continue
+        try:
+            state.recorder.log(key, attempt, stream, text.encode("utf-8", "replace"))
+        except StorageError as e:
+            state.recorder.event("log_not_stored", str(e), task_key=key, attempt=attempt)
+            log.warning("the %s of task %r (attempt %d) is lost: %s", stream, key, attempt, e)
+
+
+def _store_result(state: RunState, key: str, report: Report) -> Report:
+    """Store a succeeded attempt's output; the report of a failure where it cannot be written."""
+    if report.stored is not None:
+        state.recorder.stored_result(key, report.stored)
+        return report
     try:
-        state.recorder.result(key, value)
+        state.recorder.result(key, report.value)
     except StorageError as e:
-        # The value still flows to downstream tasks in this run; only reuse
-        # by a later rerun is lost, and that rerun executes the task again.
+        if isinstance(e.__cause__, OSError):
+            # The disk refused the bytes (full, read-only): the attempt failed,
+            # like any other, so that nothing downstream counts on a result
+            # that is not there.
+            return stored_failure(report, e)
+        # The value cannot be pickled. It still flows to downstream tasks in
+        # this run; only reuse by a later rerun is lost, and that rerun
+        # executes the task again.
         state.recorder.event("result_not_stored", str(e), task_key=key)
+    return report
+
+
+def stored_failure(report: Report, error: StorageError) -> Report:
+    """The report of an attempt whose output could not be written to the result store."""
+    return Report(
+        error=error,
+        traceback_text=UserCodeError.format(error),
+        out=report.out,
+        err=report.err,
+        user_code=False,
+    )
 
 
 def _call_hook(

@@ -21,7 +21,11 @@ class LogStore:
     def put(
         self, run_id: str, task_key: str, attempt: int, stream: str, data: bytes
     ) -> dict[str, Any]:
-        """Store the bytes and return the pointer row to record with the run."""
+        """Store the bytes and return the pointer row to record with the run.
+
+        Raises:
+            StorageError: the bytes cannot be written (no partial file is left).
+        """
         ext = "out" if stream == "stdout" else "err"
         where = store(self.blobs, f"logs/{run_id}/{safe_name(task_key)}.{attempt}.{ext}", data)
         return {

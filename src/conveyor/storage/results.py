@@ -19,7 +19,13 @@ class ResultStore:
         self.blobs = blobs
 
     def put(self, run_id: str, task_key: str, value: Any) -> dict[str, Any]:
-        """Pickle and store ``value``; return the pointer row to record with the run."""
+        """Pickle and store ``value``; return the pointer row to record with the run.
+
+        Raises:
+            StorageError: ``value`` cannot be pickled (the error's ``__cause__``
+                is the pickling error), or its bytes cannot be written (the
+                ``__cause__`` is the ``OSError``; no partial file is left).
+        """
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:

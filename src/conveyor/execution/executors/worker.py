@@ -4,7 +4,8 @@ A call arrives as a cloudpickled payload. The task's function travels by
 reference (its module and name, or the workspace file it came from) and by
 value only where no reference works (``__main__``, notebooks, closures).
 Outputs larger than the inline limit are written to the result store here,
-so that only a pointer crosses the pipe back.
+so that only a pointer crosses the pipe back; one that cannot be written
+fails its attempt with the ``StorageError``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import pickle
 import signal
 import sys
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,16 @@ import cloudpickle
 
 from conveyor.definitions.retry import NO_RETRY
 from conveyor.definitions.task import Task
-from conveyor.errors import ExecutionError, UserCodeError
+from conveyor.errors import ExecutionError, StorageError, UserCodeError
 from conveyor.execution.capture import routed_streams
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.state import RunMeta
-from conveyor.execution.steps import Report, StepSpec, call_task
+from conveyor.execution.steps import Report, StepSpec, call_task, stored_failure
 from conveyor.workspace import WORKSPACE_PREFIX, import_file
 
 FnRef = tuple[str, ...]
+
+_workspace_import = threading.Lock()
 
 
 class RemoteTaskError(ExecutionError):
@@ -56,12 +60,14 @@ def _resolve_function(ref: tuple[str, Any]) -> Any:
     if kind == "value":
         return cloudpickle.loads(data)
     module_name, qualname, file = data
-    module = sys.modules.get(module_name)
-    if module is None:
-        if file and module_name.startswith(WORKSPACE_PREFIX):
-            module = import_file(Path(file), module_name)
-        else:
-            module = importlib.import_module(module_name)
+    # A Dask worker resolves calls on several threads at once. A module another
+    # thread is still importing is in sys.modules half done: import_module waits
+    # for it, and workspace files are imported one at a time.
+    if file and module_name.startswith(WORKSPACE_PREFIX):
+        with _workspace_import:
+            module = sys.modules.get(module_name) or import_file(Path(file), module_name)
+    else:
+        module = importlib.import_module(module_name)
     obj: Any = module
     for part in qualname.split("."):
         obj = getattr(obj, part)
@@ -172,7 +178,10 @@ def _store_large(report: Report, payload: dict[str, Any], blob_root: str) -> Rep
     if len(data) <= INLINE_LIMIT:
         return report
     path = f"results/{payload['meta'].run_id}/{safe_name(payload['key'])}.pkl"
-    uri = DirectoryBlobStore(Path(blob_root)).put(path, data)
+    try:
+        uri = DirectoryBlobStore(Path(blob_root)).put(path, data)
+    except StorageError as e:
+        return stored_failure(report, e)
     t = type(report.value)
     report.stored = {
         "uri": uri,
