@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,11 @@ def parse_tags(values: tuple[str, ...]) -> dict[str, str]:
     help="Where the steps run (default: the job's executor, else in_process).",
 )
 @click.option(
-    "-d", "--detach", is_flag=True, help="Start the run in its own worker process; print its id."
+    "-d",
+    "--detach",
+    is_flag=True,
+    help="Start the run in its own worker process, or queue it if the job's slots are taken; "
+    "print its id.",
 )
 @click.option("-p", "--partition", metavar="KEY", help="Process this key of the job's partitions.")
 def run_command(
@@ -100,7 +105,9 @@ def run_command(
 
     JOB may be left out when the workspace defines one job. Exits 0 when the
     run succeeds, 1 when it fails, 2 on bad usage. With --detach, the run
-    goes on in a worker process and the command prints its id at once.
+    takes a slot of the job's concurrency (and pool) and goes on in a worker
+    process, or stays queued for a daemon when no slot is free (or older runs
+    of the job are queued); either way the command prints its id at once.
     """
     target, job_name = split_args(args, module, "JOB name", required=False)
     ws = load_workspace(target, module)
@@ -121,6 +128,7 @@ def run_command(
             parse_tags(tags),
             executor,
             partition,
+            f"conveyor daemon {f'-m {module}' if module else shlex.quote(target or '')}",
         )
     return _run_and_report(
         job.name,
@@ -150,10 +158,18 @@ def _detach(
     tags: dict[str, str],
     executor: str | None,
     partition: str | None,
+    daemon: str,
 ) -> int:
-    """Validate and record the run here, then hand it to a run worker process."""
+    """Validate and record the run queued here, then start it in a run worker process if
+    it gets its slots (``admission.admit``), as the daemon would; else leave it queued.
+
+    ``daemon`` is the command that starts the runs left queued.
+    """
+    from conveyor.errors import InvalidTransitionError
     from conveyor.execution.launch import check_partition, prepare
     from conveyor.execution.runner import start
+    from conveyor.scheduler.admission import admit, queued_ahead
+    from conveyor.storage.states import RunStatus
 
     plan, cfg = prepare(job, run_config, selection, None)
     key = check_partition(job, partition)
@@ -162,20 +178,67 @@ def _detach(
     run = instance.run_store.create(
         job_name=job.name,
         job_version=job.version,
+        status=RunStatus.QUEUED,
         tags={**job.tags, **tags},
         run_config=cfg.raw,
         selection=plan.selection if plan is not None else None,
         origin=origin,
         partition=key,
     )
+    click.echo(run.id)
+    short = run.id[:8]
+    ahead = queued_ahead(instance, job, run)
+    try:
+        admitted = ahead == 0 and admit(instance, job, run)
+    except InvalidTransitionError:
+        # A daemon took it from the queue first (or it was canceled): its worker is not ours.
+        now = instance.run_store.get(run.id).status
+        click.echo(
+            f"run {short} is {now} already; follow it with: conveyor runs show {short}", err=True
+        )
+        return 0
+    if not admitted:
+        why = (
+            f"{_plural(ahead, 'older run')} of job {job.name!r} "
+            f"{'is' if ahead == 1 else 'are'} queued before it"
+            if ahead
+            else _full_slot(instance, job)
+        )
+        click.echo(
+            f"run {short} queued: {why}; a daemon ({daemon}) starts it when a slot frees",
+            err=True,
+        )
+        return 0
     worker = start(run.id, instance)
     worker.returncode = 0  # not ours to wait for: it goes on after this command exits
-    click.echo(run.id)
     click.echo(
         f"started in worker process {worker.pid}; follow it with: conveyor runs show {run.id[:8]}",
         err=True,
     )
     return 0
+
+
+def _full_slot(instance: Any, job: Any) -> str:
+    """Which of the job's slots kept a run from starting, in words."""
+    from conveyor.scheduler.admission import slots_of
+
+    for scope, limit in slots_of(instance, job):
+        active = len(instance.lease_store.held(scope))
+        if active < limit:
+            continue  # freed since
+        kind, name = scope.split(":", 1)
+        if kind == "job":
+            verb = "is" if active == 1 else "are"
+            return f"job {name!r} allows {_plural(limit, 'run')} at once and {active} {verb} active"
+        return (
+            f"pool {name!r} of job {job.name!r} allows {limit} at once and its {limit} "
+            f"{'slot is' if limit == 1 else 'slots are'} taken (conveyor pools list shows by whom)"
+        )
+    return f"no slot of job {job.name!r} was free"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @click.command("rerun")

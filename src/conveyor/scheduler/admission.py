@@ -1,0 +1,93 @@
+"""Admission: a run takes its concurrency slots and is marked ``starting`` in one step.
+
+Every way of starting a recorded run (the daemon's launcher, ``conveyor run
+--detach``) goes through ``admit``, so a job's ``execute={"concurrency": N}``
+and its pool's limit hold however its runs are started: a start that skips
+the slots is one run more than the limit allows. ``queued_ahead`` keeps the
+daemon's order (queued runs of a job start oldest first) for starts that do
+not come from its queue.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from conveyor.definitions.job import Job
+from conveyor.errors import InvalidTransitionError
+from conveyor.storage.instance import Instance
+from conveyor.storage.records import RunRecord
+from conveyor.storage.schema import runs
+from conveyor.storage.states import RunStatus
+
+
+def slots_of(instance: Instance, job: Job) -> list[tuple[str, int]]:
+    """The scopes a run of ``job`` takes a slot of, with their limits.
+
+    ``job:<name>`` under ``execute={"concurrency": N}``, and ``pool:<name>``
+    when the job's pool has a limit (``conveyor pools set``). Empty when
+    nothing limits the job.
+    """
+    scopes: list[tuple[str, int]] = []
+    if job.execute.concurrency is not None:
+        scopes.append((f"job:{job.name}", job.execute.concurrency))
+    if job.pool is not None:
+        pool_limit = instance.pool_store.get(job.pool)
+        if pool_limit is not None:
+            scopes.append((f"pool:{job.pool}", pool_limit))
+    return scopes
+
+
+def admit(instance: Instance, job: Job, run: RunRecord) -> bool:
+    """Take a slot of each of ``slots_of(job)`` for the queued ``run`` and mark it starting.
+
+    The run is marked in the transaction that takes its last slot, so a run
+    that another process started, or that was canceled meanwhile, takes no
+    new slot: ``InvalidTransitionError`` then, with the slots the other
+    process took left to it. False, holding nothing, when a slot is not free.
+    The caller starts the run's worker when this returns True.
+    """
+    leases = instance.lease_store
+
+    def mark(conn: Connection) -> None:
+        instance.run_store.set_status_in(conn, run.id, RunStatus.STARTING)
+
+    scopes = slots_of(instance, job)
+    if not scopes:
+        instance.run_store.set_status(run.id, RunStatus.STARTING)
+        return True
+    try:
+        for i, (scope, limit) in enumerate(scopes):
+            last = i == len(scopes) - 1
+            if not leases.acquire(scope, run.id, limit, then=mark if last else None):
+                leases.release(run.id)
+                return False
+    except InvalidTransitionError:
+        # Started by another process: the slots are its. Canceled: it needs none.
+        if instance.run_store.get(run.id).status.is_terminal:
+            leases.release(run.id)
+        raise
+    return True
+
+
+def queued_ahead(instance: Instance, job: Job, run: RunRecord) -> int:
+    """How many queued runs of ``job``, older than ``run``, wait for a slot before it.
+
+    0 when nothing limits the job (``slots_of`` is empty): its queued runs
+    wait for a daemon, not for a slot, so starting ``run`` takes nothing
+    from them.
+    """
+    if not slots_of(instance, job):
+        return 0
+    created, rid = run.cursor
+    older = or_(runs.c.created_at < created, and_(runs.c.created_at == created, runs.c.id < rid))
+    with instance.db.read() as conn:
+        count = conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(
+                runs.c.job_name == job.name,
+                runs.c.status == str(RunStatus.QUEUED),
+                older,
+            )
+        ).scalar()
+    return int(count or 0)
