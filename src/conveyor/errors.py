@@ -106,5 +106,19 @@ class InvalidTransitionError(StorageError, ValueError):
     """A run or task status change is not in the allowed transitions table."""
 
 
+class LeaseLostError(StorageError):
+    """A run's process wrote with a fencing token that is no longer the run's.
+
+    The run was judged dead, or its start was handed to another worker, while
+    this process was paused, partitioned or starved; the database refuses its
+    writes, and the process stops its work.
+    """
+
+
+class JournalKeptError(StorageError):
+    """A run could not write its records before its time to wait for the database ran out;
+    they are kept in a local journal for ``conveyor runs recover``."""
+
+
 class NotFoundError(ConveyorError, LookupError):
     """A run, task, job, log or result that was asked for does not exist."""

@@ -8,6 +8,7 @@ import time
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 from conveyor.storage.ticks import TickSpec
+from tests.waiting import wait_until
 
 RUN = {"job_version": "v1", "tags": {"trigger": "every:2s"}}
 
@@ -103,27 +104,36 @@ def test_leases_limit_holders_and_expire(durable: Instance) -> None:
     assert sorted(leases.held("job:a")) == ["r1", "r2"]
     leases.release("r1")
     assert leases.acquire("job:a", "r3", limit=2)
+    # A holder that is no run (or a run still queued) holds its slot until it expires.
     assert leases.acquire("job:b", "r4", limit=1, ttl=0.05)
-    time.sleep(0.1)
-    assert leases.held("job:b") == []
+    wait_until(lambda: leases.held("job:b") == [], 10, "the lease to expire")
     assert leases.acquire("job:b", "r5", limit=1)  # an expired lease is taken over
-    leases.renew("r5", ttl=60)
     assert leases.held("job:b") == ["r5"]
 
 
-def test_a_run_renews_and_frees_its_tasks_slots(durable: Instance) -> None:
+def _run(instance: Instance) -> str:
+    return instance.run_store.create(job_name="j", job_version="v", then=RunStatus.RUNNING).id
+
+
+def test_a_running_run_keeps_its_slots_however_long_it_is_silent(durable: Instance) -> None:
     leases = durable.lease_store
+    rid = _run(durable)
     key = "t" * 200  # a task key may be long
-    assert leases.acquire("pool:db", f"r1/{key}", limit=3, ttl=0.05)
-    assert leases.acquire("pool:db", "r1/other", limit=3, ttl=0.05)
-    assert leases.acquire("pool:db", "r10/x", limit=3, ttl=0.05)
-    leases.renew("r1", ttl=60)  # the run's heartbeat covers its tasks, not run r10's
-    time.sleep(0.1)
-    assert sorted(leases.held("pool:db")) == sorted([f"r1/{key}", "r1/other"])
-    leases.release_one("pool:db", "r1/other")
-    assert leases.held("pool:db") == [f"r1/{key}"]
-    leases.release("r1")
-    assert leases.held("pool:db") == []
+    assert leases.acquire("job:j", rid, limit=1, ttl=0.01)
+    assert leases.acquire("pool:db", f"{rid}/{key}", limit=2, ttl=0.01)
+    assert leases.acquire("pool:db", f"{rid}/other", limit=2, ttl=0.01)
+    other = _run(durable)
+    time.sleep(0.05)  # past every ttl: still not free, the run has not ended
+    assert not leases.acquire("job:j", other, limit=1)
+    assert not leases.acquire("pool:db", f"{other}/x", limit=2)
+    assert sorted(leases.held("pool:db")) == sorted([f"{rid}/{key}", f"{rid}/other"])
+    leases.release_one("pool:db", f"{rid}/other")
+    assert leases.held("pool:db") == [f"{rid}/{key}"]
+    # Once the run has ended, its slots are free at once, even if nobody released them.
+    durable.run_store.set_status(rid, RunStatus.FAILURE, error="ended elsewhere")
+    assert leases.held("job:j") == []
+    assert leases.acquire("job:j", other, limit=1)
+    assert leases.acquire("pool:db", f"{other}/x", limit=1)
 
 
 def test_racing_acquirers_never_exceed_the_limit(durable: Instance) -> None:

@@ -9,6 +9,7 @@ including Ctrl-C and cancel requests, ends with the run in a final state.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +22,8 @@ from conveyor.errors import (
     ConfigError,
     ConveyorError,
     ExecutionError,
+    JournalKeptError,
+    LeaseLostError,
     RunCanceledError,
     SelectionError,
     UserCodeError,
@@ -40,6 +43,8 @@ from conveyor.storage.records import RunRecord
 from conveyor.storage.states import RunStatus, TaskStatus
 
 INPUT_PREFIX = "input:"
+
+log = logging.getLogger("conveyor")
 
 
 def default_origin(job: Job) -> dict[str, Any]:
@@ -156,20 +161,37 @@ def execute_run(
     job: Job,
     *,
     instance: Instance,
+    token: int | None = None,
     executor: Any = None,
     echo: bool = False,
     reuse: Mapping[str, dict[str, Any]] | None = None,
+    supervised: bool = False,
 ) -> RunResult:
-    """Execute a run that was recorded ``starting`` by another process."""
+    """Execute start ``token`` of a run that another process recorded ``starting``.
+
+    The run is claimed here (``starting`` to ``running``), unless a
+    supervising process claimed it already (``supervised``: it also
+    heartbeats for the run). ``LeaseLostError`` if the start is not
+    ``token``'s any more: it was put back in the queue or canceled.
+    Without ``token``, the run's current start is claimed.
+    """
     run = instance.run(run_id, job_name=job.name)
-    plan, cfg = prepare(job, run.run_config, run.selection, None)
-    instance.run_store.set_status(run.id, RunStatus.RUNNING)
+    if token is None:
+        token = run.token
+    if not (supervised and run.status is RunStatus.RUNNING and run.token == token):
+        run = instance.run_store.claim(run_id, token)
+    try:
+        plan, cfg = prepare(job, run.run_config, run.selection, None)
+    except ConveyorError as e:
+        instance.run_store.set_status(run_id, RunStatus.FAILURE, error=str(e), token=token)
+        raise
     state = _state(run, job, instance, cfg, echo=echo, reuse=reuse)
     return _execute(
         state,
         plan,
         resolve_executor(executor if executor is not None else job.executor),
         raise_on_error=False,
+        supervised=supervised,
     )
 
 
@@ -188,7 +210,8 @@ def _state(
         run_id=run.id,
         job=job,
         instance=instance,
-        recorder=instance.recorder(run.id),
+        recorder=instance.recorder(run.id, run.token),
+        token=run.token,
         config=cfg,
         tags=run.tags,
         echo=echo,
@@ -206,13 +229,20 @@ def _interval(run: RunRecord) -> Interval | None:
 
 
 def _execute(
-    state: RunState, plan: Plan | None, executor: Executor, raise_on_error: bool
+    state: RunState,
+    plan: Plan | None,
+    executor: Executor,
+    raise_on_error: bool,
+    *,
+    supervised: bool = False,
 ) -> RunResult:
     job, rec = state.job, state.recorder
     in_process = getattr(executor, "interrupt_on_cancel", False)
     run_error: ConveyorError | None = None
+    monitor = RunMonitor(state, interrupt=in_process or plan is None, heartbeat=not supervised)
+    rec.on_lost = monitor.lose
     try:
-        with routed_streams(), RunMonitor(state, interrupt=in_process or plan is None):
+        with routed_streams(), monitor:
             if plan is not None:
                 _record_plan(state, plan)
             try:
@@ -228,7 +258,9 @@ def _execute(
                 run_error = e
                 _end_pending(state, TaskStatus.SKIPPED, f"not run: {e}")
     except BaseException as stop:
-        state.instance.lease_store.release(state.run_id)
+        if state.lost is not None:
+            return _result(state, RunStatus.FAILURE, LeaseLostError(state.lost), raise_on_error)
+        _release(state)
         requested = state.cancel_requested.is_set() and isinstance(
             stop, RunCanceled | KeyboardInterrupt
         )
@@ -243,9 +275,23 @@ def _execute(
         )
     status, error = _outcome(job, state, run_error)
     _run_job_hooks(state, status, error)
-    rec.close(run_status=status, error=None if error is None else str(error))
-    state.instance.lease_store.release(state.run_id)
+    try:
+        rec.close(run_status=status, error=None if error is None else str(error))
+    except (LeaseLostError, JournalKeptError) as e:
+        # The run's outcome could not be recorded: say so rather than pretend.
+        log.error("%s", e)
+        return _result(state, RunStatus.FAILURE, e, raise_on_error)
+    _release(state)
     return _result(state, status, error, raise_on_error)
+
+
+def _release(state: RunState) -> None:
+    """Free the run's slots. If the database is away, they are free anyway once the run
+    has ended (a slot of an ended run is free to take: ``storage.leases``)."""
+    try:
+        state.instance.lease_store.release(state.run_id)
+    except Exception as e:
+        log.warning("run %s: its slots were not freed now (%s)", state.run_id[:8], e)
 
 
 def _result(
@@ -343,6 +389,7 @@ def _stop(state: RunState, stop: BaseException, requested: bool) -> None:
                 state.run_id,
                 RunStatus.CANCELED,
                 error="canceled on request" if requested else "stopped by the user",
+                token=state.token,
             )
         else:
             state.recorder.close(

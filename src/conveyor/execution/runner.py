@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, LeaseLostError
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 
@@ -75,7 +75,7 @@ def start(run_id: str, instance: Instance) -> subprocess.Popen[bytes]:
     output goes to ``<CONVEYOR_HOME>/workers/<run id>.log``.
     """
     with _log_file(instance, run_id) as log:
-        return subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "conveyor.execution.runner", run_id],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -83,6 +83,9 @@ def start(run_id: str, instance: Instance) -> subprocess.Popen[bytes]:
             start_new_session=True,
             env=os.environ.copy(),
         )
+    # The worker answers for the run from now on: this process may exit first.
+    instance.run_store.hand_over(run_id, worker.pid)
+    return worker
 
 
 def start_server(instance: Instance, origin: dict[str, Any]) -> subprocess.Popen[bytes]:
@@ -180,6 +183,11 @@ def main(argv: list[str]) -> int:
 
 def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
     run = instance.run(run_id)
+    if run.status is not RunStatus.STARTING:
+        # Canceled, put back in the queue, or begun by another worker meanwhile.
+        print(f"run {run_id} is {run.status}: nothing to start", file=sys.stderr)
+        return 0 if run.status is RunStatus.SUCCESS else 1
+    token = run.token
     origin = run.origin or {}
     try:
         from conveyor.workspace import load
@@ -194,8 +202,24 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
     except Exception as e:
         message = f"the run worker could not load job {run.job_name!r}: {type(e).__name__}: {e}"
         print(message, file=sys.stderr)
-        instance.run_store.set_status(run_id, RunStatus.FAILURE, error=message)
+        try:
+            instance.run_store.claim(run_id, token)
+            instance.run_store.set_status(run_id, RunStatus.FAILURE, error=message, token=token)
+        except LeaseLostError:
+            pass  # not this worker's run any more
         return 1
+    from conveyor.execution.supervisor import supervise
+
+    try:
+        instance.run_store.claim(run_id, token)
+    except LeaseLostError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    return supervise(run_id, token, instance, lambda: _execute(run, job, instance, origin))
+
+
+def _execute(run: Any, job: Any, instance: Instance, origin: dict[str, Any]) -> int:
+    """The supervised child: execute the claimed run; exit 0 if it succeeded."""
     from conveyor.execution.launch import execute_run
     from conveyor.execution.rerun import RETRY_TAG, reusable
 
@@ -206,12 +230,18 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
         reuse = reusable(job, instance, parent, instance.result_store.pointers(parent.id))
     try:
         result = execute_run(
-            run_id, job, instance=instance, executor=origin.get("executor"), reuse=reuse
+            run.id,
+            job,
+            instance=instance,
+            token=run.token,
+            executor=origin.get("executor"),
+            reuse=reuse,
+            supervised=True,
         )
     except ConveyorError as e:
-        print(f"run {run_id}: {e}", file=sys.stderr)
+        print(f"run {run.id}: {e}", file=sys.stderr)
         return 1
-    print(f"run {run_id} {result.status}")
+    print(f"run {run.id} {result.status}")
     return 0 if result.success else 1
 
 

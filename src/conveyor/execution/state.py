@@ -56,6 +56,10 @@ class RunState:
     partition: str | None = None
     # Set when someone asked to cancel the run (see execution.monitor).
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    # The run's fencing token (see storage.runs), and why the run was lost, once the
+    # database refused it: the run stops, and nothing more of it is written.
+    token: int | None = None
+    lost: str | None = None
     # Steps that have waited for a pool slot (so the wait is recorded once).
     pool_waits: set[str] = field(default_factory=set)
 

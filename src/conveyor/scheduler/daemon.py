@@ -11,8 +11,9 @@ One pass (every ``POLL`` seconds) does these things:
    ticks keyed by the upstream run, so each fires once;
 3. the launcher: queued runs, oldest first, take a concurrency slot of their
    job and start in their own run-worker process;
-4. the monitor: a run whose worker stopped heartbeating ends ``failure``, its
-   unfinished tasks are closed and its slot released.
+4. the monitor: a run whose process is gone ends ``failure``, its unfinished
+   tasks closed and its slots released; a start whose worker never came goes
+   back to the queue (``scheduler.monitor`` says when a run is dead).
 
 Several daemons may run against one database; the tick keys, the slot keys
 and the guarded status changes make them agree without talking.
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import SensorContext
@@ -35,8 +36,10 @@ from conveyor.errors import ConveyorError, InvalidTransitionError, WorkspaceErro
 from conveyor.execution.launch import check_partition, prepare
 from conveyor.execution.rerun import RETRY_TAG
 from conveyor.execution.state import REFRESH_TAG
+from conveyor.scheduler.admission import admit
 from conveyor.scheduler.freshness import blocked_by
 from conveyor.scheduler.incremental import next_period_run
+from conveyor.scheduler.monitor import RunJudge
 from conveyor.scheduler.timing import due, next_after, period_before, previous_instant
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
@@ -52,10 +55,6 @@ POLL = 0.1
 FIRE_BATCH = 500
 # How often the daemon removes old run-worker logs (seconds).
 PRUNE_EVERY = 3600.0
-# A running run whose heartbeat is older than this has lost its worker.
-STALE_AFTER = 10.0
-# A run left starting this long without a heartbeat never got a worker.
-START_TIMEOUT = 60.0
 # Where the daemons keep how far they have read the webhook calls.
 WEBHOOK_CURSOR = "conveyor/webhooks"
 CHAIN_CURSOR = "conveyor/chains"
@@ -173,6 +172,7 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         launch: Launcher | None = None,
         poll: float = POLL,
+        lease: float | None = None,
     ) -> None:
         self.workspace = workspace
         self.instance = instance
@@ -212,24 +212,37 @@ class Daemon:
         self._pruned = float("-inf")
         # Runs this daemon started and has not seen end yet (see report_ended).
         self._started: dict[str, str] = {}
+        self._judge = RunJudge(instance, lease=lease)
 
     @property
     def jobs(self) -> dict[str, Job]:
         return self.workspace.jobs
 
     def run(self, stop: threading.Event) -> None:
-        """Pass after pass until ``stop`` is set."""
+        """Pass after pass until ``stop`` is set.
+
+        While the database cannot be reached, passes back off and the outage
+        is logged once when it starts and once when it ends; see ``outage``.
+        """
+        from conveyor.scheduler.outage import PassFailures
+
         log.info("daemon watching %d jobs", len(self.jobs))
         if self._workers is not None:
             self._workers.warm(self.instance)
+        failures = PassFailures(self.instance.db.safe_url, self.poll, log)
         try:
             while not stop.is_set():
                 started = time.monotonic()
+                wait: float | None = None
                 try:
                     self.tick()
-                except Exception:
-                    log.exception("scheduler pass failed; trying again")
-                stop.wait(max(0.0, self.poll - (time.monotonic() - started)))
+                except Exception as e:
+                    wait = failures.failed(e)
+                else:
+                    failures.passed()
+                if wait is None:
+                    wait = self.poll - (time.monotonic() - started)
+                stop.wait(max(0.0, wait))
         finally:
             if self._workers is not None:
                 self._workers.close()
@@ -688,63 +701,20 @@ class Daemon:
                     )
 
     def _start(self, job: Job, run: RunRecord) -> bool:
-        """Take a slot of the job's concurrency and of its pool, and mark the run starting.
-
-        The run is marked in the transaction that takes its last slot, so a
-        run another daemon started, or that was canceled meanwhile, takes no
-        new slot (``InvalidTransitionError``). False when a slot is not free.
-        """
-        leases = self.instance.lease_store
-
-        def mark(conn: Connection) -> None:
-            self.instance.run_store.set_status_in(conn, run.id, RunStatus.STARTING)
-
-        scopes: list[tuple[str, int]] = []
-        if job.execute.concurrency is not None:
-            scopes.append((f"job:{job.name}", job.execute.concurrency))
-        if job.pool is not None:
-            pool_limit = self.instance.pool_store.get(job.pool)
-            if pool_limit is not None:
-                scopes.append((f"pool:{job.pool}", pool_limit))
-        if not scopes:
-            self.instance.run_store.set_status(run.id, RunStatus.STARTING)
-            return True
-        try:
-            for i, (scope, limit) in enumerate(scopes):
-                last = i == len(scopes) - 1
-                if not leases.acquire(scope, run.id, limit, then=mark if last else None):
-                    leases.release(run.id)
-                    return False
-        except InvalidTransitionError:
-            # Started by another daemon: the slots are its. Canceled: it needs none.
-            if self.instance.run_store.get(run.id).status.is_terminal:
-                leases.release(run.id)
-            raise
-        return True
+        """Take the run's slots and mark it starting (``admission.admit``); False when a
+        slot is not free, ``InvalidTransitionError`` when another daemon started it."""
+        return admit(self.instance, job, run)
 
     def end_dead_runs(self, now: float) -> None:
-        for run in self.instance.run_store.list(
-            status=[RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELING], limit=1000
-        ):
-            if run.job_name not in self.jobs:
-                continue
-            # The last sign of life: the heartbeat, or for a run that died before its
-            # first heartbeat, the moment it started running.
-            sign = run.heartbeat_at or run.started_at
-            if sign is not None:
-                silent = now - sign.timestamp()
-                if silent <= STALE_AFTER:
-                    continue
-                reason = (
-                    f"its worker stopped heartbeating ({silent:.0f}s without a sign of "
-                    f"life): the process died or was killed"
-                )
-            elif now - run.updated_at.timestamp() > START_TIMEOUT:
-                reason = f"no worker picked it up within {START_TIMEOUT:.0f}s"
-            else:
-                continue
-            self.instance.end_lost_run(run.id, reason)
-            log.warning("run %s of %s failed: %s", run.id[:8], run.job_name, reason)
+        """End dead runs of the instance, whatever workspace they belong to (``monitor``)."""
+        for verdict in self._judge.judge():
+            log.warning(
+                "run %s of %s %s: %s",
+                verdict.run_id[:8],
+                verdict.job_name,
+                verdict.action,
+                verdict.reason,
+            )
 
 
 def _same_partition(job: Job, upstream: RunRecord) -> str | None:

@@ -23,7 +23,7 @@ from conveyor.storage.schema import metadata
 
 # The newest migration's revision. A test checks that it matches Alembic's
 # head, so start-up can skip importing Alembic when the schema is current.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
@@ -139,3 +139,18 @@ def _revision(conn: Connection) -> str | None:
         return None
     row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
     return None if row is None else str(row[0])
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached or answered too late
+    (worth trying again), rather than that the request itself was wrong."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError
+
+    if isinstance(error, OperationalError | InterfaceError):
+        # SQLite says "no such table" with the same class as "database is locked".
+        text = str(error.orig).lower()
+        return not any(w in text for w in ("no such", "syntax error", "has no column"))
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    cause = error.__cause__
+    return cause is not None and cause is not error and is_transient(cause)

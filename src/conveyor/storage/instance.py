@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConfigError, InvalidTransitionError, NotFoundError
+from conveyor.errors import ConfigError, ConveyorError, NotFoundError
+from conveyor.storage import journal
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
 from conveyor.storage.db import Database
 from conveyor.storage.events import EventStore
+from conveyor.storage.hosts import is_gone
 from conveyor.storage.leases import LeaseStore
 from conveyor.storage.logs import LogStore
 from conveyor.storage.pools import PoolStore
@@ -91,8 +93,20 @@ class Instance:
                 _default = (key, inst)
             return _default[1]
 
-    def recorder(self, run_id: str) -> RunRecorder:
-        return RunRecorder(self.db, self.log_store, self.result_store, run_id)
+    def recorder(self, run_id: str, token: int | None = None) -> RunRecorder:
+        """The write path of run ``run_id``'s process; with ``token``, fenced by it."""
+        return RunRecorder(
+            self.db,
+            self.log_store,
+            self.result_store,
+            run_id,
+            token=token,
+            journal=self.journal_path(run_id),
+        )
+
+    def journal_path(self, run_id: str) -> Path | None:
+        """Where run ``run_id`` keeps what it could not write (None in memory)."""
+        return journal.journal_path(self.home, run_id) if self.home is not None else None
 
     def close(self) -> None:
         self.db.dispose()
@@ -191,18 +205,61 @@ class Instance:
         """Ask a run to stop (see ``RunStore.request_cancel``); returns its status now.
 
         A running run ends ``canceled`` once its process has stopped its tasks,
-        within a couple of seconds.
+        within a couple of seconds; one whose process is gone (as this machine
+        can tell) is ended ``canceled`` at once.
         """
-        return self.run_store.request_cancel(run_id)
+        status = self.run_store.request_cancel(run_id)
+        if status is RunStatus.CANCELING:
+            run = self.run_store.get(run_id)
+            if is_gone(run.host, run.pid, run.pid_started):
+                self.end_lost_run(run_id, "canceled; its process was already gone", run.token)
+                status = self.run_store.get(run_id).status
+        return status
 
-    def end_lost_run(self, run_id: str, reason: str) -> None:
-        """End a run whose process is gone: unfinished tasks closed, run failed, slots freed."""
-        self.task_run_store.end_unfinished(run_id, reason)
-        try:
-            self.run_store.set_status(run_id, RunStatus.FAILURE, error=reason)
-        except InvalidTransitionError:
-            pass  # it ended meanwhile after all
-        self.lease_store.release(run_id)
+    def end_lost_run(self, run_id: str, reason: str, token: int | None = None) -> RunStatus:
+        """End a run whose process is gone: first the records its journal kept (if it left
+        one on this machine), then its unfinished tasks closed, the run ``failure`` (or
+        ``canceled`` if it was being canceled) and its slots freed, in one transaction.
+
+        With ``token`` (the start the caller judged), nothing happens if the run
+        has been started again since. Returns the run's status afterwards.
+        """
+        path = self.journal_path(run_id)
+        if path is not None and path.exists():
+            try:
+                self.recover(run_id)
+            except ConveyorError as e:
+                reason = f"{reason}; its journal could not be applied: {e}"
+        with self.db.write() as conn:
+            row = self.run_store.get_in(conn, run_id)
+            if token is not None and row.token != token:
+                return row.status
+            if not row.status.is_terminal:
+                to = RunStatus.CANCELED if row.status is RunStatus.CANCELING else RunStatus.FAILURE
+                TaskRunStore.end_unfinished_in(conn, run_id, reason)
+                self.run_store.set_status_in(conn, run_id, to, error=reason)
+            LeaseStore.release_in(conn, run_id)
+            return self.run_store.get_in(conn, run_id).status
+
+    def recover(self, run_id: str) -> str:
+        """Write the records run ``run_id`` kept in its journal on this machine.
+
+        Returns what was written. Raises ``NotFoundError`` if there is no
+        journal, ``LeaseLostError`` if the run has moved on (started again,
+        or ended) so its journal can no longer be applied: the file stays.
+        """
+        path = self.journal_path(run_id)
+        batch = journal.load(path) if path is not None else None
+        if batch is None or path is None:
+            raise NotFoundError(f"run {run_id} left no journal in {self.home}")
+        with self.db.write() as conn:
+            batch.write(conn)
+        journal.remove(path)
+        ended = f", and its end ({batch.run_status})" if batch.run_status else ""
+        return (
+            f"{len(batch.inserts) + len(batch.updates)} task records, {len(batch.events)} "
+            f"events, {len(batch.logs)} logs and {len(batch.results)} results{ended}"
+        )
 
     def result(self, run_id: str, task_name: str, *, job_name: str | None = None) -> Any:
         """The stored output of task ``task_name`` in a run."""

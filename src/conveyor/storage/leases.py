@@ -1,24 +1,33 @@
-"""Concurrency leases: numbered slots per scope, taken by inserting, freed on expiry.
+"""Concurrency leases: numbered slots per scope, taken by inserting, freed with their run.
 
 A run takes a slot of ``job:<name>`` (and of ``pool:<name>``) before it
 starts, and a task with ``pool=`` a slot of ``pool:<name>`` as ``<run
 id>/<task key>`` while it runs; at most ``limit`` slots exist. Taking a
-slot is an insert on the (scope, slot) key or a takeover of an expired
-lease, so two daemons can never hand out one slot twice, on SQLite or
-PostgreSQL, without any lock held across processes.
+slot is an insert on the (scope, slot) key or a takeover of a slot whose
+run has ended, so two daemons can never hand out one slot twice, on SQLite
+or PostgreSQL, without any lock held across processes.
+
+A slot is never taken from a run that has begun and not ended, however long
+its process has been silent: a paused, starved or cut-off run keeps its
+slots until the judge of dead runs ends it (``scheduler.monitor``), so a
+concurrency limit holds through pauses and outages. A slot of an ended run
+is free at once. Only a slot whose run is still ``queued`` (its starter died
+between taking two slots), or whose holder is no run, expires after ``ttl``
+seconds by the database's clock.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from conveyor.storage.clock import now_in
 from conveyor.storage.db import Database
-from conveyor.storage.schema import leases
+from conveyor.storage.schema import leases, runs
+from conveyor.storage.states import RUN_TERMINAL, RunStatus
 
 LEASE_TTL = 30.0
 
@@ -41,11 +50,11 @@ class LeaseStore:
         started along with it); if it raises, the slot is not taken and the
         error propagates.
         """
-        now = time.time()
         tried: set[int] = set()
         while True:
             try:
                 with self.db.write() as conn:
+                    now = now_in(conn)
                     taken = {
                         r.slot: r
                         for r in conn.execute(
@@ -55,11 +64,12 @@ class LeaseStore:
                         )
                     }
                     if not any(r.holder == holder for r in taken.values()):
+                        ended = _ended_holders(conn, taken.values(), now)
                         free = [
                             slot
                             for slot in range(limit)
                             if slot not in tried
-                            and (slot not in taken or taken[slot].expires_at < now)
+                            and (slot not in taken or taken[slot].holder in ended)
                         ]
                         if not free:
                             return False
@@ -94,17 +104,15 @@ class LeaseStore:
         )
         return bool(res.rowcount == 1)
 
-    def renew(self, holder: str, ttl: float = LEASE_TTL) -> None:
-        """Push back the expiry of every slot ``holder`` and its tasks hold (its heartbeat)."""
-        with self.db.write() as conn:
-            conn.execute(
-                update(leases).where(_held_by(holder)).values(expires_at=time.time() + ttl)
-            )
-
     def release(self, holder: str) -> None:
         """Free every slot ``holder`` holds, with those its tasks (``holder/...``) hold."""
         with self.db.write() as conn:
-            conn.execute(delete(leases).where(_held_by(holder)))
+            self.release_in(conn, holder)
+
+    @staticmethod
+    def release_in(conn: Connection, holder: str) -> None:
+        """``release`` inside the caller's write transaction."""
+        conn.execute(delete(leases).where(_held_by(holder)))
 
     def release_one(self, scope: str, holder: str) -> None:
         """Free ``holder``'s slot of ``scope`` only."""
@@ -112,14 +120,32 @@ class LeaseStore:
             conn.execute(delete(leases).where(leases.c.scope == scope, leases.c.holder == holder))
 
     def held(self, scope: str) -> list[str]:
-        """The holders of unexpired slots of ``scope``."""
+        """The holders of the slots of ``scope`` that are not free to take."""
         with self.db.read() as conn:
             rows = conn.execute(
-                select(leases.c.holder).where(
-                    and_(leases.c.scope == scope, leases.c.expires_at >= time.time())
-                )
+                select(leases.c.holder, leases.c.expires_at).where(leases.c.scope == scope)
             ).all()
-        return [r.holder for r in rows]
+            ended = _ended_holders(conn, rows, now_in(conn))
+        return [r.holder for r in rows if r.holder not in ended]
+
+
+def _ended_holders(conn: Connection, rows: Iterable[Any], now: float) -> set[str]:
+    """Which of the holders in ``rows`` hold their slot for nothing: their run has ended,
+    or is still queued (or is no run at all) past the slot's expiry."""
+    rows = list(rows)
+    if not rows:
+        return set()
+    run_ids = {r.holder.split("/", 1)[0] for r in rows}
+    q = select(runs.c.id, runs.c.status).where(runs.c.id.in_(run_ids))
+    status = {r.id: r.status for r in conn.execute(q)}
+    out = set()
+    for r in rows:
+        st = status.get(r.holder.split("/", 1)[0])
+        ended = st is not None and RunStatus(st) in RUN_TERMINAL
+        waiting = st is None or st == RunStatus.QUEUED
+        if ended or (waiting and r.expires_at < now):
+            out.add(r.holder)
+    return out
 
 
 def _held_by(holder: str) -> ColumnElement[bool]:

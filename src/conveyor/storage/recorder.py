@@ -14,18 +14,31 @@ updates are guarded in SQL by the status they were checked against.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from conveyor.storage.events import EventStore
+from conveyor.errors import ConfigError, JournalKeptError, LeaseLostError
+from conveyor.storage import journal
+from conveyor.storage.db import is_transient
+from conveyor.storage.journal import Batch
 from conveyor.storage.logs import LogStore
 from conveyor.storage.results import ResultStore
-from conveyor.storage.runs import RunStore
 from conveyor.storage.states import RunStatus, TaskStatus, check_task
-from conveyor.storage.task_runs import MUTABLE, TaskRunStore
+from conveyor.storage.task_runs import MUTABLE
 
 FLUSH_INTERVAL = 0.2
+# The longest wait between two tries while the database is away.
+MAX_RETRY_WAIT = 5.0
+ENV_JOURNAL_WAIT = "CONVEYOR_JOURNAL_WAIT"
+# How long a run's end waits for the database by default (seconds).
+DEFAULT_JOURNAL_WAIT = 600.0
+
+log = logging.getLogger("conveyor")
 
 TaskKey = tuple[str, int]
 
@@ -34,10 +47,29 @@ class RunRecorder:
     """Records one run's task states, events, logs and results, in batches."""
 
     def __init__(
-        self, db: Any, log_store: LogStore, result_store: ResultStore, run_id: str
+        self,
+        db: Any,
+        log_store: LogStore,
+        result_store: ResultStore,
+        run_id: str,
+        *,
+        token: int | None = None,
+        journal: Path | None = None,
+        wait_limit: float | None = None,
     ) -> None:
         self.db = db
         self.run_id = run_id
+        # The run's fencing token: every batch is written only while the run has it.
+        self.token = token
+        # Where unwritten records are kept while the database is away (None: memory only).
+        self.journal = journal
+        # How long ``close`` waits for the database before it gives up.
+        self.wait_limit = wait_limit if wait_limit is not None else journal_wait()
+        # Why this run may no longer write, once the database refused its token.
+        self.lost: str | None = None
+        self.on_lost: Callable[[str], None] | None = None
+        self._offline_since: float | None = None
+        self._final: tuple[str, str | None] | None = None
         self._log_store = log_store
         self._result_store = result_store
         self._lock = threading.Lock()
@@ -118,13 +150,19 @@ class RunRecorder:
         self._ensure_thread()
 
     def log(self, key: str, attempt: int, stream: str, data: bytes) -> None:
-        """Store a task attempt's captured output now; its pointer row goes in the next batch."""
+        """Store a task attempt's captured output now; its pointer row goes in the next batch.
+
+        Raises ``StorageError`` when the bytes cannot be written; nothing is recorded then.
+        """
         pointer = self._log_store.put(self.run_id, key, attempt, stream, data)
         with self._lock:
             self._logs.append(pointer)
 
     def result(self, key: str, value: Any) -> None:
-        """Store a task's output now; its pointer row goes in the next batch."""
+        """Store a task's output now; its pointer row goes in the next batch.
+
+        Raises ``StorageError`` when it cannot be pickled or written; nothing is recorded then.
+        """
         pointer = self._result_store.put(self.run_id, key, value)
         with self._lock:
             self._results.append(pointer)
@@ -151,67 +189,185 @@ class RunRecorder:
                     self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL):
+        wait = FLUSH_INTERVAL
+        while not self._stop.wait(wait):
             try:
                 self.flush()
+                wait = FLUSH_INTERVAL
+            except LeaseLostError:
+                return  # nothing more of this run may be written; the run stops (on_lost)
             except Exception:
-                # The batch was put back; the next flush (at the latest the one
-                # in close(), on the run's own thread) tries again and raises.
-                continue
+                # The batch was kept (and journaled); try again, less often while it fails.
+                # The last try is close()'s, on the run's own thread, which raises.
+                wait = min(wait * 2, MAX_RETRY_WAIT)
 
     def flush(self, *, run_status: RunStatus | None = None, error: str | None = None) -> None:
         """Write everything recorded so far in one transaction.
 
         With ``run_status``, the run's own status change goes in the same
         transaction, so a run's final state and its tasks' land together.
+        A batch that fails is kept for the next flush, and saved to the
+        journal; once the database refuses the run's token, nothing more is
+        written and ``LeaseLostError`` is raised.
         """
         with self._flush_lock:
-            with self._lock:
-                dirty, self._dirty = self._dirty, {}
-                events, self._events = self._events, []
-                logs, self._logs = self._logs, []
-                results, self._results = self._results, []
-                inserts: list[dict[str, Any]] = []
-                updates: list[dict[str, Any]] = []
-                for k in dirty:
-                    row = self._rows[k]
-                    prev = self._persisted.get(k)
-                    if prev is None:
-                        inserts.append(dict(row))
-                    else:
-                        upd = {c: row[c] for c in MUTABLE}
-                        upd.update(
-                            b_run_id=self.run_id,
-                            b_task_key=k[0],
-                            b_attempt=k[1],
-                            b_prev_status=prev,
-                        )
-                        updates.append(upd)
-            if not (dirty or events or logs or results or run_status):
+            if self.lost is not None:
+                raise LeaseLostError(self.lost)
+            if run_status is not None:
+                self._final = (str(run_status), error)
+            batch = self._take()
+            if batch.empty:
                 return
             try:
                 with self.db.write() as conn:
-                    TaskRunStore.write(conn, inserts, updates)
-                    EventStore.write(conn, events)
-                    LogStore.write(conn, logs)
-                    ResultStore.write(conn, results)
-                    if run_status is not None:
-                        RunStore.set_status_in(conn, self.run_id, run_status, error=error)
-            except BaseException:
-                with self._lock:
-                    self._dirty = {**dirty, **self._dirty}
-                    self._events[:0] = events
-                    self._logs[:0] = logs
-                    self._results[:0] = results
+                    batch.write(conn)
+            except LeaseLostError as e:
+                self._put_back(batch)
+                self._lose(str(e))
                 raise
-            for row in inserts:
-                self._persisted[(row["task_key"], row["attempt"])] = row["status"]
-            for upd in updates:
-                self._persisted[(upd["b_task_key"], upd["b_attempt"])] = upd["status"]
+            except BaseException as e:
+                self._put_back(batch)
+                self._went_offline(e)
+                raise
+            self._written(batch)
+
+    def _take(self) -> Batch:
+        """Everything not written yet, as one batch; it leaves the recorder's queues."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+            batch = self._batch(dirty)
+            self._events, self._logs, self._results = [], [], []
+        return batch
+
+    def _batch(self, dirty: dict[TaskKey, None]) -> Batch:
+        """The batch of ``dirty`` rows and the queued records (the caller holds the lock)."""
+        batch = Batch(self.run_id, self.token)
+        for k in dirty:
+            row = self._rows[k]
+            prev = self._persisted.get(k)
+            if prev is None:
+                batch.inserts.append(dict(row))
+            else:
+                upd = {c: row[c] for c in MUTABLE}
+                upd.update(
+                    b_run_id=self.run_id, b_task_key=k[0], b_attempt=k[1], b_prev_status=prev
+                )
+                batch.updates.append(upd)
+        batch.events, batch.logs, batch.results = (
+            list(self._events),
+            list(self._logs),
+            list(self._results),
+        )
+        if self._final is not None:
+            batch.run_status, batch.error = self._final
+        return batch
+
+    def _put_back(self, batch: Batch) -> None:
+        with self._lock:
+            for row in batch.inserts:
+                self._dirty.setdefault((row["task_key"], row["attempt"]), None)
+            for upd in batch.updates:
+                self._dirty.setdefault((upd["b_task_key"], upd["b_attempt"]), None)
+            self._events[:0] = batch.events
+            self._logs[:0] = batch.logs
+            self._results[:0] = batch.results
+
+    def _written(self, batch: Batch) -> None:
+        for row in batch.inserts:
+            self._persisted[(row["task_key"], row["attempt"])] = row["status"]
+        for upd in batch.updates:
+            self._persisted[(upd["b_task_key"], upd["b_attempt"])] = upd["status"]
+        self._final = None
+        if self._offline_since is not None:
+            took = time.monotonic() - self._offline_since
+            self._offline_since = None
+            log.warning(
+                "run %s: the database is back after %.1fs; its records are written",
+                self.run_id[:8],
+                took,
+            )
+        if self.journal is not None:
+            journal.remove(self.journal)
+
+    def _went_offline(self, error: BaseException) -> None:
+        """Keep what could not be written in the journal, and say so once."""
+        if self._offline_since is None:
+            self._offline_since = time.monotonic()
+            where = f"; keeping its records in {self.journal}" if self.journal else ""
+            log.warning(
+                "run %s cannot write its records (%s)%s; it goes on and tries again",
+                self.run_id[:8],
+                str(error).splitlines()[0][:200] if str(error) else type(error).__name__,
+                where,
+            )
+        if self.journal is None:
+            return
+        with self._lock:
+            snapshot = self._batch(dict(self._dirty))
+        try:
+            journal.save(self.journal, snapshot)
+        except OSError as e:
+            log.error("run %s: cannot save its journal %s: %s", self.run_id[:8], self.journal, e)
+
+    def _lose(self, why: str) -> None:
+        first = self.lost is None
+        self.lost = why
+        if first and self.on_lost is not None:
+            self.on_lost(why)
 
     def close(self, *, run_status: RunStatus | None = None, error: str | None = None) -> None:
-        """Stop the background flushes and write what is left (and the final run status)."""
+        """Stop the background flushes and write what is left (and the final run status).
+
+        While the database cannot be reached, it tries again with backoff for
+        up to ``wait_limit`` seconds, the records safe in the journal; then it
+        raises ``JournalKeptError`` naming the journal to recover from.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.flush(run_status=run_status, error=error)
+        deadline = time.monotonic() + self.wait_limit
+        wait = FLUSH_INTERVAL
+        while True:
+            try:
+                self.flush(run_status=run_status, error=error)
+                return
+            except LeaseLostError:
+                raise
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                if time.monotonic() + wait > deadline:
+                    raise JournalKeptError(self._gave_up(e)) from e
+            time.sleep(wait)
+            wait = min(wait * 2, MAX_RETRY_WAIT)
+
+    def _gave_up(self, error: BaseException) -> str:
+        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        if self.journal is None:
+            return (
+                f"run {self.run_id}: the database was unreachable for {self.wait_limit:g}s "
+                f"({first}); its last records are lost (an in-memory instance keeps no journal)"
+            )
+        return (
+            f"run {self.run_id}: the database was unreachable for {self.wait_limit:g}s "
+            f"({first}); the run's records are kept in {self.journal}. When the database is "
+            f"back, `conveyor runs recover {self.run_id[:8]}` writes them (a daemon on this "
+            f"machine does it too). Wait longer with {ENV_JOURNAL_WAIT}=SECONDS"
+        )
+
+
+def journal_wait() -> float:
+    """How long a run waits for the database at its end (``CONVEYOR_JOURNAL_WAIT``)."""
+    raw = os.environ.get(ENV_JOURNAL_WAIT)
+    if not raw:
+        return DEFAULT_JOURNAL_WAIT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(
+            f"{ENV_JOURNAL_WAIT}={raw!r}: give the seconds a run waits for the database at its "
+            f"end, e.g. {ENV_JOURNAL_WAIT}=600"
+        )
+    return value

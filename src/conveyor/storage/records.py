@@ -83,6 +83,11 @@ class RunRecord:
     interval_start: datetime | None = None
     interval_end: datetime | None = None
     partition_key: str | None = None
+    # The fencing token of the run's current start, and the process responsible for it.
+    token: int = 0
+    host: str | None = None
+    pid: int | None = None
+    pid_started: float | None = None
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 

@@ -8,15 +8,20 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
-from conveyor.errors import ConfigError, InvalidTransitionError, NotFoundError
+from conveyor.errors import ConfigError, InvalidTransitionError, LeaseLostError, NotFoundError
+from conveyor.storage.clock import db_now
 from conveyor.storage.db import Database
+from conveyor.storage.hosts import ProcessRef, process_started, this_process
 from conveyor.storage.records import RunRecord
-from conveyor.storage.schema import runs
+from conveyor.storage.schema import leases, runs
 from conveyor.storage.states import RunStatus, check_run, run_sources
 
 MIN_ID_PREFIX = 4
+_NO_PROCESS = {"host": None, "pid": None, "pid_started": None}
+# The statuses in which a run's process may write its records.
+WRITING = (str(RunStatus.RUNNING), str(RunStatus.CANCELING))
 
 
 def new_run_id() -> str:
@@ -74,6 +79,9 @@ class RunStore:
             "interval_start": interval[0] if interval else None,
             "interval_end": interval[1] if interval else None,
             "partition_key": fields.get("partition"),
+            # A run created to start at once is started once: its first token.
+            "token": 0 if status is RunStatus.QUEUED else 1,
+            **(_NO_PROCESS if status is RunStatus.QUEUED else this_process().columns()),
         }
 
     def create(
@@ -103,11 +111,21 @@ class RunStore:
         return RunRecord.from_row(row)
 
     def set_status(
-        self, run_id: str, to: RunStatus, *, error: str | None = None, at: float | None = None
+        self,
+        run_id: str,
+        to: RunStatus,
+        *,
+        error: str | None = None,
+        at: float | None = None,
+        token: int | None = None,
     ) -> None:
-        """Move a run to ``to``; raises ``InvalidTransitionError`` if the table forbids it."""
+        """Move a run to ``to``; raises ``InvalidTransitionError`` if the table forbids it.
+
+        With ``token`` (the run's process writing), the change is refused with
+        ``LeaseLostError`` unless the run still has that fencing token.
+        """
         with self.db.write() as conn:
-            self.set_status_in(conn, run_id, to, error=error, at=at)
+            self.set_status_in(conn, run_id, to, error=error, at=at, token=token)
 
     @staticmethod
     def set_status_in(
@@ -117,35 +135,145 @@ class RunStore:
         *,
         error: str | None = None,
         at: float | None = None,
+        token: int | None = None,
     ) -> None:
-        """``set_status`` inside the caller's write transaction."""
+        """``set_status`` inside the caller's write transaction.
+
+        Marking a run ``starting`` begins a new start: its token grows by one
+        and the calling process becomes responsible for it.
+        """
         now = at if at is not None else time.time()
         values: dict[str, Any] = {"status": str(to), "updated_at": now}
         if to is RunStatus.RUNNING:
             values["started_at"] = now
+        if to is RunStatus.STARTING:
+            values.update(token=runs.c.token + 1, heartbeat_at=None, **this_process().columns())
         if to.is_terminal:
             values["ended_at"] = now
         if error is not None:
             values["error"] = error
         sources = [str(s) for s in run_sources(to)]
-        res = conn.execute(
-            update(runs).where(runs.c.id == run_id, runs.c.status.in_(sources)).values(values)
-        )
+        where = [runs.c.id == run_id, runs.c.status.in_(sources)]
+        if token is not None:
+            where.append(runs.c.token == token)
+        res = conn.execute(update(runs).where(*where).values(values))
         if res.rowcount == 1:
             return
-        current = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
-        if current is None:
+        row = conn.execute(select(runs.c.status, runs.c.token).where(runs.c.id == run_id)).first()
+        if row is None:
             raise NotFoundError(f"no run {run_id!r}")
-        check_run(RunStatus(current), to, run_id)
+        if token is not None and (row.token != token or str(row.status) not in WRITING):
+            raise LeaseLostError(_lost(run_id, token, row.token, row.status))
+        check_run(RunStatus(row.status), to, run_id)
 
-    def heartbeat(self, run_id: str) -> RunStatus:
-        """Note that the run's process is alive, and return the run's status."""
+    def claim(self, run_id: str, token: int) -> RunRecord:
+        """Start of ``token``'s run worker: the run goes from ``starting`` to ``running``, with
+        this process responsible for it. ``LeaseLostError`` if the start is no longer
+        ``token``'s (it was put back in the queue, canceled, or started again)."""
+        now = time.time()
         with self.db.write() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=time.time()))
-            status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
-        if status is None:
+            res = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == run_id,
+                    runs.c.token == token,
+                    runs.c.status == str(RunStatus.STARTING),
+                )
+                .values(
+                    status=str(RunStatus.RUNNING),
+                    started_at=now,
+                    updated_at=now,
+                    heartbeat_at=db_now(),
+                    **this_process().columns(),
+                )
+            )
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
             raise NotFoundError(f"no run {run_id!r}")
-        return RunStatus(status)
+        if res.rowcount != 1:
+            raise LeaseLostError(
+                f"run {run_id}: start {token} is not the run's to begin (it is {row.status}, "
+                f"start {row.token})"
+            )
+        return RunRecord.from_row(row)
+
+    def hand_over(self, run_id: str, pid: int) -> None:
+        """Make process ``pid`` (on this host) responsible for a run this process is starting,
+        so that the starter may exit before the run's worker begins it."""
+        me = this_process()
+        ref = ProcessRef(me.host, pid, process_started(pid) or 0.0)
+        with self.db.write() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == run_id,
+                    runs.c.status == str(RunStatus.STARTING),
+                    runs.c.host == me.host,
+                    runs.c.pid == me.pid,
+                )
+                .values(**ref.columns())
+            )
+
+    @staticmethod
+    def guard(conn: Connection, run_id: str, token: int) -> None:
+        """Inside a write transaction of the run's process: refuse (``LeaseLostError``) unless
+        the run is still ``token``'s and may be written. The row stays locked to the end of
+        the transaction, so no judge can take the run away half-way through a write."""
+        row = conn.execute(
+            select(runs.c.status, runs.c.token).where(runs.c.id == run_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no run {run_id!r}")
+        if row.token != token or str(row.status) not in WRITING:
+            raise LeaseLostError(_lost(run_id, token, row.token, row.status))
+
+    def heartbeat(self, run_id: str, token: int | None = None) -> RunStatus:
+        """Note that the run's process is alive (by the database's clock), and return the
+        run's status. With ``token``, ``LeaseLostError`` if the run is no longer its."""
+        where = [runs.c.id == run_id]
+        if token is not None:
+            where += [runs.c.token == token, runs.c.status.in_(WRITING)]
+        with self.db.write() as conn:
+            res = conn.execute(update(runs).where(*where).values(heartbeat_at=db_now()))
+            row = conn.execute(
+                select(runs.c.status, runs.c.token).where(runs.c.id == run_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no run {run_id!r}")
+        if token is not None and res.rowcount != 1:
+            raise LeaseLostError(_lost(run_id, token, row.token, row.status))
+        return RunStatus(row.status)
+
+    def requeue(self, run_id: str, token: int) -> bool:
+        """Put start ``token`` of a run back in the queue (its worker never came), freeing its
+        slots in the same transaction. False if the run moved on meanwhile."""
+        with self.db.write() as conn:
+            res = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == run_id,
+                    runs.c.token == token,
+                    runs.c.status == str(RunStatus.STARTING),
+                )
+                .values(
+                    status=str(RunStatus.QUEUED),
+                    updated_at=time.time(),
+                    host=None,
+                    pid=None,
+                    pid_started=None,
+                )
+            )
+            if res.rowcount != 1:
+                return False
+            conn.execute(
+                delete(leases).where(
+                    or_(
+                        leases.c.holder == run_id,
+                        leases.c.holder.startswith(run_id + "/", autoescape=True),
+                    )
+                )
+            )
+        return True
 
     def request_cancel(self, run_id: str) -> RunStatus:
         """Ask a run to stop: a queued run is canceled at once, a started one goes to
@@ -154,7 +282,10 @@ class RunStore:
             current = self.get(run_id).status
             if current.is_terminal or current is RunStatus.CANCELING:
                 return current
-            to = RunStatus.CANCELED if current is RunStatus.QUEUED else RunStatus.CANCELING
+            # A run not yet running has no process to stop it: it ends at once (a worker
+            # that comes for it later finds it canceled and does nothing).
+            waiting = current in (RunStatus.QUEUED, RunStatus.STARTING)
+            to = RunStatus.CANCELED if waiting else RunStatus.CANCELING
             try:
                 self.set_status(run_id, to, error="canceled on request")
                 return to
@@ -164,7 +295,12 @@ class RunStore:
 
     def get(self, run_id: str) -> RunRecord:
         with self.db.read() as conn:
-            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+            return self.get_in(conn, run_id)
+
+    @staticmethod
+    def get_in(conn: Connection, run_id: str) -> RunRecord:
+        """``get`` inside the caller's transaction."""
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise NotFoundError(f"no run {run_id!r}; list runs with `conveyor runs list`")
         return RunRecord.from_row(row)
@@ -328,3 +464,14 @@ class RunStore:
             q = q.where(runs.c.job_name == job_name)
         with self.db.read() as conn:
             return int(conn.execute(q).scalar_one())
+
+
+def _lost(run_id: str, token: int, current: int, status: str) -> str:
+    if current != token:
+        why = f"it was started again since (start {current})"
+    else:
+        why = f"it is {status} now"
+    return (
+        f"run {run_id} is no longer this process's to write (start {token}): {why}. The run "
+        f"was judged dead or handed to another worker while this process could not answer"
+    )

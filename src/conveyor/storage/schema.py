@@ -48,8 +48,17 @@ runs = Table(
     Column("parent_run_id", String(32)),
     Column("root_run_id", String(32)),
     Column("error", Text),
-    # Written every second by the process running the run (see execution.monitor).
+    # Written every second by the process running the run, by the database's clock
+    # (see storage.clock).
     Column("heartbeat_at", Float),
+    # The fencing token: it grows with each start of the run, and every write of
+    # the run's process carries it, so a process that lost the run cannot write.
+    Column("token", Integer, nullable=False, server_default="0"),
+    # The process responsible for the run: its starter while it is starting, then
+    # its run worker (see storage.hosts).
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("pid_started", Float),
     # The interval [start, end) the run processes (UTC epoch seconds), if any.
     Column("interval_start", Float),
     Column("interval_end", Float),

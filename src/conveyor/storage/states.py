@@ -49,6 +49,8 @@ RUN_TRANSITIONS: frozenset[tuple[RunStatus | None, RunStatus]] = frozenset(
         (R.QUEUED, R.STARTING),
         (R.QUEUED, R.CANCELED),
         (R.STARTING, R.RUNNING),
+        # A start whose worker never came (its starter died before launching it).
+        (R.STARTING, R.QUEUED),
         (R.STARTING, R.FAILURE),
         (R.STARTING, R.CANCELING),
         (R.STARTING, R.CANCELED),

@@ -62,25 +62,30 @@ class TaskRunStore:
     def end_unfinished(self, run_id: str, reason: str) -> None:
         """Close the task runs a dead process left open: running ones fail, pending ones
         are canceled (both allowed by the transitions table)."""
-        now = time.time()
         with self.db.write() as conn:
-            for frm, to in (
-                (TaskStatus.RUNNING, TaskStatus.FAILURE),
-                (TaskStatus.PENDING, TaskStatus.CANCELED),
-            ):
-                check_task(frm, to, f"of run {run_id}")
-                conn.execute(
-                    update(task_runs)
-                    .where(task_runs.c.run_id == run_id, task_runs.c.status == str(frm))
-                    .values(
-                        status=str(to),
-                        ended_at=now,
-                        error_message=reason,
-                        error_type="conveyor.errors.WorkerLostError"
-                        if to is TaskStatus.FAILURE
-                        else None,
-                    )
+            self.end_unfinished_in(conn, run_id, reason)
+
+    @staticmethod
+    def end_unfinished_in(conn: Connection, run_id: str, reason: str) -> None:
+        """``end_unfinished`` inside the caller's write transaction."""
+        now = time.time()
+        for frm, to in (
+            (TaskStatus.RUNNING, TaskStatus.FAILURE),
+            (TaskStatus.PENDING, TaskStatus.CANCELED),
+        ):
+            check_task(frm, to, f"of run {run_id}")
+            conn.execute(
+                update(task_runs)
+                .where(task_runs.c.run_id == run_id, task_runs.c.status == str(frm))
+                .values(
+                    status=str(to),
+                    ended_at=now,
+                    error_message=reason,
+                    error_type="conveyor.errors.WorkerLostError"
+                    if to is TaskStatus.FAILURE
+                    else None,
                 )
+            )
 
     def for_run(self, run_id: str) -> list[TaskRunRecord]:
         q = select(task_runs).where(task_runs.c.run_id == run_id)

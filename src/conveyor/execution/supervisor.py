@@ -1,0 +1,194 @@
+"""The run worker's supervisor: liveness that the run's own code cannot starve.
+
+A run worker forks in two. The child executes the run; the parent, which
+never runs user code, supervises it:
+
+- it writes the run's heartbeat every ``HEARTBEAT_INTERVAL`` seconds with
+  the run's fencing token, so a task holding the GIL (a long C call, a
+  regex backtracking) does not make a healthy run look dead;
+- when the database refuses the token (the run was judged dead while this
+  machine was paused or cut off, or its start was handed to another
+  worker), it kills the child's whole process group at once, so a run never
+  goes on beside its successor, and records why;
+- when the child exits without ending the run (killed, crashed, ``os._exit``),
+  it ends the run with the reason at once, after writing what the child left
+  in its journal, and frees the run's slots; and it kills whatever the child
+  left running in its process group.
+
+The child is in a process group of its own and dies with the supervisor
+(``PR_SET_PDEATHSIG`` on Linux); the supervisor's own death is seen by the
+judge of dead runs (``scheduler.monitor``), which asks this host whether the
+process recorded for the run is still there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from conveyor.errors import LeaseLostError
+from conveyor.storage.instance import Instance
+from conveyor.storage.states import RunStatus
+
+HEARTBEAT_INTERVAL = 1.0
+# How long the supervisor tries to end a run whose child died, while the database is away.
+END_RETRY_FOR = 30.0
+PR_SET_PDEATHSIG = 1
+
+log = logging.getLogger("conveyor")
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux), and exit at once
+    if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def supervise(run_id: str, token: int, instance: Instance, child: Callable[[], int]) -> int:
+    """Fork ``child`` (which executes start ``token`` of the run) and watch over it until it
+    exits; returns the worker's exit code (0 if the run succeeded)."""
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            die_with_parent(parent)
+            # The pooled connections belong to the supervisor: the child opens its own.
+            instance.db.engine.dispose(close=False)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            code = child()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return _watch(run_id, token, instance, pid)
+
+
+def _watch(run_id: str, token: int, instance: Instance, pid: int) -> int:
+    store = instance.run_store
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    pidfd = _pidfd(pid)
+    status: int | None = None
+    try:
+        while True:
+            status = _reaped(pid)
+            if status is not None:
+                break
+            try:
+                store.heartbeat(run_id, token)
+            except LeaseLostError as e:
+                _kill_group(pid)
+                status = _wait(pid)
+                _note_lost(instance, run_id, pid, str(e))
+                return 1
+            except Exception:
+                pass  # the database is away: the judge waits for it too
+            _sleep_until_exit(pidfd, HEARTBEAT_INTERVAL)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    _kill_group(pid)  # whatever the run left behind in its group
+    code = os.waitstatus_to_exitcode(status)
+    _end_if_open(instance, run_id, token, code)
+    return 0 if code == 0 else 1
+
+
+def _end_if_open(instance: Instance, run_id: str, token: int, code: int) -> None:
+    """End the run if its child exited without ending it (after applying its journal)."""
+    if code < 0:
+        why = f"its process was killed by {signal.Signals(-code).name}"
+    else:
+        why = f"its process exited with code {code} before the run ended"
+    deadline = time.monotonic() + END_RETRY_FOR
+    wait = 0.2
+    while True:
+        try:
+            run = instance.run_store.get(run_id)
+            if run.token != token or run.status.is_terminal:
+                return
+            if run.status in (RunStatus.RUNNING, RunStatus.CANCELING):
+                status = instance.end_lost_run(run_id, why, token)
+                log.warning("run %s %s: %s", run_id[:8], status, why)
+            return
+        except LeaseLostError:
+            return
+        except Exception as e:
+            if time.monotonic() + wait > deadline:
+                log.error(
+                    "run %s: could not record its end (%s); a daemon will, once the database "
+                    "is back",
+                    run_id[:8],
+                    e,
+                )
+                return
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+def _note_lost(instance: Instance, run_id: str, pid: int, why: str) -> None:
+    message = f"{why}. Its process {pid} was stopped with its process group"
+    log.error("%s", message)
+    with contextlib.suppress(Exception):
+        instance.event_store.add(run_id, "lease_lost", message)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _sleep_until_exit(pidfd: int | None, seconds: float) -> None:
+    """Sleep ``seconds``, or less if the child exits first (where the kernel can say so)."""
+    if pidfd is None:
+        time.sleep(seconds)
+        return
+    with contextlib.suppress(InterruptedError):
+        select.select([pidfd], [], [], seconds)
+
+
+def _reaped(pid: int) -> int | None:
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 0
+    return status if done == pid else None
+
+
+def _wait(pid: int) -> int:
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

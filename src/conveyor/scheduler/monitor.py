@@ -1,0 +1,186 @@
+"""The judge of dead runs: any daemon ends any dead run of its instance, on evidence.
+
+A run is dead when
+
+- its host says so: the process responsible for it (its worker's
+  supervisor, or the process running it in-process) is gone from this
+  machine, which the kernel can tell at once; or
+- it is on a machine this daemon cannot ask, and its heartbeat has not
+  moved for ``lease`` seconds **by the database's clock, watched by this
+  daemon while it could reach the database**. After the daemon could not
+  read the database (an outage, a pause of the daemon itself) it starts
+  watching afresh, so runs that could not heartbeat during an outage get a
+  whole lease period to do so once it is over.
+
+A process on this machine that is alive is never judged dead by its
+silence: a task holding the GIL, a process stopped with SIGSTOP, or one
+waiting for the database keeps its run (and its slots) until it ends.
+
+A run still ``starting`` goes back to the queue, not to ``failure``, when
+its starter is gone before a worker began it, or when no worker began it
+within ``start_timeout``: its start was lost, not its work. A worker that
+comes for the old start later is refused by the run's fencing token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from conveyor.storage.clock import now_in
+from conveyor.storage.hosts import is_gone
+from conveyor.storage.instance import Instance
+from conveyor.storage.schema import runs
+from conveyor.storage.states import RunStatus
+
+log = logging.getLogger("conveyor.daemon")
+
+ENV_RUN_LEASE = "CONVEYOR_RUN_LEASE"
+# Seconds of heartbeat silence, watched while the database answered, after which a run on
+# another machine is dead. Long next to SQLite's 60 s lock wait and to GIL-bound tasks.
+RUN_LEASE = 120.0
+# A run left starting this long (watched the same way) never got a worker: it is requeued.
+START_TIMEOUT = 60.0
+# A start given this many times without a worker beginning it fails instead.
+MAX_STARTS = 5
+# A judge that could not read the database for longer than this starts watching afresh.
+MAX_GAP = 5.0
+
+ACTIVE = (str(RunStatus.STARTING), str(RunStatus.RUNNING), str(RunStatus.CANCELING))
+
+
+@dataclass(slots=True)
+class _Seen:
+    # What the judge last saw of a run (its start, status and heartbeat) and since when
+    # (database time) it has seen exactly that.
+    sign: tuple[object, ...]
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    run_id: str
+    job_name: str
+    action: str  # "ended" or "requeued"
+    reason: str
+
+
+class RunJudge:
+    """Finds dead runs and ends them (``judge``), one pass at a time."""
+
+    def __init__(
+        self,
+        instance: Instance,
+        *,
+        lease: float | None = None,
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
+        self.instance = instance
+        self.lease = lease if lease is not None else run_lease()
+        self.start_timeout = start_timeout
+        self._seen: dict[str, _Seen] = {}
+        self._last_read: float | None = None
+
+    def judge(self) -> list[Verdict]:
+        """One pass over every active run of the instance; returns what it did."""
+        try:
+            with self.instance.db.read() as conn:
+                now = now_in(conn)
+                rows = conn.execute(
+                    select(
+                        runs.c.id,
+                        runs.c.job_name,
+                        runs.c.status,
+                        runs.c.token,
+                        runs.c.host,
+                        runs.c.pid,
+                        runs.c.pid_started,
+                        runs.c.heartbeat_at,
+                    ).where(runs.c.status.in_(ACTIVE))
+                ).all()
+        except Exception:
+            self._last_read = None  # watch afresh once the database answers again
+            raise
+        if self._last_read is None or now - self._last_read > MAX_GAP:
+            self._seen.clear()
+        self._last_read = now
+        verdicts = []
+        active = set()
+        for row in rows:
+            active.add(row.id)
+            sign = (row.token, row.status, row.heartbeat_at)
+            seen = self._seen.get(row.id)
+            if seen is None or seen.sign != sign:
+                seen = self._seen[row.id] = _Seen(sign, now)
+            verdict = self._verdict(row, now - seen.since)
+            if verdict is not None:
+                verdicts.append(verdict)
+        for gone in set(self._seen) - active:
+            del self._seen[gone]
+        return verdicts
+
+    def _verdict(self, row: Any, silent: float) -> Verdict | None:
+        run_id: str = row.id
+        job: str = row.job_name
+        status = RunStatus(row.status)
+        token: int = row.token
+        host, pid = row.host, row.pid
+        gone = is_gone(host, pid, row.pid_started)
+        if status is RunStatus.STARTING:
+            if gone:
+                why = f"its starter (process {pid}) ended before a worker began it"
+            elif silent > self.start_timeout:
+                why = f"no worker began it within {self.start_timeout:g}s"
+            else:
+                return None
+            return self._requeue(run_id, job, token, why)
+        if gone:
+            why = f"its process {pid} on {host} is gone (killed, or it crashed)"
+        elif gone is None and silent > self.lease:
+            why = (
+                f"its worker sent no heartbeat for {silent:.0f}s, watched while the database "
+                f"answered (its process on {host or 'an unknown host'} died or is cut off)"
+            )
+        else:
+            return None
+        status_now = self.instance.end_lost_run(run_id, why, token)
+        if not status_now.is_terminal:
+            return None
+        self._seen.pop(run_id, None)
+        return Verdict(run_id, job, f"ended {status_now}", why)
+
+    def _requeue(self, run_id: str, job: str, token: int, why: str) -> Verdict | None:
+        store = self.instance.run_store
+        if token >= MAX_STARTS:
+            why = f"{why}; it was started {token} times without a worker beginning it"
+            end = self.instance.end_lost_run
+            status = end(run_id, f"{why} (see the worker logs in CONVEYOR_HOME/workers)", token)
+            return Verdict(run_id, job, f"ended {status}", why) if status.is_terminal else None
+        if not store.requeue(run_id, token):
+            return None
+        self._seen.pop(run_id, None)
+        self.instance.event_store.add(run_id, "requeued", f"back in the queue: {why}")
+        return Verdict(run_id, job, "requeued", why)
+
+
+def run_lease() -> float:
+    """The run lease in seconds, from ``CONVEYOR_RUN_LEASE`` if set."""
+    from conveyor.errors import ConfigError
+
+    raw = os.environ.get(ENV_RUN_LEASE)
+    if not raw:
+        return RUN_LEASE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(
+            f"{ENV_RUN_LEASE}={raw!r}: give the seconds of heartbeat silence after which a run "
+            f"on another machine is dead, e.g. {ENV_RUN_LEASE}=120"
+        )
+    return value
