@@ -164,3 +164,46 @@ def _span(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return "-"
     return f"[{start.isoformat()}, {end.isoformat()})"
+
+
+@runs_group.command("recover")
+@click.argument("run_id", required=False)
+def recover_runs(run_id: str | None) -> int:
+    """Write what runs kept in their local journal while the database was away.
+
+    A run that could not reach its database keeps its records in
+    CONVEYOR_HOME/journal and, when it gives up waiting, says to run this.
+    Without RUN_ID, every journal in CONVEYOR_HOME is written. A run whose
+    process is gone is then ended, as a daemon on this machine would.
+    """
+    from conveyor.errors import LeaseLostError
+    from conveyor.storage.hosts import is_gone
+    from conveyor.storage.instance import Instance
+    from conveyor.storage.journal import kept
+
+    instance = Instance.from_env()
+    assert instance.home is not None
+    if run_id is not None:
+        rids = [instance.run_store.resolve_id(run_id)]
+    else:
+        rids = [path.stem for path in kept(instance.home)]
+        if not rids:
+            click.echo(f"no run journals in {instance.home / 'journal'}: nothing to recover")
+            return 0
+    failed = 0
+    for rid in rids:
+        try:
+            what = instance.recover(rid)
+        except LeaseLostError as e:
+            failed += 1
+            click.echo(
+                f"run {rid}: its journal {instance.journal_path(rid)} was not written: {e}",
+                err=True,
+            )
+            continue
+        run = instance.run(rid)
+        if not run.status.is_terminal and is_gone(run.host, run.pid, run.pid_started):
+            instance.end_lost_run(rid, "its process ended before the run did", run.token)
+            run = instance.run(rid)
+        click.echo(f"run {rid}: wrote {what}; the run is {run.status}")
+    return 1 if failed else 0
