@@ -231,7 +231,7 @@ class Instance:
             except ConveyorError as e:
                 reason = f"{reason}; its journal could not be applied: {e}"
         with self.db.write() as conn:
-            row = self.run_store.get_in(conn, run_id)
+            row = self.run_store.get_in(conn, run_id, lock=True)
             if token is not None and row.token != token:
                 return row.status
             if not row.status.is_terminal:

@@ -298,9 +298,11 @@ class RunStore:
             return self.get_in(conn, run_id)
 
     @staticmethod
-    def get_in(conn: Connection, run_id: str) -> RunRecord:
-        """``get`` inside the caller's transaction."""
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    def get_in(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord:
+        """``get`` inside the caller's transaction; with ``lock``, the row stays locked to its
+        end (take the run's row before its tasks' rows, as the run's own writes do)."""
+        q = select(runs).where(runs.c.id == run_id)
+        row = conn.execute(q.with_for_update() if lock else q).first()
         if row is None:
             raise NotFoundError(f"no run {run_id!r}; list runs with `conveyor runs list`")
         return RunRecord.from_row(row)
