@@ -20,6 +20,7 @@ import pytest
 from conveyor import Instance, RunStatus
 from conveyor.workspace import load_file
 from tests.commands import conveyor, home_env
+from tests.tcpproxy import TcpProxy
 from tests.waiting import wait_until
 
 HERE = Path(__file__).parent
@@ -215,3 +216,31 @@ def test_cancel_ends_a_run_whose_worker_is_gone(env: dict[str, str], instance: I
     run = instance.run(rid)
     assert run.status is RunStatus.CANCELED
     assert all(t.status != "running" for t in instance.run_details(rid).tasks)
+
+
+@pytest.mark.slow
+def test_a_worker_cut_off_from_postgres_stops_itself_before_its_lease_ends(
+    env: dict[str, str], pg_server_url: str, start_daemon: object
+) -> None:
+    direct = Instance.at(env["CONVEYOR_HOME"], database_url=pg_server_url)
+    with TcpProxy(("127.0.0.1", 5432)) as proxy:
+        env["CONVEYOR_DATABASE_URL"] = proxy.url_for(pg_server_url)
+        env["CONVEYOR_RUN_LEASE"] = "5"  # so it stops itself after 4 s without a heartbeat
+        [rid] = _queue(direct, "sleeper")
+        start_daemon()  # type: ignore[operator]
+        _, _, pid, supervisor, _ = wait_until(
+            lambda: _event(_ledger(env), "start", rid), 60, "the run to start"
+        )
+        assert direct.run(rid).pid == supervisor
+        proxy.cut()
+        cut = time.monotonic()
+        wait_until(lambda: _gone(pid) and _gone(supervisor), 60, "the cut-off run to stop")
+        assert time.monotonic() - cut > 3.0  # it waited for most of its lease first
+        assert direct.run(rid).status is RunStatus.RUNNING  # nobody could record it
+        proxy.restore()
+        wait_until(lambda: direct.run(rid).status.is_terminal, 60, "the daemon to end it")
+    run = direct.run(rid)
+    assert run.status is RunStatus.FAILURE
+    assert run.error is not None
+    assert "is gone" in run.error
+    direct.close()

@@ -10,6 +10,9 @@ never runs user code, supervises it:
   machine was paused or cut off, or its start was handed to another
   worker), it kills the child's whole process group at once, so a run never
   goes on beside its successor, and records why;
+- when it cannot reach the database for most of a run lease (on PostgreSQL),
+  it stops the child before a daemon on another machine may judge the run
+  dead, so that a partitioned machine does not run beside its successor;
 - when the child exits without ending the run (killed, crashed, ``os._exit``),
   it ends the run with the reason at once, after writing what the child left
   in its journal, and frees the run's slots; and it kills whatever the child
@@ -36,9 +39,12 @@ from collections.abc import Callable
 
 from conveyor.errors import LeaseLostError
 from conveyor.storage.instance import Instance
+from conveyor.storage.runs import ENV_RUN_LEASE, run_lease
 from conveyor.storage.states import RunStatus
 
 HEARTBEAT_INTERVAL = 1.0
+# The share of the run lease after which a run that cannot heartbeat stops itself.
+SELF_FENCE = 0.8
 # How long the supervisor tries to end a run whose child died, while the database is away.
 END_RETRY_FOR = 30.0
 PR_SET_PDEATHSIG = 1
@@ -95,20 +101,41 @@ def _watch(run_id: str, token: int, instance: Instance, pid: int) -> int:
     signal.signal(signal.SIGINT, forward)
     pidfd = _pidfd(pid)
     status: int | None = None
+    # A daemon on another machine may judge the run dead after a lease of silence; the
+    # run stops itself before that, so that it never runs beside its successor. On
+    # SQLite every judge is on this machine and asks the kernel instead.
+    fence_after = None if instance.db.is_sqlite else SELF_FENCE * run_lease()
+    last_beat = time.monotonic()
     try:
         while True:
             status = _reaped(pid)
             if status is not None:
                 break
+            sent = time.monotonic()
             try:
                 store.heartbeat(run_id, token)
+                last_beat = sent
             except LeaseLostError as e:
                 _kill_group(pid)
-                status = _wait(pid)
+                _wait(pid)
                 _note_lost(instance, run_id, pid, str(e))
                 return 1
             except Exception:
-                pass  # the database is away: the judge waits for it too
+                # The database is away: the judges wait for it too, up to a lease.
+                silent = time.monotonic() - last_beat
+                if fence_after is not None and silent > fence_after:
+                    _kill_group(pid)
+                    _wait(pid)
+                    log.error(
+                        "run %s: stopped, with its process group: no heartbeat reached the "
+                        "database for %.0fs, and a daemon elsewhere may judge it dead at %gs "
+                        "(%s)",
+                        run_id[:8],
+                        silent,
+                        run_lease(),
+                        ENV_RUN_LEASE,
+                    )
+                    return 1
             _sleep_until_exit(pidfd, HEARTBEAT_INTERVAL)
     finally:
         if pidfd is not None:

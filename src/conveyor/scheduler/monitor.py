@@ -25,7 +25,6 @@ comes for the old start later is refused by the run's fencing token.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,15 +33,12 @@ from sqlalchemy import select
 from conveyor.storage.clock import now_in
 from conveyor.storage.hosts import is_gone
 from conveyor.storage.instance import Instance
+from conveyor.storage.runs import run_lease
 from conveyor.storage.schema import runs
 from conveyor.storage.states import RunStatus
 
 log = logging.getLogger("conveyor.daemon")
 
-ENV_RUN_LEASE = "CONVEYOR_RUN_LEASE"
-# Seconds of heartbeat silence, watched while the database answered, after which a run on
-# another machine is dead. Long next to SQLite's 60 s lock wait and to GIL-bound tasks.
-RUN_LEASE = 120.0
 # A run left starting this long (watched the same way) never got a worker: it is requeued.
 START_TIMEOUT = 60.0
 # A start given this many times without a worker beginning it fails instead.
@@ -165,22 +161,3 @@ class RunJudge:
         self._seen.pop(run_id, None)
         self.instance.event_store.add(run_id, "requeued", f"back in the queue: {why}")
         return Verdict(run_id, job, "requeued", why)
-
-
-def run_lease() -> float:
-    """The run lease in seconds, from ``CONVEYOR_RUN_LEASE`` if set."""
-    from conveyor.errors import ConfigError
-
-    raw = os.environ.get(ENV_RUN_LEASE)
-    if not raw:
-        return RUN_LEASE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(
-            f"{ENV_RUN_LEASE}={raw!r}: give the seconds of heartbeat silence after which a run "
-            f"on another machine is dead, e.g. {ENV_RUN_LEASE}=120"
-        )
-    return value

@@ -53,7 +53,9 @@ class Database:
                 echo=echo,
             )
         else:
-            engine = create_engine(url, pool_pre_ping=True, echo=echo)
+            engine = create_engine(
+                url, pool_pre_ping=True, echo=echo, connect_args=_pg_timeouts(url)
+            )
         if self.is_sqlite:
             file_backed = not self.is_memory
 
@@ -132,6 +134,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# A server that stops answering (a partition drops packets; it does not refuse them)
+# must fail a call within seconds, not the kernel's minutes: heartbeats and the judge
+# of dead runs count on it. A URL's own parameters win.
+PG_TIMEOUTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
+def _pg_timeouts(url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url).query
+    return {k: v for k, v in PG_TIMEOUTS.items() if k not in given}
 
 
 def _revision(conn: Connection) -> str | None:

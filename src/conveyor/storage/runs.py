@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,10 @@ from conveyor.storage.schema import leases, runs
 from conveyor.storage.states import RunStatus, check_run, run_sources
 
 MIN_ID_PREFIX = 4
+ENV_RUN_LEASE = "CONVEYOR_RUN_LEASE"
+# Seconds of heartbeat silence, watched while the database answered, after which a run on
+# another machine is dead. Long next to SQLite's 60 s lock wait and to GIL-bound tasks.
+RUN_LEASE = 120.0
 _NO_PROCESS = {"host": None, "pid": None, "pid_started": None}
 # The statuses in which a run's process may write its records.
 WRITING = (str(RunStatus.RUNNING), str(RunStatus.CANCELING))
@@ -477,3 +482,21 @@ def _lost(run_id: str, token: int, current: int, status: str) -> str:
         f"run {run_id} is no longer this process's to write (start {token}): {why}. The run "
         f"was judged dead or handed to another worker while this process could not answer"
     )
+
+
+def run_lease() -> float:
+    """The run lease in seconds, from ``CONVEYOR_RUN_LEASE`` if set (see
+    ``scheduler.monitor``)."""
+    raw = os.environ.get(ENV_RUN_LEASE)
+    if not raw:
+        return RUN_LEASE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(
+            f"{ENV_RUN_LEASE}={raw!r}: give the seconds of heartbeat silence after which a run "
+            f"on another machine is dead, e.g. {ENV_RUN_LEASE}=120"
+        )
+    return value
