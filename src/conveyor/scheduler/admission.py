@@ -13,7 +13,6 @@ from __future__ import annotations
 from sqlalchemy import Connection, and_, func, or_, select
 
 from conveyor.definitions.job import Job
-from conveyor.errors import InvalidTransitionError
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.schema import runs
@@ -40,13 +39,13 @@ def slots_of(instance: Instance, job: Job) -> list[tuple[str, int]]:
 def admit(instance: Instance, job: Job, run: RunRecord) -> bool:
     """Take a slot of each of ``slots_of(job)`` for the queued ``run`` and mark it starting.
 
-    The run is marked in the transaction that takes its last slot, so a run
+    Every slot is taken, and the run marked, in one transaction, so a run
     that another process started, or that was canceled meanwhile, takes no
     new slot: ``InvalidTransitionError`` then, with the slots the other
-    process took left to it. False, holding nothing, when a slot is not free.
+    process took left to it. False, holding nothing and freeing nothing,
+    when a slot is not free.
     The caller starts the run's worker when this returns True.
     """
-    leases = instance.lease_store
 
     def mark(conn: Connection) -> None:
         instance.run_store.set_status_in(conn, run.id, RunStatus.STARTING)
@@ -55,18 +54,7 @@ def admit(instance: Instance, job: Job, run: RunRecord) -> bool:
     if not scopes:
         instance.run_store.set_status(run.id, RunStatus.STARTING)
         return True
-    try:
-        for i, (scope, limit) in enumerate(scopes):
-            last = i == len(scopes) - 1
-            if not leases.acquire(scope, run.id, limit, then=mark if last else None):
-                leases.release(run.id)
-                return False
-    except InvalidTransitionError:
-        # Started by another process: the slots are its. Canceled: it needs none.
-        if instance.run_store.get(run.id).status.is_terminal:
-            leases.release(run.id)
-        raise
-    return True
+    return instance.lease_store.acquire_all(scopes, run.id, then=mark)
 
 
 def queued_ahead(instance: Instance, job: Job, run: RunRecord) -> int:

@@ -50,38 +50,68 @@ class LeaseStore:
         started along with it); if it raises, the slot is not taken and the
         error propagates.
         """
-        tried: set[int] = set()
+        return self.acquire_all([(scope, limit)], holder, ttl, then)
+
+    def acquire_all(
+        self,
+        scopes: list[tuple[str, int]],
+        holder: str,
+        ttl: float = LEASE_TTL,
+        then: Callable[[Connection], None] | None = None,
+    ) -> bool:
+        """Give ``holder`` a slot of every one of ``scopes`` (scope, limit), or none.
+
+        All slots are taken in one transaction with ``then``: when one scope
+        is full, nothing is taken and nothing needs giving back, so a starter
+        that loses a race never frees a slot another starter holds.
+        """
+        tried: dict[str, set[int]] = {scope: set() for scope, _ in scopes}
         while True:
             try:
                 with self.db.write() as conn:
                     now = now_in(conn)
-                    taken = {
-                        r.slot: r
-                        for r in conn.execute(
-                            select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
-                                leases.c.scope == scope, leases.c.slot < limit
-                            )
-                        )
-                    }
-                    if not any(r.holder == holder for r in taken.values()):
-                        ended = _ended_holders(conn, taken.values(), now)
-                        free = [
-                            slot
-                            for slot in range(limit)
-                            if slot not in tried
-                            and (slot not in taken or taken[slot].holder in ended)
-                        ]
-                        if not free:
-                            return False
-                        slot = free[0]
-                        tried.add(slot)
-                        if not self._take(conn, scope, slot, holder, taken.get(slot), now + ttl):
-                            continue  # another holder took it over just now
+                    for scope, limit in scopes:
+                        self._take_one(conn, scope, limit, holder, now + ttl, tried[scope], now)
                     if then is not None:
                         then(conn)
                     return True
-            except IntegrityError:
-                continue  # another holder took this slot just now: try the next
+            except _Full:
+                return False
+            except (IntegrityError, _Raced):
+                continue  # another holder took a slot just now: try again, past it
+
+    def _take_one(
+        self,
+        conn: Connection,
+        scope: str,
+        limit: int,
+        holder: str,
+        expires_at: float,
+        tried: set[int],
+        now: float,
+    ) -> None:
+        taken = {
+            r.slot: r
+            for r in conn.execute(
+                select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
+                    leases.c.scope == scope, leases.c.slot < limit
+                )
+            )
+        }
+        if any(r.holder == holder for r in taken.values()):
+            return  # a holder keeps its slot
+        ended = _ended_holders(conn, taken.values(), now)
+        free = [
+            slot
+            for slot in range(limit)
+            if slot not in tried and (slot not in taken or taken[slot].holder in ended)
+        ]
+        if not free:
+            raise _Full()
+        slot = free[0]
+        tried.add(slot)
+        if not self._take(conn, scope, slot, holder, taken.get(slot), expires_at):
+            raise _Raced()
 
     @staticmethod
     def _take(
@@ -151,3 +181,11 @@ def _ended_holders(conn: Connection, rows: Iterable[Any], now: float) -> set[str
 def _held_by(holder: str) -> ColumnElement[bool]:
     """Slots of ``holder`` itself and of its tasks, whose holder is ``<holder>/<task key>``."""
     return or_(leases.c.holder == holder, leases.c.holder.startswith(holder + "/", autoescape=True))
+
+
+class _Full(Exception):
+    """A scope has no free slot: the transaction is rolled back, nothing taken."""
+
+
+class _Raced(Exception):
+    """Another holder took over the chosen slot first: try again."""
