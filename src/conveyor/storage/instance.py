@@ -249,16 +249,22 @@ class Instance:
         or ended) so its journal can no longer be applied: the file stays.
         """
         path = self.journal_path(run_id)
-        batch = journal.load(path) if path is not None else None
-        if batch is None or path is None:
+        batches = journal.load(path) if path is not None else None
+        if batches is None or path is None:
             raise NotFoundError(f"run {run_id} left no journal in {self.home}")
-        with self.db.write() as conn:
-            batch.write(conn)
+        written = []
+        for batch in batches:
+            with self.db.write() as conn:
+                if batch.write(conn):
+                    written.append(batch)
         journal.remove(path)
-        ended = f", and its end ({batch.run_status})" if batch.run_status else ""
+        ends = [b.run_status for b in written if b.run_status]
+        ended = f", and its end ({ends[-1]})" if ends else ""
+        tasks = sum(len(b.inserts) + len(b.updates) for b in written)
         return (
-            f"{len(batch.inserts) + len(batch.updates)} task records, {len(batch.events)} "
-            f"events, {len(batch.logs)} logs and {len(batch.results)} results{ended}"
+            f"{tasks} task records, {sum(len(b.events) for b in written)} events, "
+            f"{sum(len(b.logs) for b in written)} logs and "
+            f"{sum(len(b.results) for b in written)} results{ended}"
         )
 
     def result(self, run_id: str, task_name: str, *, job_name: str | None = None) -> Any:

@@ -45,6 +45,9 @@ class Batch:
     results: list[dict[str, Any]] = field(default_factory=list)
     run_status: str | None = None
     error: str | None = None
+    # The batch's number in its run: the run's row counts the batches written, so a
+    # batch is never written twice (its first COMMIT may have landed unanswered).
+    seq: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -61,11 +64,18 @@ class Batch:
     def size(self) -> int:
         return len(self.inserts) + len(self.updates) + len(self.events) + len(self.logs)
 
-    def write(self, conn: Connection) -> None:
-        """Write the batch in the caller's transaction; with a token, only while the run is
-        still that token's (``LeaseLostError`` otherwise, and nothing is written)."""
+    def write(self, conn: Connection) -> bool:
+        """Write the batch in the caller's transaction; False if it was written before.
+
+        With a token, only while the run is still that token's
+        (``LeaseLostError`` otherwise, and nothing is written).
+        """
         if self.token is not None:
-            RunStore.guard(conn, self.run_id, self.token)
+            written = RunStore.guard(conn, self.run_id, self.token)
+        else:
+            written = RunStore.batches_written(conn, self.run_id)
+        if self.seq is not None and written >= self.seq:
+            return False
         TaskRunStore.write(conn, self.inserts, self.updates)
         EventStore.write(conn, self.events)
         LogStore.write(conn, self.logs)
@@ -74,20 +84,23 @@ class Batch:
             RunStore.set_status_in(
                 conn, self.run_id, RunStatus(self.run_status), error=self.error, token=self.token
             )
+        if self.seq is not None:
+            RunStore.count_batch(conn, self.run_id, self.seq)
+        return True
 
 
 def journal_path(home: Path, run_id: str) -> Path:
     return home / JOURNAL_DIR / f"{run_id}.pkl"
 
 
-def save(path: Path, batch: Batch) -> None:
-    """Replace the journal at ``path`` with ``batch``: a temporary file, fsync, rename, so a
-    crash leaves the old journal or the new one, never half of one."""
+def save(path: Path, batches: list[Batch]) -> None:
+    """Replace the journal at ``path`` with ``batches``: a temporary file, fsync, rename, so
+    a crash leaves the old journal or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(batches, f, protocol=pickle.HIGHEST_PROTOCOL)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -97,16 +110,16 @@ def save(path: Path, batch: Batch) -> None:
         raise
 
 
-def load(path: Path) -> Batch | None:
-    """The batch kept at ``path``, or None if there is none."""
+def load(path: Path) -> list[Batch] | None:
+    """The batches kept at ``path``, oldest first, or None if there is no journal."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f)
+            batches = pickle.load(f)
     except FileNotFoundError:
         return None
-    if not isinstance(batch, Batch):
+    if not isinstance(batches, list) or not all(isinstance(b, Batch) for b in batches):
         raise TypeError(f"{path} is not a Conveyor run journal")
-    return batch
+    return batches
 
 
 def remove(path: Path) -> None:

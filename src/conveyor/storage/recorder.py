@@ -70,6 +70,10 @@ class RunRecorder:
         self.on_lost: Callable[[str], None] | None = None
         self._offline_since: float | None = None
         self._final: tuple[str, str | None] | None = None
+        # The batch taken from the queues and not yet known to be written, and the
+        # number of the last batch taken.
+        self._inflight: Batch | None = None
+        self._seq = 0
         self._log_store = log_store
         self._result_store = result_store
         self._lock = threading.Lock()
@@ -202,46 +206,67 @@ class RunRecorder:
                 wait = min(wait * 2, MAX_RETRY_WAIT)
 
     def flush(self, *, run_status: RunStatus | None = None, error: str | None = None) -> None:
-        """Write everything recorded so far in one transaction.
+        """Write everything recorded so far.
 
         With ``run_status``, the run's own status change goes in the same
         transaction, so a run's final state and its tasks' land together.
-        A batch that fails is kept for the next flush, and saved to the
-        journal; once the database refuses the run's token, nothing more is
-        written and ``LeaseLostError`` is raised.
+
+        Records leave the queues as numbered batches. A batch whose write
+        failed stays in flight, and is written again before anything newer;
+        the run's row counts the batches written (``Batch.write``), so a
+        batch that did land although its COMMIT's answer was lost is not
+        written twice. While a batch is in flight it is saved to the journal
+        with everything queued behind it. Once the database refuses the
+        run's token, nothing more is written and ``LeaseLostError`` is raised.
         """
         with self._flush_lock:
             if self.lost is not None:
                 raise LeaseLostError(self.lost)
             if run_status is not None:
                 self._final = (str(run_status), error)
-            batch = self._take()
-            if batch.empty:
-                return
-            try:
-                with self.db.write() as conn:
-                    batch.write(conn)
-            except LeaseLostError as e:
-                self._put_back(batch)
-                self._lose(str(e))
-                raise
-            except BaseException as e:
-                self._put_back(batch)
-                self._went_offline(e)
-                raise
-            self._written(batch)
+            if self._inflight is None:
+                batch = self._take()
+                if batch.empty:
+                    return
+                self._inflight = batch
+            while self._inflight is not None:
+                try:
+                    with self.db.write() as conn:
+                        self._inflight.write(conn)
+                except LeaseLostError as e:
+                    self._lose(str(e))
+                    raise
+                except BaseException as e:
+                    self._went_offline(e)
+                    raise
+                batch = self._take()
+                self._inflight = None if batch.empty else batch
+            self._written()
 
     def _take(self) -> Batch:
-        """Everything not written yet, as one batch; it leaves the recorder's queues."""
+        """Everything not written yet, as the next numbered batch; it leaves the queues.
+
+        The rows in it count as written from now on (an update after it is
+        checked against the status it carries): batches are written in order,
+        and one in flight is written before anything newer.
+        """
         with self._lock:
             dirty, self._dirty = self._dirty, {}
-            batch = self._batch(dirty)
+            batch = self._batch(dirty, self._seq + 1)
+            if batch.empty:
+                return batch
+            self._seq += 1
             self._events, self._logs, self._results = [], [], []
+            self._final = None
+            for row in batch.inserts:
+                self._persisted[(row["task_key"], row["attempt"])] = row["status"]
+            for upd in batch.updates:
+                self._persisted[(upd["b_task_key"], upd["b_attempt"])] = upd["status"]
         return batch
 
-    def _batch(self, dirty: dict[TaskKey, None]) -> Batch:
-        """The batch of ``dirty`` rows and the queued records (the caller holds the lock)."""
-        batch = Batch(self.run_id, self.token)
+    def _batch(self, dirty: dict[TaskKey, None], seq: int) -> Batch:
+        """Batch ``seq`` of ``dirty`` rows and the queued records (the caller holds the lock)."""
+        batch = Batch(self.run_id, self.token, seq=seq)
         for k in dirty:
             row = self._rows[k]
             prev = self._persisted.get(k)
@@ -262,22 +287,7 @@ class RunRecorder:
             batch.run_status, batch.error = self._final
         return batch
 
-    def _put_back(self, batch: Batch) -> None:
-        with self._lock:
-            for row in batch.inserts:
-                self._dirty.setdefault((row["task_key"], row["attempt"]), None)
-            for upd in batch.updates:
-                self._dirty.setdefault((upd["b_task_key"], upd["b_attempt"]), None)
-            self._events[:0] = batch.events
-            self._logs[:0] = batch.logs
-            self._results[:0] = batch.results
-
-    def _written(self, batch: Batch) -> None:
-        for row in batch.inserts:
-            self._persisted[(row["task_key"], row["attempt"])] = row["status"]
-        for upd in batch.updates:
-            self._persisted[(upd["b_task_key"], upd["b_attempt"])] = upd["status"]
-        self._final = None
+    def _written(self) -> None:
         if self._offline_since is not None:
             took = time.monotonic() - self._offline_since
             self._offline_since = None
@@ -300,12 +310,13 @@ class RunRecorder:
                 str(error).splitlines()[0][:200] if str(error) else type(error).__name__,
                 where,
             )
-        if self.journal is None:
+        if self.journal is None or self._inflight is None:
             return
         with self._lock:
-            snapshot = self._batch(dict(self._dirty))
+            behind = self._batch(dict(self._dirty), self._seq + 1)
+        kept = [self._inflight] if behind.empty else [self._inflight, behind]
         try:
-            journal.save(self.journal, snapshot)
+            journal.save(self.journal, kept)
         except OSError as e:
             log.error("run %s: cannot save its journal %s: %s", self.run_id[:8], self.journal, e)
 
@@ -325,20 +336,25 @@ class RunRecorder:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if run_status is not None:
+            with self._flush_lock:
+                self._final = (str(run_status), error)
         deadline = time.monotonic() + self.wait_limit
         wait = FLUSH_INTERVAL
         while True:
             try:
-                self.flush(run_status=run_status, error=error)
+                self.flush()
                 return
             except LeaseLostError:
                 raise
             except Exception as e:
                 if not is_transient(e):
                     raise
-                if time.monotonic() + wait > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise JournalKeptError(self._gave_up(e)) from e
-            time.sleep(wait)
+            # The last try comes at the deadline, not a backoff step before it.
+            time.sleep(min(wait, left))
             wait = min(wait * 2, MAX_RETRY_WAIT)
 
     def _gave_up(self, error: BaseException) -> str:

@@ -219,18 +219,52 @@ class RunStore:
                 .values(**ref.columns())
             )
 
+    def adopt(self, run_id: str, token: int) -> bool:
+        """Make this process (a run worker, before it claims the run) responsible for start
+        ``token``, so that if it dies before its claim the start is put back in the queue
+        at once rather than after the start timeout. False if the start is not there."""
+        with self.db.write() as conn:
+            res = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == run_id,
+                    runs.c.token == token,
+                    runs.c.status == str(RunStatus.STARTING),
+                )
+                .values(**this_process().columns())
+            )
+        return bool(res.rowcount == 1)
+
     @staticmethod
-    def guard(conn: Connection, run_id: str, token: int) -> None:
+    def guard(conn: Connection, run_id: str, token: int) -> int:
         """Inside a write transaction of the run's process: refuse (``LeaseLostError``) unless
         the run is still ``token``'s and may be written. The row stays locked to the end of
-        the transaction, so no judge can take the run away half-way through a write."""
+        the transaction, so no judge can take the run away half-way through a write.
+        Returns how many of the run's record batches are written (``count_batch``)."""
         row = conn.execute(
-            select(runs.c.status, runs.c.token).where(runs.c.id == run_id).with_for_update()
+            select(runs.c.status, runs.c.token, runs.c.batches)
+            .where(runs.c.id == run_id)
+            .with_for_update()
         ).first()
         if row is None:
             raise NotFoundError(f"no run {run_id!r}")
         if row.token != token or str(row.status) not in WRITING:
             raise LeaseLostError(_lost(run_id, token, row.token, row.status))
+        return int(row.batches)
+
+    @staticmethod
+    def batches_written(conn: Connection, run_id: str) -> int:
+        """How many of the run's record batches are written, its row locked meanwhile."""
+        q = select(runs.c.batches).where(runs.c.id == run_id).with_for_update()
+        value = conn.execute(q).scalar()
+        if value is None:
+            raise NotFoundError(f"no run {run_id!r}")
+        return int(value)
+
+    @staticmethod
+    def count_batch(conn: Connection, run_id: str, seq: int) -> None:
+        """Note, in the transaction that writes it, that batch ``seq`` of the run is written."""
+        conn.execute(update(runs).where(runs.c.id == run_id).values(batches=seq))
 
     def heartbeat(self, run_id: str, token: int | None = None) -> RunStatus:
         """Note that the run's process is alive (by the database's clock), and return the

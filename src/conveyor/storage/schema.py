@@ -54,6 +54,9 @@ runs = Table(
     # The fencing token: it grows with each start of the run, and every write of
     # the run's process carries it, so a process that lost the run cannot write.
     Column("token", Integer, nullable=False, server_default="0"),
+    # How many batches of records the run's process has written (storage.journal): a
+    # batch whose COMMIT landed unanswered is not written again.
+    Column("batches", Integer, nullable=False, server_default="0"),
     # The process responsible for the run: its starter while it is starting, then
     # its run worker (see storage.hosts).
     Column("host", String(255)),

@@ -1,4 +1,5 @@
-"""Run liveness: a fencing token per run, and the process responsible for it.
+"""Run liveness: a fencing token per run, the process responsible for it, and how many
+batches of its records are written.
 
 Revision ID: 0005
 Revises: 0004
@@ -19,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("token", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("batches", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("host", sa.String(255)))
         batch.add_column(sa.Column("pid", sa.Integer()))
         batch.add_column(sa.Column("pid_started", sa.Float()))
@@ -29,4 +31,5 @@ def downgrade() -> None:
         batch.drop_column("pid_started")
         batch.drop_column("pid")
         batch.drop_column("host")
+        batch.drop_column("batches")
         batch.drop_column("token")
