@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,10 @@ def serve(origin: dict[str, Any]) -> int:
                     os.dup2(log.fileno(), 1)
                     os.dup2(log.fileno(), 2)
                 code = _run(run_id, instance, preloaded)
+            except BaseException:
+                # Say why: os._exit below drops a pending traceback, and the run would stay
+                # starting, with no trace of its worker, until the judge's start timeout.
+                traceback.print_exc()
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -188,6 +193,9 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
         print(f"run {run_id} is {run.status}: nothing to start", file=sys.stderr)
         return 0 if run.status is RunStatus.SUCCESS else 1
     token = run.token
+    if not instance.run_store.adopt(run_id, token):
+        print(f"run {run_id} was started again or canceled meanwhile", file=sys.stderr)
+        return 1
     origin = run.origin or {}
     try:
         from conveyor.workspace import load

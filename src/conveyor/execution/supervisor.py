@@ -39,12 +39,14 @@ from collections.abc import Callable
 
 from conveyor.errors import LeaseLostError
 from conveyor.storage.instance import Instance
-from conveyor.storage.runs import ENV_RUN_LEASE, run_lease
+from conveyor.storage.runs import ENV_RUN_LEASE, RunStore, run_lease
 from conveyor.storage.states import RunStatus
 
 HEARTBEAT_INTERVAL = 1.0
 # The share of the run lease after which a run that cannot heartbeat stops itself.
 SELF_FENCE = 0.8
+# How long a child that has ended its run may take to exit before it is stopped.
+EXIT_GRACE = 5.0
 # How long the supervisor tries to end a run whose child died, while the database is away.
 END_RETRY_FOR = 30.0
 PR_SET_PDEATHSIG = 1
@@ -116,6 +118,9 @@ def _watch(run_id: str, token: int, instance: Instance, pid: int) -> int:
                 store.heartbeat(run_id, token)
                 last_beat = sent
             except LeaseLostError as e:
+                status = _exit_after_its_end(store, run_id, token, pid, pidfd)
+                if status is not None:
+                    break  # the child ended the run itself, and has exited
                 _kill_group(pid)
                 _wait(pid)
                 _note_lost(instance, run_id, pid, str(e))
@@ -176,6 +181,26 @@ def _end_if_open(instance: Instance, run_id: str, token: int, code: int) -> None
                 return
             time.sleep(wait)
             wait = min(wait * 2, 5.0)
+
+
+def _exit_after_its_end(
+    store: RunStore, run_id: str, token: int, pid: int, pidfd: int | None
+) -> int | None:
+    """The child's wait status when a heartbeat was refused because the run has ended under
+    this start (the child ended it, and is exiting) and the child exits within
+    ``EXIT_GRACE``; None when the start was taken away, or the child does not exit."""
+    try:
+        run = store.get(run_id)
+    except Exception:
+        return None
+    if run.token != token or not run.status.is_terminal:
+        return None
+    deadline = time.monotonic() + EXIT_GRACE
+    while (status := _reaped(pid)) is None:
+        if time.monotonic() >= deadline:
+            return None
+        _sleep_until_exit(pidfd, 0.1)
+    return status
 
 
 def _note_lost(instance: Instance, run_id: str, pid: int, why: str) -> None:
