@@ -295,8 +295,10 @@ def test_a_run_that_ends_during_an_outage_waits_and_records_everything(
                 return False
             from conveyor.storage import journal  # not at the top: this file runs on old code too
 
-            batch = journal.load(path)
-            return batch is not None and batch.run_status == str(RunStatus.SUCCESS)
+            batches = journal.load(path)
+            return batches is not None and any(
+                b.run_status == str(RunStatus.SUCCESS) for b in batches
+            )
 
         # The run's end is in its journal: it has ended, and now waits for the database.
         wait_until(ended_in_journal, 60, "the run's end to be journaled")
