@@ -148,7 +148,7 @@ def _new_run(instance: Instance, known: Collection[str] = ()) -> str:
         assert len(new) <= 1, new
         return new[0] if new else ""
 
-    return wait_until(found, 60, "the run to be recorded", every=0.1)
+    return wait_until(found, 180, "the run to be recorded", every=0.1)
 
 
 def _done(instance: Instance, run_id: str) -> int:
