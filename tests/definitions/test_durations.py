@@ -79,6 +79,11 @@ def test_any_text_parses_or_raises_config_error(text: str) -> None:
         ("100MB", 100_000_000),
         ("64k", 64_000),
         ("2Gi", 2 * 1024**3),
+        ("2GIB", 2 * 1024**3),
+        (" 512 mb ", 512_000_000),
+        ("1.5g", 1_500_000_000),
+        (".5Ki", 512),
+        ("4096", 4096),
     ],
 )
 def test_memory_parses(text: object, size: int) -> None:
@@ -89,6 +94,35 @@ def test_memory_parses(text: object, size: int) -> None:
 def test_bad_memory_is_a_clear_error(bad: object) -> None:
     with pytest.raises(ConfigError, match="invalid memory"):
         parse_memory(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragment"),
+    [
+        ("", "write a number and a unit, such as '512m'"),
+        ("lots", "write a number and a unit"),
+        ("-5m", "write a number and a unit"),
+        ("2g of RAM", "write a number and a unit"),
+        ("1.5.5g", "write a number and a unit"),
+        ("12q", "unknown unit 'q'; units are k, m, g, t"),
+        ("3 zb", "unknown unit 'zb'"),
+        ("5ib", "unknown unit 'ib'"),
+        ("1kbit", "unknown unit 'kbit'"),
+        ("9" * 400 + "eb", "cannot read it as a size"),
+        ("0", "must be more than 0 bytes"),
+        ("0.0001k", "must be more than 0 bytes"),
+        (-3, "must be more than 0 bytes"),
+        (1.5, "expected bytes as an integer or a string like '512m'"),
+        (True, "expected bytes as an integer"),
+        (b"2g", "expected bytes as an integer"),
+    ],
+)
+def test_bad_memory_says_what_is_wrong_and_quotes_it(bad: object, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_memory(bad)
+    message = str(err.value)
+    assert message.startswith(f"invalid memory {bad!r}: ")
+    assert fragment in message
 
 
 @given(st.text(max_size=12))

@@ -1,7 +1,9 @@
 """What users write: tasks, workflows, jobs, config, resources and their options.
 
 Pure data and validation, with no I/O: this layer imports nothing of the
-others at module level.
+others, but for ``run_facade``, through which the run conveniences on a job
+(``run``, ``rerun``, ``runs``...) reach execution and storage when called.
+The import-linter contracts in ``pyproject.toml`` hold it to that.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from conveyor.definitions.durations import parse_duration, parse_memory
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.graph import Graph, Node, OutputRef
 from conveyor.definitions.job import Job, job, workflow
+from conveyor.definitions.job_options import JobOptions
 from conveyor.definitions.partitions import StaticPartitions
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.retry import RetryPolicy
@@ -26,6 +29,7 @@ __all__ = [
     "ExecuteOptions",
     "Graph",
     "Job",
+    "JobOptions",
     "Node",
     "OutputRef",
     "Resource",

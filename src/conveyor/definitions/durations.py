@@ -3,13 +3,16 @@
 Durations accept seconds as numbers or strings (``90``, ``"2s"``, ``"30m"``,
 ``"1.5h"``, ``"4 h"``, ``"1d"``, ``"1h30m"``, ``"1h 30m"``); memory accepts bytes
 as an integer or strings with decimal (``"512m"``, ``"2g"``, ``"1.5GB"``) or
-binary (``"512Mi"``, ``"2GiB"``) units.
+binary (``"512Mi"``, ``"2GiB"``) units, read by pydantic's ``ByteSize``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from conveyor.errors import ConfigError
 
@@ -106,36 +109,22 @@ def _parse_duration_string(text: str, what: str) -> float:
     return total
 
 
-_MEMORY_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "ki": 1024,
-    "kib": 1024,
-    "mi": 1024**2,
-    "mib": 1024**2,
-    "gi": 1024**3,
-    "gib": 1024**3,
-    "ti": 1024**4,
-    "tib": 1024**4,
-}
-_MEMORY = re.compile(rf"^\s*({_NUMBER})\s*([a-z]*)\s*$")
+_MEMORY_EXAMPLES = "'512m', '2g', '512Mi' or '2GiB'"
+_MEMORY_UNITS = (
+    "k, m, g, t (powers of 1000) and Ki, Mi, Gi, Ti (powers of 1024), each with or without a B"
+)
 
 
 def parse_memory(value: object) -> int:
     """Return a memory size in bytes.
 
+    pydantic's ``ByteSize`` reads the size; the Kubernetes-style ``Mi``/``Gi``
+    suffixes are accepted too, as ``MiB``/``GiB``.
+
     Args:
         value: bytes as an ``int``, or a string such as ``"512m"``, ``"2g"``,
             ``"512Mi"`` or ``"1.5GiB"`` (k/m/g/t are powers of 1000, Ki/Mi/Gi/Ti
-            of 1024).
+            of 1024; case does not matter).
 
     Raises:
         ConfigError: the value is not a positive memory size; the message
@@ -144,21 +133,42 @@ def parse_memory(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(
             f"invalid memory {value!r}: expected bytes as an integer or a string like "
-            f"'512m', '2g' or '512Mi'"
+            f"{_MEMORY_EXAMPLES}"
         )
-    if isinstance(value, int):
-        size = value
-    else:
-        m = _MEMORY.match(value.lower())
-        if m is None or m.group(2) not in _MEMORY_UNITS:
-            raise ConfigError(
-                f"invalid memory {value!r}: write a number and a unit such as "
-                f"'512m', '2g' or '512Mi' (units: k, m, g, t, Ki, Mi, Gi, Ti)"
-            )
-        size = int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
+    size = value if isinstance(value, int) else _parse_memory_string(value)
     if size <= 0:
         raise ConfigError(f"invalid memory {value!r}: must be more than 0 bytes")
     return size
+
+
+def _parse_memory_string(text: str) -> int:
+    s = text.strip()
+    # ByteSize reads a leading size and ignores what follows it: refuse "2g of RAM" here.
+    if ByteSize.byte_string_re.fullmatch(s) is None:
+        raise ConfigError(
+            f"invalid memory {text!r}: write a number and a unit, such as {_MEMORY_EXAMPLES}; "
+            f"units are {_MEMORY_UNITS}"
+        )
+    unit = s.lstrip("0123456789. ")
+    # ByteSize also knows bits; a memory size in bits is a slip, not a wish.
+    if unit.lower().endswith("bit"):
+        raise ConfigError(
+            f"invalid memory {text!r}: unknown unit {unit!r}; units are {_MEMORY_UNITS}"
+        )
+    if unit[-1:] in ("i", "I"):
+        s += "B"
+    try:
+        return int(_byte_size().validate_python(s))
+    except ValidationError as e:
+        known = e.errors()[0]["type"] != "byte_size_unit"
+        reason = "cannot read it as a size" if known else f"unknown unit {unit!r}"
+        raise ConfigError(f"invalid memory {text!r}: {reason}; units are {_MEMORY_UNITS}") from None
+
+
+@functools.cache
+def _byte_size() -> TypeAdapter[ByteSize]:
+    # Built on first use: a TypeAdapter costs milliseconds that `import conveyor` need not pay.
+    return TypeAdapter(ByteSize)
 
 
 def format_duration(seconds: float) -> str:

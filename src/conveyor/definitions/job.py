@@ -4,7 +4,9 @@
 keeps a function whose body is the work and runs at run time. Both give a
 ``Job``, which runs in-process with ``run()`` and is inspected with ``runs()``,
 ``run_details()``, ``logs()`` and ``result()``. Those methods are thin calls
-into the execution and storage layers, imported only when used.
+through ``run_facade``, the one module of the definitions that reaches the
+execution, scheduler and storage layers. The options are checked in
+``job_options`` and the version hash is made in ``version``.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from conveyor.definitions.execute import ExecuteOptions
+from conveyor.definitions import run_facade
 from conveyor.definitions.frames import current_frame
-from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.graph import Graph
-from conveyor.definitions.intervals import INCREMENTAL_MODES, parse_job_interval
-from conveyor.definitions.keys import check_keys
+from conveyor.definitions.job_options import (
+    CATCHUP,
+    EXECUTORS,
+    REQUIRE_KEYS,
+    JobArgs,
+    JobKind,
+    JobOptions,
+    job_options,
+)
 from conveyor.definitions.params import (
     Param,
     ParamKind,
@@ -29,31 +37,31 @@ from conveyor.definitions.params import (
     config_param,
     definition_locals,
 )
-from conveyor.definitions.partitions import StaticPartitions, parse_partitions
-from conveyor.definitions.retry import RetryPolicy
-from conveyor.definitions.schedule import Schedule
-from conveyor.definitions.task import (
-    Hook,
-    Tags,
-    Task,
-    check_pool,
-    normalize_hooks,
-    normalize_tags,
-)
-from conveyor.definitions.triggers import Trigger, parse_triggers
-from conveyor.definitions.version import digest, function_fingerprint, stable_repr
+from conveyor.definitions.triggers import Trigger
+from conveyor.definitions.version import job_version
 from conveyor.definitions.workflow import compose
 from conveyor.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from conveyor.execution.result import RunResult
-    from conveyor.scheduler.backfill import BackfillResult
-    from conveyor.storage.instance import Instance
-    from conveyor.storage.records import RunDetails, RunRecord
+    from conveyor.definitions.run_facade import (
+        BackfillResult,
+        Instance,
+        RunDetails,
+        RunRecord,
+        RunResult,
+    )
 
-JobKind = Literal["workflow", "job"]
-EXECUTORS = ("in_process", "multiprocess", "dask")
-CATCHUP = ("latest", "all", "none")
+__all__ = [
+    "CATCHUP",
+    "EXECUTORS",
+    "REQUIRE_KEYS",
+    "Job",
+    "JobArgs",
+    "JobKind",
+    "JobOptions",
+    "job",
+    "workflow",
+]
 
 
 class Job:
@@ -63,6 +71,8 @@ class Job:
         name: unique within a workspace.
         kind: ``"workflow"`` (a static graph) or ``"job"`` (a function body).
         graph: the static graph of a workflow; ``None`` for a ``@job``.
+        options: every option, checked (``JobOptions``); the ones below are
+            also attributes of the job itself.
         description: from the docstring unless given.
         tags: labels copied onto every run.
         resources: objects injected into tasks by parameter name.
@@ -78,101 +88,38 @@ class Job:
     """
 
     def __init__(
-        self,
-        fn: Callable[..., Any],
-        *,
-        kind: JobKind,
-        name: str | None = None,
-        description: str | None = None,
-        tags: Tags | None = None,
-        resources: Mapping[str, Any] | None = None,
-        retry: RetryPolicy | None = None,
-        trigger: str | Schedule | Sequence[str | Schedule] | None = None,
-        schedule: str | Schedule | None = None,
-        execute: Mapping[str, Any] | None = None,
-        catchup: str = "latest",
-        require: Mapping[str, Any] | None = None,
-        freshness: str | Sequence[str] | None = None,
-        refresh: str = "auto",
-        pool: str | None = None,
-        partitions: StaticPartitions | Sequence[str] | None = None,
-        interval: Mapping[str, Any] | None = None,
-        incremental_mode: str = "latest",
-        executor: Any = None,
-        on_success: Hook | Sequence[Hook] | None = None,
-        on_failure: Hook | Sequence[Hook] | None = None,
+        self, fn: Callable[..., Any], *, kind: JobKind, **options: Unpack[JobArgs]
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@{kind} decorates functions, got {fn!r}")
         self.fn = fn
         self.kind: JobKind = kind
-        self.name = name or fn.__name__
-        owner = f"@{kind} {self.name!r}"
-        if not self.name.replace("-", "_").replace(".", "_").isidentifier():
-            raise DefinitionError(
-                f"{owner}: a job name may hold letters, digits, '_', '-' and '.', "
-                f"and must not start with a digit"
-            )
-        self.description = description if description is not None else inspect.getdoc(fn)
-        self.tags = normalize_tags(tags, owner)
-        self.resources: dict[str, Any] = dict(resources or {})
-        for key in self.resources:
-            if not isinstance(key, str) or not key.isidentifier():
-                raise DefinitionError(
-                    f"{owner}: resource key {key!r} must be a Python identifier, since tasks "
-                    f"receive resources by parameter name"
-                )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise DefinitionError(f"{owner}: retry must be a RetryPolicy, got {retry!r}")
-        self.retry = retry
-        triggers: list[str | Schedule] = []
-        if isinstance(schedule, str):
-            prefixed = schedule.startswith("schedule:")
-            triggers.append(schedule if prefixed else f"schedule:{schedule}")
-        elif schedule is not None:
-            triggers.append(schedule)
-        if trigger is not None:
-            triggers.extend([trigger] if isinstance(trigger, str | Schedule) else trigger)
-        self.require = dict(require or {})
-        self.triggers: tuple[Trigger, ...] = _in_zone(
-            parse_triggers(triggers, self.name), self.require, owner
-        )
-        self.execute = ExecuteOptions.parse(execute, owner)
-        if catchup not in CATCHUP:
-            raise DefinitionError(
-                f"{owner}: catchup={catchup!r} must be one of {', '.join(CATCHUP)}: after "
-                f"downtime, fire the latest missed tick, all of them, or none"
-            )
-        self.catchup = catchup
-        self.freshness: tuple[FreshnessGate, ...] = parse_freshness(freshness, self.name)
-        if refresh not in REFRESH_POLICIES:
-            raise DefinitionError(
-                f"{owner}: refresh={refresh!r} must be one of {', '.join(REFRESH_POLICIES)}: "
-                f"pass a received refresh on, send one whenever it starts, or stop it"
-            )
-        self.refresh = refresh
-        self.pool = check_pool(pool, owner)
-        self.partitions = parse_partitions(partitions, owner)
-        self.interval = parse_job_interval(interval, owner)
-        self.incremental_mode = self._check_incremental(incremental_mode, owner)
-        if (
-            executor is not None
-            and executor not in EXECUTORS
-            and not (hasattr(executor, "run") and hasattr(executor, "name"))
-        ):
-            raise DefinitionError(
-                f"{owner}: unknown executor {executor!r}; use one of {', '.join(EXECUTORS)} or "
-                f"an executor object such as MultiprocessExecutor(max_workers=4)"
-            )
-        self.executor = executor
-        self.on_success = normalize_hooks(on_success, owner, "on_success")
-        self.on_failure = normalize_hooks(on_failure, owner, "on_failure")
+        self.options = o = job_options(fn, kind, options)
+        self.name = o.name
+        self.description = o.description
+        self.tags = o.tags
+        self.resources = o.resources
+        self.retry = o.retry
+        self.require = o.require
+        self.triggers = o.triggers
+        self.execute = o.execute
+        self.catchup = o.catchup
+        self.freshness = o.freshness
+        self.refresh = o.refresh
+        self.pool = o.pool
+        self.partitions = o.partitions
+        self.interval = o.interval
+        self.incremental_mode = o.incremental_mode
+        self.executor = o.executor
+        self.on_success = o.on_success
+        self.on_failure = o.on_failure
         self.params: tuple[Param, ...] = ()
         self.config_model: type[BaseModel] | None = None
         self.graph: Graph | None = None
         if kind == "workflow":
             self.graph = compose(fn, self.name, self.resources)
         else:
+            owner = f"@{kind} {self.name!r}"
             self.params = classify_params(fn, owner, definition_locals())
             self.config_model = self._job_config_model(owner)
         self.__doc__ = fn.__doc__
@@ -182,31 +129,7 @@ class Job:
     @property
     def timed_trigger(self) -> Trigger | None:
         """The trigger that cuts time into the job's intervals: its schedule or ``every:``."""
-        return next((t for t in self.triggers if t.type in ("schedule", "every")), None)
-
-    def _check_incremental(self, mode: str, owner: str) -> str:
-        if mode not in INCREMENTAL_MODES:
-            raise DefinitionError(
-                f"{owner}: incremental_mode={mode!r} must be one of "
-                f"{', '.join(INCREMENTAL_MODES)}: each run takes the last elapsed period, or "
-                f"the scheduler walks the job's interval one period per run"
-            )
-        if (self.interval is not None or mode == "interval") and self.timed_trigger is None:
-            raise DefinitionError(
-                f"{owner}: interval= and incremental_mode='interval' need a schedule or an "
-                f"every: trigger to cut time into periods, e.g. schedule='@daily'"
-            )
-        if mode == "interval" and self.partitions is not None:
-            raise DefinitionError(
-                f"{owner}: incremental_mode='interval' walks one line of periods and cannot "
-                f"be combined with partitions=; backfill the partitions instead"
-            )
-        if mode == "interval" and self.interval is None:
-            raise DefinitionError(
-                f"{owner}: incremental_mode='interval' needs interval={{'start': ..., "
-                f"'end': None}}: where the scheduler starts walking"
-            )
-        return mode
+        return self.options.timed_trigger
 
     def _job_config_model(self, owner: str) -> type[BaseModel] | None:
         """The model that validates ``run_config['config']`` for a ``@job`` body."""
@@ -248,49 +171,7 @@ class Job:
     @cached_property
     def version(self) -> str:
         """A hash of the definition: tasks, edges, options and the source of their functions."""
-        parts = [
-            self.kind,
-            self.name,
-            stable_repr(self.tags),
-            repr(self.retry),
-            repr(self.execute),
-            stable_repr([(str(t), t.timezone) for t in self.triggers]),
-            stable_repr(self.executor),
-            stable_repr({k: _resource_fingerprint(v) for k, v in self.resources.items()}),
-        ]
-        # Options added later count only when set, so that older versions stay as they were.
-        extra = {
-            "pool": self.pool,
-            "partitions": self.partitions,
-            "interval": self.interval,
-            "mode": None if self.incremental_mode == "latest" else self.incremental_mode,
-        }
-        parts += [f"{k}={v}" for k, v in extra.items() if v is not None]
-        parts.append(function_fingerprint(self.fn))
-        for t in self._tasks():
-            parts.append(
-                f"task {t.name} cpu={t.cpu} memory={t.memory} timeout={t.timeout} "
-                f"retry={t.retry!r} tags={stable_repr(t.tags)}"
-                + (f" pool={t.pool}" if t.pool is not None else "")
-            )
-            parts.append(function_fingerprint(t.fn))
-        if self.graph is not None:
-            for n in self.graph.nodes.values():
-                parts.append(
-                    f"node {n.key} {n.task.name} deps={n.deps} "
-                    f"args={stable_repr(n.args)} kwargs={stable_repr(n.kwargs)}"
-                )
-        return digest(parts)
-
-    def _tasks(self) -> list[Task[Any]]:
-        """The tasks of the job: the graph's, or for a ``@job`` the tasks its body names."""
-        if self.graph is not None:
-            unique = {id(n.task): n.task for n in self.graph.nodes.values()}
-            return list(unique.values())
-        code = getattr(self.fn, "__code__", None)
-        names = code.co_names if code is not None else ()
-        globs = getattr(self.fn, "__globals__", {})
-        return [globs[n] for n in sorted(set(names)) if isinstance(globs.get(n), Task)]
+        return job_version(self)
 
     @property
     def success(self) -> str:
@@ -363,9 +244,7 @@ class Job:
         Returns:
             The ``RunResult``, also when the run failed and ``raise_on_error`` is false.
         """
-        from conveyor.execution.launch import execute_job
-
-        return execute_job(
+        return run_facade.run(
             self,
             run_config=run_config,
             selection=selection,
@@ -393,9 +272,7 @@ class Job:
         downstream of them execute; tasks that succeeded are ``reused`` from
         their stored results. ``full=True`` executes everything again.
         """
-        from conveyor.execution.rerun import rerun_job
-
-        return rerun_job(
+        return run_facade.rerun(
             self,
             run_id,
             full=full,
@@ -418,19 +295,17 @@ class Job:
         what a successful run covers, or a run already queued, is skipped.
         See ``conveyor.scheduler.backfill.backfill``.
         """
-        from conveyor.scheduler.backfill import backfill
-
-        return backfill(self, start, end, partitions=partitions, instance=instance)
+        return run_facade.backfill(self, start, end, partitions=partitions, instance=instance)
 
     def runs(
         self, limit: int = 20, status: str | None = None, *, instance: Instance | None = None
     ) -> list[RunRecord]:
         """The most recent runs of this job, newest first."""
-        return _instance(instance).runs(self.name, limit=limit, status=status)
+        return run_facade.runs(self, limit=limit, status=status, instance=instance)
 
     def run_details(self, run_id: str, *, instance: Instance | None = None) -> RunDetails:
         """A run with its tasks: states, attempts, times and dependencies."""
-        return _instance(instance).run_details(run_id, job_name=self.name)
+        return run_facade.run_details(self, run_id, instance=instance)
 
     def logs(
         self,
@@ -442,52 +317,16 @@ class Job:
         instance: Instance | None = None,
     ) -> str:
         """The last ``lines`` lines a task wrote to stdout (or stderr) in a run."""
-        return _instance(instance).logs(
-            run_id, task_name, stderr=stderr, lines=lines, job_name=self.name
+        return run_facade.logs(
+            self, run_id, task_name, stderr=stderr, lines=lines, instance=instance
         )
 
     def result(self, run_id: str, task_name: str, *, instance: Instance | None = None) -> Any:
         """The stored output of a task in a run."""
-        return _instance(instance).result(run_id, task_name, job_name=self.name)
+        return run_facade.result(self, run_id, task_name, instance=instance)
 
 
-REQUIRE_KEYS = ("timezone",)
-
-
-def _in_zone(
-    triggers: tuple[Trigger, ...], require: dict[str, Any], owner: str
-) -> tuple[Trigger, ...]:
-    """Put the job's cron-string triggers in ``require["timezone"]`` (a Schedule keeps its own)."""
-    check_keys(require, REQUIRE_KEYS, owner, "require key")
-    zone = require.get("timezone")
-    if zone is None:
-        return triggers
-    from conveyor.definitions.schedule import Schedule
-    from conveyor.errors import ScheduleError
-
-    try:
-        Schedule(at_hours=0, timezone=zone)
-    except ScheduleError as e:
-        raise DefinitionError(f"{owner}: require={{'timezone': {zone!r}}}: {e}") from None
-    return tuple(
-        Trigger(t.type, t.expr, zone) if t.type == "schedule" and t.timezone is None else t
-        for t in triggers
-    )
-
-
-def _instance(instance: Instance | None) -> Instance:
-    from conveyor.storage.instance import Instance
-
-    return instance if instance is not None else Instance.default()
-
-
-def _resource_fingerprint(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        return f"{type(value).__qualname__}{stable_repr(value.model_dump())}"
-    return type(value).__qualname__
-
-
-def _decorator(kind: JobKind, fn: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
+def _decorator(kind: JobKind, fn: Callable[..., Any] | None, options: JobArgs) -> Any:
     if fn is not None:
         return Job(fn, kind=kind, **options)
 
@@ -497,7 +336,13 @@ def _decorator(kind: JobKind, fn: Callable[..., Any] | None, options: dict[str, 
     return decorate
 
 
-def workflow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+@overload
+def workflow(fn: Callable[..., Any], /) -> Job: ...
+@overload
+def workflow(
+    fn: None = None, /, **options: Unpack[JobArgs]
+) -> Callable[[Callable[..., Any]], Job]: ...
+def workflow(fn: Callable[..., Any] | None = None, /, **options: Unpack[JobArgs]) -> Any:
     """Make a job from a function whose body composes task calls into a static graph.
 
     Works bare (``@workflow``) or with options: ``name``, ``description``,
@@ -510,7 +355,11 @@ def workflow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return _decorator("workflow", fn, options)
 
 
-def job(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+@overload
+def job(fn: Callable[..., Any], /) -> Job: ...
+@overload
+def job(fn: None = None, /, **options: Unpack[JobArgs]) -> Callable[[Callable[..., Any]], Job]: ...
+def job(fn: Callable[..., Any] | None = None, /, **options: Unpack[JobArgs]) -> Any:
     """Make a job from a function whose body is the work and runs at run time.
 
     Takes the same options as ``@workflow``. The body receives ``context`` by

@@ -6,23 +6,30 @@
 Fields finer than the finest one given are fixed at their first value
 (minute 0, hour 0, day 1); coarser ones not given are ``*``. Every field is
 range-checked with an error that names it and the fix.
+
+Evaluating a cron expression (next and previous fire times, through croniter)
+is ``cron``'s duty, and saying one in words is ``cron_text``'s; ``Schedule``
+delegates to them.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from conveyor.definitions import cron
+from conveyor.definitions.cron import CRON_NICKNAMES, check_cron
+from conveyor.definitions.cron_text import describe
 from conveyor.errors import ScheduleError
+
+__all__ = ["CRON_NICKNAMES", "MONTHS", "WEEKDAYS", "Schedule", "check_cron", "describe"]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # Mon=1 ... Sun=7
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTH_NAMES = tuple(m.capitalize() for m in MONTHS)
+
 
 # The five cron fields from finest to coarsest; day-of-month and weekday share a level.
 _LEVEL = {"minute": 0, "hour": 1, "day": 2, "weekday": 2, "month": 3}
@@ -229,122 +236,22 @@ class Schedule:
         Wall-clock times are matched in the schedule's time zone. A time that
         a DST change skips fires once, at the first valid instant after the
         gap; a time that a DST change repeats fires once, at its first
-        occurrence.
+        occurrence. A naive ``after`` is taken as UTC.
         """
-
-        if n < 0:
-            raise ScheduleError(f"next_fire_times(n={n}): n must be 0 or more")
-        zone = self.zone
-        start = (
-            after.astimezone(zone) if after.tzinfo else after.replace(tzinfo=UTC).astimezone(zone)
-        )
-        # Walk the wall clock: each wall time the cron names comes up once.
-        wall = start.replace(tzinfo=None)
-        it = _cron_iter(self.cron, wall - timedelta(minutes=1) if start.fold else wall)
-        out: list[datetime] = []
-        # Compare instants in UTC: within one zone Python compares wall times and
-        # ignores fold, so the first 02:30 of a repeated hour would look "later"
-        # than the second 02:00.
-        floor = start.astimezone(UTC)
-        while len(out) < n:
-            fire = _resolve_wall_time(it.get_next(datetime), zone)
-            instant = fire.astimezone(UTC)
-            if instant <= floor:
-                continue
-            out.append(fire)
-            floor = instant
-        return out
+        return cron.next_fire_times(self.cron, self.zone, after, n)
 
     def previous_fire_time(self, before: datetime) -> datetime:
         """The last fire time strictly before ``before`` (same wall-clock rules)."""
-
-        zone = self.zone
-        moment = before if before.tzinfo else before.replace(tzinfo=UTC)
-        floor = moment.astimezone(UTC)
-        # Walk back from just after the moment's wall time; near a DST change,
-        # where wall times repeat, from three hours after it.
-        span = timedelta(hours=3)
-        changes = (floor - span).astimezone(zone).utcoffset() != (
-            (floor + span).astimezone(zone).utcoffset()
-        )
-        ahead = span if changes else timedelta(minutes=1)
-        it = _cron_iter(self.cron, moment.astimezone(zone).replace(tzinfo=None) + ahead)
-        for _ in range(10_000):
-            fire = _resolve_wall_time(it.get_prev(datetime), zone)
-            if fire.astimezone(UTC) < floor:
-                return fire
-        raise ScheduleError(f"{self!r}: no fire time before {before.isoformat()}")
+        fire = cron.previous_fire_time(self.cron, self.zone, before)
+        if fire is None:
+            raise ScheduleError(f"{self!r}: no fire time before {before.isoformat()}")
+        return fire
 
     def __str__(self) -> str:
         return f"{describe(self.cron)} ({self.timezone})"
 
     def __repr__(self) -> str:
         return f"Schedule(cron={self.cron!r}, timezone={self.timezone!r})"
-
-
-_iterators = threading.local()
-
-
-def _cron_iter(cron: str, start: datetime) -> Any:
-    """A croniter over ``cron`` set at the naive wall time ``start``.
-
-    Parsing a cron expression costs more than stepping through it, so each
-    thread keeps one iterator per expression and moves it to ``start``.
-    """
-    from croniter import croniter
-
-    cache: dict[str, Any] | None = getattr(_iterators, "by_cron", None)
-    if cache is None:
-        cache = _iterators.by_cron = {}
-    it = cache.get(cron)
-    if it is None:
-        if len(cache) > 1024:
-            cache.clear()
-        it = cache[cron] = croniter(cron, start)
-    else:
-        it.set_current(start, force=True)
-    return it
-
-
-def _resolve_wall_time(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The instant of a wall-clock time: the first occurrence, or after a DST gap."""
-    aware = wall.replace(tzinfo=zone, fold=0)
-    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
-        return aware
-    probe = wall
-    for _ in range(24 * 60):  # a gap is at most a few hours long
-        probe += timedelta(minutes=1)
-        aware = probe.replace(tzinfo=zone, fold=0)
-        if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == probe:
-            return aware
-    return wall.replace(tzinfo=zone)
-
-
-# The cron nicknames, as the 5-field expressions they stand for.
-CRON_NICKNAMES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-def check_cron(text: str) -> str:
-    """``text`` as a standard 5-field cron expression (a nickname such as ``@daily``
-    becomes its fields); ``ScheduleError`` if it is not one."""
-    from croniter import croniter
-
-    text = CRON_NICKNAMES.get(text.lower(), text)
-    fields = text.split()
-    if len(fields) != 5 or not croniter.is_valid(text):
-        raise ScheduleError(
-            f"Schedule(cron_expression={text!r}): not a valid 5-field cron expression "
-            f"(minute hour day-of-month month day-of-week, e.g. '0 8 * * 1')"
-        )
-    return text
 
 
 def _compile(f: dict[str, Any]) -> str:
@@ -388,53 +295,3 @@ def _compile(f: dict[str, Any]) -> str:
         else:
             out[name] = "*"
     return " ".join(out[k] for k in ("minute", "hour", "day", "month", "weekday"))
-
-
-def describe(cron: str) -> str:
-    """A readable form of a 5-field cron string: ``at 08:00 on Mon and Fri``."""
-    minute, hour, day, month, weekday = cron.split()
-    parts = []
-    if minute.isdigit() and hour.isdigit():
-        parts.append(f"at {int(hour):02d}:{int(minute):02d}")
-    elif minute.isdigit() and "," in hour and all(h.isdigit() for h in hour.split(",")):
-        parts.append("at " + _and([f"{int(h):02d}:{int(minute):02d}" for h in hour.split(",")]))
-    else:
-        parts.append(_every_or_at(minute, "minute", "at"))
-        if hour != "*":
-            parts.append(_every_or_at(hour, "hour", "past"))
-    if weekday != "*":
-        parts.append("on " + _names(weekday, _WEEKDAY_NAMES, "weekday"))
-    if day != "*":
-        parts.append(_every_or_at(day, "day", "on"))
-    if month.startswith("*/"):
-        parts.append(f"every {month[2:]} months")
-    elif month != "*":
-        parts.append("in " + _names(month, _MONTH_NAMES, "month"))
-    return " ".join(parts)
-
-
-def _every_or_at(value: str, unit: str, word: str) -> str:
-    if value == "*":
-        return f"every {unit}"
-    if value.startswith("*/"):
-        return f"every {value[2:]} {unit}s"
-    items = value.split(",")
-    return f"{word} {unit}{'s' if len(items) > 1 else ''} {_and(items)}"
-
-
-def _names(value: str, names: tuple[str, ...], unit: str) -> str:
-    if value.startswith("*/"):
-        return f"every {value[2:]} {unit}s"
-    items = []
-    for v in value.split(","):
-        if v.isdigit() and 1 <= int(v) <= len(names):
-            items.append(names[int(v) - 1])
-        elif v == "0" and unit == "weekday":
-            items.append("Sun")
-        else:
-            items.append(v)
-    return _and(items)
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from conveyor.definitions.cron import CRON_NICKNAMES, check_cron
 from conveyor.definitions.durations import parse_duration
-from conveyor.definitions.schedule import CRON_NICKNAMES, check_cron
+from conveyor.definitions.schedule import Schedule
 from conveyor.errors import ConfigError, DefinitionError, ScheduleError
 
 TIMED = frozenset({"schedule", "every", "once"})
@@ -98,7 +99,7 @@ def parse_trigger(value: object) -> Trigger:
         if seconds <= 0:
             raise DefinitionError(f"Invalid trigger {value!r}: the interval must be more than 0")
     elif kind == "once":
-        _parse_once(expr, value)
+        parse_once(expr, value)
     elif (
         kind in ("job.success", "job.fail", "job.completed")
         and not expr.replace("_", "a").replace("-", "a").replace(".", "a").isalnum()
@@ -107,7 +108,13 @@ def parse_trigger(value: object) -> Trigger:
     return Trigger(kind, expr)
 
 
-def _parse_once(expr: str, original: str) -> datetime:
+def parse_once(expr: str, original: str) -> datetime:
+    """The moment of a ``once:`` trigger's ``expr``, in UTC (a naive time is UTC).
+
+    Raises:
+        DefinitionError: ``expr`` is not an ISO date or datetime; the message
+            quotes ``original``, the whole trigger.
+    """
     try:
         if len(expr) == 10:
             d = date.fromisoformat(expr)
@@ -121,10 +128,12 @@ def _parse_once(expr: str, original: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+# The name the scheduler imports today (scheduler/timing.py); ``parse_once`` is the public one.
+_parse_once = parse_once
+
+
 def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
     """Parse a job's ``trigger=``: a trigger string, a ``Schedule``, or a list of them."""
-    from conveyor.definitions.schedule import Schedule
-
     single = isinstance(value, str | Schedule)
     items = [value] if single else list(value)  # type: ignore[call-overload]
     triggers = tuple(

@@ -1,11 +1,23 @@
-"""Stable version hashes of definitions: the same definition always hashes the same."""
+"""Stable version hashes of definitions: the same definition always hashes the same.
+
+A job's version is what a deployment compares to decide whether the
+definitions changed, and what each run records; ``job_version`` is the one
+place that says what goes into it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from conveyor.definitions.task import Task
+
+if TYPE_CHECKING:
+    from conveyor.definitions.job import Job
 
 
 def function_fingerprint(fn: Callable[..., Any]) -> str:
@@ -45,3 +57,57 @@ def digest(parts: Iterable[str]) -> str:
         h.update(p.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()[:16]
+
+
+def job_version(job: Job) -> str:
+    """A hash of a job: its tasks, edges, options and the source of their functions."""
+    parts = [
+        job.kind,
+        job.name,
+        stable_repr(job.tags),
+        repr(job.retry),
+        repr(job.execute),
+        stable_repr([(str(t), t.timezone) for t in job.triggers]),
+        stable_repr(job.executor),
+        stable_repr({k: _resource_fingerprint(v) for k, v in job.resources.items()}),
+    ]
+    # Options added later count only when set, so that older versions stay as they were.
+    extra = {
+        "pool": job.pool,
+        "partitions": job.partitions,
+        "interval": job.interval,
+        "mode": None if job.incremental_mode == "latest" else job.incremental_mode,
+    }
+    parts += [f"{k}={v}" for k, v in extra.items() if v is not None]
+    parts.append(function_fingerprint(job.fn))
+    for t in job_tasks(job):
+        parts.append(
+            f"task {t.name} cpu={t.cpu} memory={t.memory} timeout={t.timeout} "
+            f"retry={t.retry!r} tags={stable_repr(t.tags)}"
+            + (f" pool={t.pool}" if t.pool is not None else "")
+        )
+        parts.append(function_fingerprint(t.fn))
+    if job.graph is not None:
+        for n in job.graph.nodes.values():
+            parts.append(
+                f"node {n.key} {n.task.name} deps={n.deps} "
+                f"args={stable_repr(n.args)} kwargs={stable_repr(n.kwargs)}"
+            )
+    return digest(parts)
+
+
+def job_tasks(job: Job) -> list[Task[Any]]:
+    """The tasks of a job: its graph's, or for a ``@job`` the tasks its body names."""
+    if job.graph is not None:
+        unique = {id(n.task): n.task for n in job.graph.nodes.values()}
+        return list(unique.values())
+    code = getattr(job.fn, "__code__", None)
+    names = code.co_names if code is not None else ()
+    globs = getattr(job.fn, "__globals__", {})
+    return [globs[n] for n in sorted(set(names)) if isinstance(globs.get(n), Task)]
+
+
+def _resource_fingerprint(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return f"{type(value).__qualname__}{stable_repr(value.model_dump())}"
+    return type(value).__qualname__

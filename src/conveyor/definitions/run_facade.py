@@ -1,0 +1,130 @@
+"""The one door from the definitions up to the layers that run and record jobs.
+
+``Job.run``, ``rerun``, ``backfill``, ``runs``, ``run_details``, ``logs`` and
+``result`` are conveniences for people at a prompt; the work is done by
+execution, the scheduler and storage, which all sit above the definitions and
+import them. Every call from a ``Job`` into those layers goes through this
+module, and the layer contracts in ``pyproject.toml`` (checked by
+``lint-imports``) name it as the one module of ``conveyor.definitions`` that may
+import upward. Those imports stay inside the functions, so that importing the
+definitions loads no database, executor or process code.
+
+The run-related types (``RunResult``, ``Instance``...) are re-exported for type
+checking only, so that ``job.py`` can annotate with them without naming a
+higher layer itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.definitions.job import Job
+    from conveyor.execution.result import RunResult as RunResult
+    from conveyor.scheduler.backfill import BackfillResult as BackfillResult
+    from conveyor.storage.instance import Instance as Instance
+    from conveyor.storage.records import RunDetails as RunDetails
+    from conveyor.storage.records import RunRecord as RunRecord
+
+
+def run(
+    job: Job,
+    run_config: Mapping[str, Any] | None,
+    *,
+    selection: str | Sequence[str] | None,
+    tags: Mapping[str, str] | None,
+    instance: Instance | None,
+    raise_on_error: bool,
+    input_values: Mapping[str, Any] | None,
+    executor: Any,
+    partition: str | None,
+    interval: Any,
+) -> RunResult:
+    """Run ``job`` in this process and record the run (see ``Job.run``)."""
+    from conveyor.execution.launch import execute_job
+
+    return execute_job(
+        job,
+        run_config=run_config,
+        selection=selection,
+        tags=tags,
+        instance=instance,
+        raise_on_error=raise_on_error,
+        input_values=input_values,
+        executor=executor,
+        partition=partition,
+        interval=interval,
+    )
+
+
+def rerun(
+    job: Job,
+    run_id: str,
+    *,
+    full: bool,
+    instance: Instance | None,
+    raise_on_error: bool,
+    executor: Any,
+) -> RunResult:
+    """Run ``job`` again from a previous run (see ``Job.rerun``)."""
+    from conveyor.execution.rerun import rerun_job
+
+    return rerun_job(
+        job,
+        run_id,
+        full=full,
+        instance=instance,
+        raise_on_error=raise_on_error,
+        executor=executor,
+    )
+
+
+def backfill(
+    job: Job,
+    start: Any,
+    end: Any,
+    *,
+    partitions: Sequence[str] | None,
+    instance: Instance | None,
+) -> BackfillResult:
+    """Queue the runs that fill ``job``'s missing intervals or partitions."""
+    from conveyor.scheduler.backfill import backfill
+
+    return backfill(job, start, end, partitions=partitions, instance=instance)
+
+
+def runs(job: Job, *, limit: int, status: str | None, instance: Instance | None) -> list[RunRecord]:
+    """The most recent runs of ``job``, newest first."""
+    return _instance(instance).runs(job.name, limit=limit, status=status)
+
+
+def run_details(job: Job, run_id: str, *, instance: Instance | None) -> RunDetails:
+    """A run of ``job`` with its tasks."""
+    return _instance(instance).run_details(run_id, job_name=job.name)
+
+
+def logs(
+    job: Job,
+    run_id: str,
+    task_name: str,
+    *,
+    stderr: bool,
+    lines: int,
+    instance: Instance | None,
+) -> str:
+    """The last ``lines`` lines a task of ``job`` wrote in a run."""
+    return _instance(instance).logs(
+        run_id, task_name, stderr=stderr, lines=lines, job_name=job.name
+    )
+
+
+def result(job: Job, run_id: str, task_name: str, *, instance: Instance | None) -> Any:
+    """The stored output of a task of ``job`` in a run."""
+    return _instance(instance).result(run_id, task_name, job_name=job.name)
+
+
+def _instance(instance: Instance | None) -> Instance:
+    from conveyor.storage.instance import Instance
+
+    return instance if instance is not None else Instance.default()
