@@ -1,10 +1,14 @@
-"""Shared fixtures: instances on SQLite (memory and file) and on PostgreSQL."""
+"""Shared fixtures: instances on SQLite (memory and file) and on PostgreSQL.
+
+Without a PostgreSQL server (and outside CI, where it is required), the tests that need
+one are skipped quietly and the run ends with one line saying so and how to run them.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,12 @@ from conveyor.storage import instance as instance_module
 from conveyor.storage.instance import Instance
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ENV_PG_URL = "CONVEYOR_TEST_POSTGRES_URL"
+# Each test that needs PostgreSQL says only this when there is none; why, and how to run
+# them, is said once, at the end of the run (``pytest_terminal_summary``).
+PG_SKIP = "no PostgreSQL server; see the end of the run"
+PG_SKIPPED = "skipped without PostgreSQL"
+_pg_unreachable = pytest.StashKey[str]()
 
 
 def postgres_required() -> bool:
@@ -50,11 +60,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
+def pg_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     import sqlalchemy as sa
 
-    base = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+    base = os.environ.get(ENV_PG_URL, DEFAULT_PG_URL)
     name = f"conveyor_test_{uuid.uuid4().hex[:10]}"
     try:
         admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
@@ -62,8 +72,11 @@ def pg_server_url() -> Iterator[str]:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except Exception as e:
         if postgres_required():
-            pytest.fail(f"PostgreSQL at {base} is required here (CI) but unreachable: {e}")
-        pytest.skip(f"PostgreSQL at {base} is unreachable: {e}")
+            pytest.fail(f"PostgreSQL at {_safe(base)} is required here (CI) but unreachable: {e}")
+        # psycopg's first line ends with the cause: "... port 5432 failed: Connection refused"
+        cause = str(getattr(e, "orig", None) or e).strip().splitlines()[0].rsplit(": ", 1)[-1]
+        request.config.stash[_pg_unreachable] = f"{_safe(base)} unreachable ({cause.strip()})"
+        pytest.skip(PG_SKIP)
     url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
     yield url
     with admin.connect() as conn:
@@ -92,3 +105,46 @@ def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Instance
         _truncate(inst)
     yield inst
     inst.close()
+
+
+def _safe(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _pg_skip(report: pytest.TestReport) -> bool:
+    longrepr = report.longrepr
+    return (
+        report.skipped
+        and isinstance(longrepr, tuple)
+        and str(longrepr[2]).removeprefix("Skipped: ") == PG_SKIP
+    )
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, str] | None:
+    """Count tests skipped for want of PostgreSQL apart, so that ``-ra`` does not list each."""
+    if _pg_skip(report):
+        return PG_SKIPPED, "s", "SKIPPED"
+    return None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> Generator[None]:
+    """One line after pytest's own summary when the PostgreSQL half was skipped."""
+    try:
+        return (yield)
+    finally:
+        skipped = len(terminalreporter.stats.get(PG_SKIPPED, []))
+        why = config.stash.get(_pg_unreachable, None)
+        if skipped and why is not None and not config.getoption("no_summary"):
+            terminalreporter.write_line(
+                f"PostgreSQL half skipped ({skipped} tests): {why}; to run it, start PostgreSQL "
+                f"there or set {ENV_PG_URL}=postgresql+psycopg://USER@HOST:PORT/DB",
+                yellow=True,
+                bold=True,
+            )

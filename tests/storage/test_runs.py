@@ -116,3 +116,88 @@ def test_create_and_start_in_one_step(durable: Instance) -> None:
     assert stored.started_at == run.started_at
     with pytest.raises(InvalidTransitionError):
         _create(durable, then=RunStatus.SUCCESS)
+
+
+def test_list_by_several_statuses(durable: Instance) -> None:
+    queued = _create(durable, status=RunStatus.QUEUED)
+    running = _create(durable, then=RunStatus.RUNNING)
+    _create(durable)  # starting
+    listed = durable.run_store.list(status=[RunStatus.QUEUED, "running"], limit=10)
+    assert {r.id for r in listed} == {queued.id, running.id}
+
+
+def test_add_tags_merges_and_an_unknown_run_is_not_found(durable: Instance) -> None:
+    run = _create(durable, tags={"team": "a", "env": "dev"})
+    durable.run_store.add_tags(run.id, {"env": "prod", "owner": "b"})
+    assert durable.run_store.get(run.id).tags == {"team": "a", "env": "prod", "owner": "b"}
+    with pytest.raises(NotFoundError, match=r"no run '0{32}'"):
+        durable.run_store.add_tags("0" * 32, {"x": "y"})
+
+
+def test_request_cancel_ends_a_waiting_run_and_asks_a_running_one(durable: Instance) -> None:
+    store = durable.run_store
+    queued = _create(durable, status=RunStatus.QUEUED)
+    assert store.request_cancel(queued.id) is RunStatus.CANCELED
+    assert store.get(queued.id).error == "canceled on request"
+    running = _create(durable, then=RunStatus.RUNNING)
+    assert store.request_cancel(running.id) is RunStatus.CANCELING
+    assert store.request_cancel(running.id) is RunStatus.CANCELING  # asking twice is once
+    done = _create(durable, then=RunStatus.RUNNING)
+    store.set_status(done.id, RunStatus.SUCCESS)
+    assert store.request_cancel(done.id) is RunStatus.SUCCESS  # an ended run stays ended
+    with pytest.raises(NotFoundError):
+        store.request_cancel("0" * 32)
+
+
+def test_heartbeat_stamps_the_database_time_and_returns_the_status(durable: Instance) -> None:
+    run = _create(durable, then=RunStatus.RUNNING)
+    before = time.time()
+    assert durable.run_store.heartbeat(run.id) is RunStatus.RUNNING
+    beat = durable.run_store.get(run.id).heartbeat_at
+    assert beat is not None
+    assert abs(beat.timestamp() - before) < 60  # the database's clock, near this one
+    with pytest.raises(NotFoundError):
+        durable.run_store.heartbeat("0" * 32)
+
+
+def _succeeded(inst: Instance, job: str, **kw: object) -> str:
+    rid: str = _create(inst, job, then=RunStatus.RUNNING, **kw).id
+    inst.run_store.set_status(rid, RunStatus.SUCCESS)
+    return rid
+
+
+def test_interval_and_partition_queries_see_successful_runs_only(durable: Instance) -> None:
+    store = durable.run_store
+    _succeeded(durable, "daily", interval=(0.0, 10.0))
+    _succeeded(durable, "daily", interval=(10.0, 20.0), partition="eu")
+    failed = _create(durable, "daily", then=RunStatus.RUNNING, interval=(20.0, 30.0)).id
+    store.set_status(failed, RunStatus.FAILURE)
+    _succeeded(durable, "other", interval=(50.0, 60.0))
+
+    assert store.last_interval_end("daily") == 20.0
+    assert store.last_interval_end("nobody") is None
+    assert sorted(store.success_intervals("daily", 5.0, 25.0)) == [(0.0, 10.0), (10.0, 20.0)]
+    assert store.success_intervals("daily", 20.0, 30.0) == []
+    assert store.completed_interval_starts("daily", [0.0, 10.0, 20.0]) == {0.0, 10.0}
+    assert store.completed_interval_starts("daily", [0.0, 10.0], partition="eu") == {10.0}
+    assert store.completed_interval_starts("daily", []) == set()
+    assert [r.id for r in store.interval_runs("daily", 20.0)] == [failed]
+    assert store.interval_runs("daily", 20.0, [RunStatus.SUCCESS]) == []
+    assert store.completed_partitions("daily", ["eu", "us"]) == {"eu"}
+    assert store.completed_partitions("daily", []) == set()
+    ends = store.success_interval_ends_since(0.0)
+    assert sorted(ends) == [("daily", 10.0), ("daily", 20.0), ("other", 60.0)]
+    assert store.success_interval_ends_since(time.time() + 3600) == []
+
+
+def test_last_success_end_is_the_newest_success(durable: Instance) -> None:
+    store = durable.run_store
+    assert store.last_success_end("j") is None
+    _succeeded(durable, "j")
+    newest = _succeeded(durable, "j")
+    failed = _create(durable, "j", then=RunStatus.RUNNING).id
+    store.set_status(failed, RunStatus.FAILURE)
+    ended = store.get(newest).ended_at
+    assert ended is not None
+    # (a datetime keeps microseconds; the stored float has more)
+    assert store.last_success_end("j") == pytest.approx(ended.timestamp(), abs=1e-5)

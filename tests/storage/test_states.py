@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any
+
 import pytest
 
 from conveyor.errors import InvalidTransitionError
@@ -15,15 +18,19 @@ from conveyor.storage.states import (
 
 
 def test_terminal_states_have_no_way_out() -> None:
-    for frm, _ in RUN_TRANSITIONS:
-        assert frm is None or not frm.is_terminal
-    for frm, _ in TASK_TRANSITIONS:
-        assert frm is None or not frm.is_terminal
+    for run_from, _ in RUN_TRANSITIONS:
+        assert run_from is None or not run_from.is_terminal
+    for task_from, _ in TASK_TRANSITIONS:
+        assert task_from is None or not task_from.is_terminal
 
 
 def test_every_state_is_reachable_from_nothing() -> None:
-    for states, table in ((RunStatus, RUN_TRANSITIONS), (TaskStatus, TASK_TRANSITIONS)):
-        reached = {None}
+    tables: list[tuple[type[StrEnum], frozenset[tuple[Any, Any]]]] = [
+        (RunStatus, RUN_TRANSITIONS),
+        (TaskStatus, TASK_TRANSITIONS),
+    ]
+    for states, table in tables:
+        reached: set[Any] = {None}
         changed = True
         while changed:
             new = {to for frm, to in table if frm in reached} - reached

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
+from conveyor.errors import NotFoundError
 from conveyor.storage.db import Database
 from conveyor.storage.records import EventRecord
 from conveyor.storage.schema import events
@@ -23,24 +25,31 @@ class EventStore:
             conn.execute(events.insert(), list(rows))
 
     def add(self, run_id: str, kind: str, message: str) -> None:
-        """Record an event about a run from outside its process (the daemon)."""
-        with self.db.write() as conn:
-            self.write(
-                conn,
-                [
-                    {
-                        "run_id": run_id,
-                        "task_key": None,
-                        "attempt": None,
-                        "at": time.time(),
-                        "kind": kind,
-                        "message": message,
-                        "data": None,
-                    }
-                ],
-            )
+        """Record an event about a run from outside its process (the daemon).
+
+        Raises:
+            NotFoundError: there is no run ``run_id``.
+        """
+        row = {
+            "run_id": run_id,
+            "task_key": None,
+            "attempt": None,
+            "at": time.time(),
+            "kind": kind,
+            "message": message,
+            "data": None,
+        }
+        try:
+            with self.db.write() as conn:
+                self.write(conn, [row])
+        except IntegrityError as e:  # the one constraint an event can break: its run's key
+            raise NotFoundError(
+                f"no run {run_id!r} to record a {kind!r} event for; list runs with "
+                f"`conveyor runs list`"
+            ) from e
 
     def for_run(self, run_id: str, *, kinds: Sequence[str] | None = None) -> list[EventRecord]:
+        """The run's events in the order they were recorded, only ``kinds`` if given."""
         q = select(events).where(events.c.run_id == run_id)
         if kinds:
             q = q.where(events.c.kind.in_(list(kinds)))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 
 from conveyor.errors import ConfigError, NotFoundError
 from conveyor.storage.db import Database
 from conveyor.storage.schema import pools
+from conveyor.storage.upsert import insert_or_update
 
 
 class PoolStore:
@@ -20,11 +21,9 @@ class PoolStore:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"pool {name!r}: the limit {limit!r} must be a whole number >= 1")
         with self.db.write() as conn:
-            changed = conn.execute(
-                update(pools).where(pools.c.name == name).values(limit=limit)
-            ).rowcount
-            if not changed:
-                conn.execute(insert(pools).values(name=name, limit=limit))
+            conn.execute(
+                insert_or_update(conn, pools, ["name"], ["limit"]), {"name": name, "limit": limit}
+            )
 
     def get(self, name: str) -> int | None:
         """The pool's limit; ``None`` when it has none (no limit)."""

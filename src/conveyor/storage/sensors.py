@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from conveyor.storage.db import Database
 from conveyor.storage.schema import sensor_state
+from conveyor.storage.upsert import insert_or_update
 
 
 class SensorStore:
@@ -19,13 +20,9 @@ class SensorStore:
         return (None, None) if row is None else (row.cursor, float(row.evaluated_at))
 
     def save(self, name: str, cursor: str | None, evaluated_at: float) -> None:
+        """Keep ``cursor`` and ``evaluated_at`` as the sensor's, in place of what was there."""
         with self.db.write() as conn:
-            changed = conn.execute(
-                update(sensor_state)
-                .where(sensor_state.c.name == name)
-                .values(cursor=cursor, evaluated_at=evaluated_at)
-            ).rowcount
-            if not changed:
-                conn.execute(
-                    insert(sensor_state).values(name=name, cursor=cursor, evaluated_at=evaluated_at)
-                )
+            conn.execute(
+                insert_or_update(conn, sensor_state, ["name"], ["cursor", "evaluated_at"]),
+                {"name": name, "cursor": cursor, "evaluated_at": evaluated_at},
+            )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
 
 from conveyor.storage.db import Database
 from conveyor.storage.schema import signals
+from conveyor.storage.upsert import insert_or_update
 
 
 class SignalStore:
@@ -18,12 +18,13 @@ class SignalStore:
 
     def send(self, job_names: Iterable[str], kind: str) -> None:
         """Leave ``kind`` for the next run of each job (once: sending twice is one signal)."""
-        for name in job_names:
-            try:
-                with self.db.write() as conn:
-                    conn.execute(insert(signals).values(job_name=name, kind=kind, at=time.time()))
-            except IntegrityError:
-                pass  # already waiting for that job
+        now = time.time()
+        rows = [{"job_name": name, "kind": kind, "at": now} for name in dict.fromkeys(job_names)]
+        if not rows:
+            return
+        with self.db.write() as conn:
+            # A signal already waiting for a job stays as it is, with its first time.
+            conn.execute(insert_or_update(conn, signals, ["job_name", "kind"]), rows)
 
     def take(self, job_name: str, kind: str) -> bool:
         """Consume the signal for ``job_name``'s run; True if there was one."""

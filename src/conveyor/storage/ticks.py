@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select
 
 from conveyor.storage.db import Database
 from conveyor.storage.runs import RunStore, new_run_id
 from conveyor.storage.schema import runs, ticks
 from conveyor.storage.states import RunStatus
+from conveyor.storage.upsert import insert_or_update
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,73 +46,68 @@ class TickStore:
         tags, run_config, origin...). Returns the new run's id, or ``None``
         when the tick had already fired (another daemon, or before a restart).
         """
-        return self._fire_one(TickSpec(key, job_name, trigger, tick_at, run))
-
-    def _fire_one(self, tick: TickSpec) -> str | None:
-        rid = new_run_id()
-        try:
-            with self.db.write() as conn:
-                self._insert(conn, [(tick, rid)], time.time())
-        except IntegrityError:
-            return None
-        return rid
+        return self.fire_many([TickSpec(key, job_name, trigger, tick_at, run)])[0]
 
     def fire_many(self, batch: Sequence[TickSpec]) -> list[str | None]:
-        """``fire`` each tick of ``batch``, in one transaction when none has fired yet.
+        """``fire`` each tick of ``batch``, in one transaction.
 
         Returns, in order, each new run's id or ``None`` for a tick that had
-        already fired. The batch checks its keys first; if another daemon
-        fires one of them meanwhile, the batch is undone and each tick is
-        fired on its own, so a tick still fires exactly once.
+        already fired (or that comes again later in the batch). The database
+        skips every tick whose key is taken (``ON CONFLICT DO NOTHING``),
+        waiting for another daemon firing the same key to commit or roll
+        back first, and only the ticks it inserted get a run: each tick
+        fires exactly once.
         """
-        if len(batch) <= 1:
-            return [self._fire_one(t) for t in batch]
-        ids = [new_run_id() for _ in batch]
-        try:
-            with self.db.write() as conn:
-                taken = set(
-                    conn.execute(
-                        select(ticks.c.key).where(ticks.c.key.in_([t.key for t in batch]))
-                    ).scalars()
+        if not batch:
+            return []
+        first: dict[str, int] = {}
+        for i, t in enumerate(batch):
+            first.setdefault(t.key, i)
+        ids = {t.key: new_run_id() for t in batch}
+        # In key order, so two daemons firing overlapping batches lock the keys in one order
+        # and wait for each other instead of deadlocking (PostgreSQL).
+        unique = sorted((batch[i] for i in first.values()), key=lambda t: t.key)
+        now = time.time()
+        with self.db.write() as conn:
+            inserted = set(
+                conn.execute(
+                    insert_or_update(conn, ticks, ["key"])
+                    .values(
+                        [
+                            {
+                                "key": t.key,
+                                "job_name": t.job_name,
+                                "trigger": t.trigger,
+                                "tick_at": t.tick_at,
+                                "run_id": ids[t.key],
+                                "created_at": now,
+                            }
+                            for t in unique
+                        ]
+                    )
+                    .returning(ticks.c.key)
+                ).scalars()
+            )
+            fired = [t for t in unique if t.key in inserted]
+            if fired:
+                conn.execute(
+                    insert(runs),
+                    [
+                        RunStore.new_row(
+                            ids[t.key],
+                            job_name=t.job_name,
+                            status=RunStatus.QUEUED,
+                            trigger=t.trigger,
+                            now=now,
+                            **t.run,
+                        )
+                        for t in fired
+                    ],
                 )
-                fresh = [(t, rid) for t, rid in zip(batch, ids, strict=True) if t.key not in taken]
-                if fresh:
-                    self._insert(conn, fresh, time.time())
-        except IntegrityError:
-            return [self._fire_one(t) for t in batch]
-        return [None if t.key in taken else rid for t, rid in zip(batch, ids, strict=True)]
-
-    @staticmethod
-    def _insert(conn: Connection, fired: Sequence[tuple[TickSpec, str]], now: float) -> None:
-        """Insert ticks with their queued runs (``(tick, run id)`` pairs)."""
-        conn.execute(
-            insert(ticks),
-            [
-                {
-                    "key": t.key,
-                    "job_name": t.job_name,
-                    "trigger": t.trigger,
-                    "tick_at": t.tick_at,
-                    "run_id": rid,
-                    "created_at": now,
-                }
-                for t, rid in fired
-            ],
-        )
-        conn.execute(
-            insert(runs),
-            [
-                RunStore.new_row(
-                    rid,
-                    job_name=t.job_name,
-                    status=RunStatus.QUEUED,
-                    trigger=t.trigger,
-                    now=now,
-                    **t.run,
-                )
-                for t, rid in fired
-            ],
-        )
+        return [
+            ids[t.key] if first[t.key] == i and t.key in inserted else None
+            for i, t in enumerate(batch)
+        ]
 
     def last(self, job_name: str, trigger: str) -> float | None:
         """When the newest recorded tick of this trigger was due (epoch seconds)."""

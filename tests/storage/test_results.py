@@ -1,4 +1,5 @@
-"""Log and result stores, on SQLite and PostgreSQL."""
+"""The result store's contract: each succeeded task's output, pickled, read back by run and
+task key, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,62 +7,44 @@ import threading
 
 import pytest
 
-from conveyor.errors import NotFoundError
+from conveyor.errors import NotFoundError, StorageError
+from conveyor.storage.blobs import INLINE_LIMIT
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus, TaskStatus
-
-
-def _run_with_logs(inst: Instance) -> str:
-    run = inst.run_store.create(job_name="j", job_version="v")
-    inst.run_store.set_status(run.id, RunStatus.RUNNING)
-    rec = inst.recorder(run.id)
-    rec.task("t[0]", 1, TaskStatus.RUNNING)
-    rec.log("t[0]", 1, "stdout", "".join(f"line {i}\n" for i in range(10)).encode())
-    rec.log("t[0]", 1, "stderr", b"oops")
-    rec.task("t[0]", 1, TaskStatus.UP_FOR_RETRY)
-    rec.task("t[0]", 2, TaskStatus.RUNNING)
-    rec.log("t[0]", 2, "stdout", "héllo\n".encode())
-    rec.result("t[0]", [1, 2, 3])
-    rec.task("t[0]", 2, TaskStatus.SUCCESS)
-    rec.task("quiet", 1, TaskStatus.RUNNING)
-    rec.task("quiet", 1, TaskStatus.FAILURE)
-    rec.close(run_status=RunStatus.SUCCESS)
-    return run.id
-
-
-def test_logs_join_attempts_and_keep_the_last_lines(durable: Instance) -> None:
-    rid = _run_with_logs(durable)
-    full = durable.logs(rid, "t[0]")
-    assert full.startswith("--- attempt 1 ---\nline 0\n")
-    assert full.endswith("--- attempt 2 ---\nhéllo\n")
-    assert durable.logs(rid, "t[0]", lines=2) == "--- attempt 2 ---\nhéllo\n"
-    assert durable.logs(rid, "t[0]", stderr=True) == "--- attempt 1 ---\noops\n"
-    assert durable.logs(rid, "quiet") == ""
+from tests.storage.test_logs import run_with_logs
 
 
 def test_results_and_missing_things(durable: Instance) -> None:
-    rid = _run_with_logs(durable)
+    rid = run_with_logs(durable)
     assert durable.result(rid, "t[0]") == [1, 2, 3]
+    assert durable.result_store.get(rid, "t[0]") == [1, 2, 3]
     with pytest.raises(NotFoundError, match="only tasks that succeeded"):
         durable.result(rid, "quiet")
-    with pytest.raises(NotFoundError, match="has no task 'nope'"):
-        durable.logs(rid, "nope")
+    with pytest.raises(NotFoundError, match=f"run {rid} has no stored result for task 'x'"):
+        durable.result_store.get(rid, "x")
     with pytest.raises(NotFoundError, match="is a run of job 'j', not 'k'"):
         durable.run_details(rid, job_name="k")
 
 
-def test_unpicklable_results_are_a_storage_error(instance: Instance) -> None:
-    from conveyor.errors import StorageError
+def test_pointers_of_a_run_by_task_key(durable: Instance) -> None:
+    rid = run_with_logs(durable)
+    pointers = durable.result_store.pointers(rid)
+    assert list(pointers) == ["t[0]"]
+    pointer = pointers["t[0]"]
+    assert pointer["type_name"] == "builtins.list"
+    assert durable.result_store.load(pointer) == [1, 2, 3]
+    assert durable.result_store.pointers("0" * 32) == {}
 
+
+def test_unpicklable_results_are_a_storage_error(instance: Instance) -> None:
     run = instance.run_store.create(job_name="j", job_version="v")
     rec = instance.recorder(run.id)
-    with pytest.raises(StorageError, match="cannot be pickled"):
+    with pytest.raises(StorageError, match="'t' \\(lock\\) cannot be pickled") as caught:
         rec.result("t", threading.Lock())
+    assert caught.value.__cause__ is not None
 
 
 def test_large_blobs_go_to_the_blob_store_small_ones_stay_inline(durable: Instance) -> None:
-    from conveyor.storage.blobs import INLINE_LIMIT
-
     run = durable.run_store.create(job_name="j", job_version="v")
     durable.run_store.set_status(run.id, RunStatus.RUNNING)
     rec = durable.recorder(run.id)

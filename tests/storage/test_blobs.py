@@ -1,18 +1,30 @@
-"""Blob writes are whole or absent: on a full or read-only disk (a real small tmpfs),
-``put`` raises a ``StorageError`` that names the file, the OS error and the fix, and
-leaves neither a partial file nor the file it was replacing broken."""
+"""Blob stores: bytes by relative path, whole or absent, inline when small.
+
+On a full or read-only disk (a real small tmpfs), ``DirectoryBlobStore.put``
+raises a ``StorageError`` that names the file, the OS error and the fix, and
+leaves neither a partial file nor the file it was replacing broken.
+"""
 
 from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conveyor.errors import StorageError
-from conveyor.storage.blobs import DirectoryBlobStore
+from conveyor.errors import NotFoundError, StorageError
+from conveyor.storage.blobs import (
+    INLINE_LIMIT,
+    BlobStore,
+    DirectoryBlobStore,
+    MemoryBlobStore,
+    fetch,
+    safe_name,
+    store,
+)
 from conveyor.storage.instance import Instance
 from conveyor.storage.logs import LogStore
 from conveyor.storage.results import ResultStore
@@ -21,6 +33,63 @@ from tests.disks import files_below, small_disk
 MB = 1024 * 1024
 
 
+@pytest.fixture(params=["directory", "memory"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "directory":
+        return DirectoryBlobStore(tmp_path / "blobs")
+    return MemoryBlobStore()
+
+
+def test_put_then_get_and_replace(blobs: BlobStore) -> None:
+    uri = blobs.put("results/r1/t.pkl", b"one")
+    assert blobs.get(uri) == b"one"
+    assert blobs.put("results/r1/t.pkl", b"two") == uri
+    assert blobs.get(uri) == b"two"
+    assert blobs.get(blobs.put("logs/r1/empty.out", b"")) == b""
+
+
+def test_a_missing_blob_is_not_found_and_named(blobs: BlobStore) -> None:
+    with pytest.raises(NotFoundError, match=r"results/r1/nope\.pkl"):
+        blobs.get("results/r1/nope.pkl")
+
+
+def test_racing_puts_of_one_path_leave_one_whole_blob(tmp_path: Path) -> None:
+    blobs = DirectoryBlobStore(tmp_path)
+    values = [bytes([i]) * 200_000 for i in range(4)]
+    start = threading.Barrier(len(values))
+
+    def put(data: bytes) -> None:
+        start.wait(timeout=30)
+        blobs.put("results/r1/t.pkl", data)
+
+    threads = [threading.Thread(target=put, args=(v,)) for v in values]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert blobs.get("results/r1/t.pkl") in values
+    assert files_below(tmp_path) == ["results/r1/t.pkl"]  # no temporary file left
+
+
+def test_safe_names_are_file_names_and_distinct() -> None:
+    keys = ["extract[3]", "a/b", "..", "a b", "ü", "extract%5B3%5D"]
+    names = [safe_name(k) for k in keys]
+    assert safe_name("extract[3]") == "extract%5B3%5D"
+    assert all("/" not in n for n in names)
+    assert len(set(names)) == len(names)
+
+
+def test_up_to_the_inline_limit_bytes_stay_in_the_row() -> None:
+    memory = MemoryBlobStore()
+    inline = store(memory, "p", b"x" * INLINE_LIMIT)
+    assert inline == {"uri": None, "data": b"x" * INLINE_LIMIT, "size": INLINE_LIMIT}
+    outside = store(memory, "p", b"y" * (INLINE_LIMIT + 1))
+    assert (outside["uri"], outside["data"]) == ("p", None)
+    assert fetch(memory, inline) == b"x" * INLINE_LIMIT
+    assert fetch(memory, outside) == b"y" * (INLINE_LIMIT + 1)
+
+
+# -- a full or read-only disk ------------------------------------------------------------------
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB disk."""
