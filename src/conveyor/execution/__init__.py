@@ -1,4 +1,4 @@
-"""Running jobs: plans, the in-process engine, the step runner, run results."""
+"""Running jobs: plans, the one engine and its executors, the step runner, run results."""
 
 from __future__ import annotations
 

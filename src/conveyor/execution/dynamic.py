@@ -1,52 +1,47 @@
-"""The frame of a running ``@job`` body: task calls become recorded steps.
+"""The frame of a running ``@job`` body: task calls become steps of the one engine.
 
-A plain call runs the step in the body's thread and returns its value (or
-raises its error); ``submit`` runs it on a thread pool and returns a
+The body runs in a thread of its own while the run's thread runs the engine
+(``execution.engine``). A plain call hands the step to the engine and waits
+for its value (or raises its error); ``submit`` hands it over and returns a
 ``StepFuture``; ``map`` submits one step per item. Futures passed as
-arguments are waited for and become the step's recorded dependencies.
+arguments become the step's recorded dependencies, and the engine starts it
+when they are done, on the run's executor, as it starts a workflow's steps.
 """
 
 from __future__ import annotations
 
-import contextvars
-import inspect
 import threading
-import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
-from conveyor.definitions.frames import current_frame
-from conveyor.definitions.graph import iter_refs, replace_leaves
-from conveyor.definitions.retry import NO_RETRY
+from conveyor.definitions.graph import iter_refs
 from conveyor.definitions.task import Task
 from conveyor.definitions.workflow import KeyCounter
+from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.state import RunState
-from conveyor.execution.steps import (
-    StepSpec,
-    injections,
-    original,
-    run_attempt,
-    run_with_retries,
-    task_spec,
-)
-from conveyor.storage.states import TaskStatus
+from conveyor.execution.timeouts import RunCanceled
 
-MAX_THREADS = 16
+if TYPE_CHECKING:
+    from conveyor.execution.engine import Engine
 
 
 class StepFuture:
     """The eventual value of a submitted step; pass it to other task calls as an argument."""
 
-    __slots__ = ("_future", "key")
+    __slots__ = ("_frame", "_future", "key")
 
-    def __init__(self, key: str, future: Future[Any]) -> None:
+    def __init__(self, key: str, future: Future[Any], frame: JobFrame) -> None:
         self.key = key
         self._future = future
+        self._frame = frame
 
     def result(self, timeout: float | None = None) -> Any:
         """The step's value, waiting for it; raises the step's own error if it failed."""
-        return self._future.result(timeout)
+        value = self._future.result(timeout)
+        if isinstance(value, StoredValue):  # a large output a worker process stored
+            value = self._frame.state.instance.result_store.load(value.pointer)
+        return value
 
     def done(self) -> bool:
         return self._future.done()
@@ -63,15 +58,16 @@ class MappedFutures(list[StepFuture]):
 
 
 class JobFrame:
-    """Routes task calls made while a ``@job`` body runs."""
+    """Routes task calls made while a ``@job`` body runs to the run's engine."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, engine: Engine) -> None:
         self.state = state
+        self.engine = engine
         self._lock = threading.Lock()
         self._used: set[str] = {state.job.name}
         self._keys = KeyCounter()
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Future[Any]] = []
+        self._pending: list[Future[Any]] = []
+        self._closed = False
 
     def _key(self, name: str) -> str:
         with self._lock:
@@ -79,53 +75,28 @@ class JobFrame:
             self._used.add(key)
             return key
 
-    def _spec(
+    def _submit(
         self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> StepSpec:
+    ) -> StepFuture:
+        from conveyor.execution.engine import Call
+
         deps: list[str] = []
-        if any(isinstance(x, StepFuture) for x in iter_refs((args, kwargs))):
-
-            def value_of(leaf: Any) -> Any:
-                if isinstance(leaf, StepFuture):
-                    if leaf.key not in deps:
-                        deps.append(leaf.key)
-                    return leaf.result()
-                return leaf
-
-            args = replace_leaves(args, value_of)
-            kwargs = replace_leaves(kwargs, value_of)
-        state = self.state
-        return task_spec(state, task, key, args, kwargs, deps, state.config.task_config(key, task))
-
-    def _run(self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        state = self.state
-        pointer = state.reuse.get(key)
-        if pointer is not None:
-            return self._reuse(key, task, pointer)
-        outcome = run_with_retries(state, self._spec(task, key, args, kwargs))
-        if outcome.status is TaskStatus.SUCCESS:
-            with state.lock:
-                state.outputs[key] = outcome.value
-            return outcome.value
-        assert outcome.error is not None
-        with state.lock:
-            state.failures[key] = outcome.error
-        raise original(outcome.error)
-
-    def _reuse(self, key: str, task: Task[Any], pointer: dict[str, Any]) -> Any:
-        state = self.state
-        value = state.instance.result_store.load(pointer)
-        state.recorder.task(key, 1, TaskStatus.REUSED, task_name=task.name, ended_at=time.time())
-        state.recorder.reuse_result(key, pointer)
-        state.set_status(key, TaskStatus.REUSED)
-        with state.lock:
-            state.outputs[key] = value
-        return value
+        for leaf in iter_refs((args, kwargs)):
+            if isinstance(leaf, StepFuture) and leaf.key not in deps:
+                deps.append(leaf.key)
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RunCanceled()
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(future)
+        self.engine.post(Call(key, task, args, kwargs, deps, future))
+        return StepFuture(key, future, self)
 
     # -- the CallFrame protocol ---------------------------------------------------------------
 
     def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._run(task, self._key(task.name), args, kwargs)
+        return self._submit(task, self._key(task.name), args, kwargs).result()
 
     def submit(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepFuture:
         return self._submit(task, self._key(task.name), args, kwargs)
@@ -137,64 +108,12 @@ class JobFrame:
             for i, item in enumerate(items)
         )
 
-    def _submit(
-        self, task: Task[Any], key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> StepFuture:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="conveyor-step")
-            ctx = contextvars.copy_context()
-            fut = self._pool.submit(ctx.run, self._run, task, key, args, kwargs)
-            self._futures.append(fut)
-        return StepFuture(key, fut)
-
     def close(self) -> None:
-        """Wait for the steps the body submitted and did not wait for."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-
-def run_body(state: RunState) -> None:
-    """Run a ``@job`` body as the run's first step, with task calls routed through a frame."""
-    job = state.job
-    frame = JobFrame(state)
-    is_async = inspect.iscoroutinefunction(job.fn)
-
-    async def async_body(*args: Any, **kwargs: Any) -> Any:
-        token = current_frame.set(frame)
-        try:
-            return await job.fn(*args, **kwargs)
-        finally:
-            current_frame.reset(token)
-
-    def body(*args: Any, **kwargs: Any) -> Any:
-        token = current_frame.set(frame)
-        try:
-            return job.fn(*args, **kwargs)
-        finally:
-            current_frame.reset(token)
-
-    spec = StepSpec(
-        key=job.name,
-        name=job.name,
-        fn=async_body if is_async else body,
-        is_async=is_async,
-        args=(),
-        kwargs={},
-        inject=injections(job.params, 0, {}, state.resources, job_body=True),
-        config=state.config.job_config,
-        retry=NO_RETRY,
-        timeout=None,
-        on_success=(),
-        on_failure=(),
-        depends_on=[],
-    )
-    try:
-        outcome = run_attempt(state, spec, 1)
-    finally:
-        frame.close()
-    if outcome.status is TaskStatus.SUCCESS:
-        state.outputs[job.name] = outcome.value
-    else:
-        assert outcome.error is not None
-        state.failures.setdefault(job.name, outcome.error)
+        """The engine stopped: calls still waiting, and any made from now on, raise
+        ``RunCanceled`` in the body, which unwinds at its next task call."""
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, []
+        for future in pending:
+            if not future.done():
+                future.set_exception(RunCanceled())

@@ -29,7 +29,6 @@ from conveyor.errors import (
     UserCodeError,
 )
 from conveyor.execution.capture import make_logger, routed_streams
-from conveyor.execution.dynamic import run_body
 from conveyor.execution.executors import Executor, resolve_executor
 from conveyor.execution.monitor import RunMonitor
 from conveyor.execution.plan import Plan, build_plan
@@ -237,23 +236,21 @@ def _execute(
     supervised: bool = False,
 ) -> RunResult:
     job, rec = state.job, state.recorder
-    in_process = getattr(executor, "interrupt_on_cancel", False)
+    in_process = getattr(executor, "runs_here", False)
     run_error: ConveyorError | None = None
-    monitor = RunMonitor(state, interrupt=in_process or plan is None, heartbeat=not supervised)
+    monitor = RunMonitor(state, heartbeat=not supervised)
     rec.on_lost = monitor.lose
     try:
         with routed_streams(), monitor:
             if plan is not None:
                 _record_plan(state, plan)
             try:
-                # Out-of-process executors set resources up where the tasks run.
-                needed = _needed_resources(job, plan) if in_process else set()
+                # Out-of-process executors set resources up where the tasks run; a
+                # @job body runs here and may take any of the job's resources.
+                needed = _needed_resources(job, plan) if in_process or plan is None else set()
                 with opened(state.config.resources, needed) as ready:
                     state.resources = ready
-                    if plan is None:
-                        run_body(state)
-                    else:
-                        executor.run(state, plan)
+                    executor.run(state, plan)
             except UserCodeError as e:  # a resource's setup or teardown
                 run_error = e
                 _end_pending(state, TaskStatus.SKIPPED, f"not run: {e}")

@@ -16,13 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conveyor.execution.state import RunState
-from conveyor.execution.timeouts import RunCanceled
 
 if TYPE_CHECKING:
     from conveyor.execution.steps import StepSpec
-
-# How often a task waiting for a slot asks again.
-WAIT_POLL = 0.2
 
 
 def pool_of(state: RunState, spec: StepSpec) -> str | None:
@@ -55,13 +51,6 @@ def try_take(state: RunState, spec: StepSpec) -> bool:
             data={"pool": pool, "limit": limit},
         )
     return False
-
-
-def take(state: RunState, spec: StepSpec) -> None:
-    """Wait until the step has its pool slot; raises ``RunCanceled`` if the run is canceled."""
-    while not try_take(state, spec):
-        if state.cancel_requested.wait(WAIT_POLL):
-            raise RunCanceled()
 
 
 def unpark(

@@ -7,14 +7,19 @@ the logs and the result, records the end state, runs the hooks and decides
 whether to retry. ``begin`` and ``finish`` always run in the run's own
 process, where the recorder batches the writes; ``call_task`` runs there too
 (in-process executor) or in a worker process or a Dask worker.
+
+Nothing here interrupts a running function: a plain task past its timeout
+fails when it returns, an ``async`` one is cancelled at its next ``await``;
+the multiprocess executor stops a late step by killing its process tree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +28,9 @@ from conveyor.definitions.params import Param, ParamKind
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.task import Hook, Task
 from conveyor.errors import ConveyorError, StorageError, TaskTimeoutError, UserCodeError
-from conveyor.execution import slots
 from conveyor.execution.aio import run_coroutine
 from conveyor.execution.capture import Capture, current_capture, make_logger
 from conveyor.execution.state import RunMeta, RunState
-from conveyor.execution.timeouts import TaskInterrupt, deadline
 from conveyor.storage.states import TaskStatus
 
 log = logging.getLogger("conveyor")
@@ -186,7 +189,6 @@ def call_task(
     resources: dict[str, Any],
     *,
     echo: bool,
-    on_timeout: Callable[[], None] | None = None,
 ) -> Report:
     """Call the task's function with its parameters filled, capturing what it writes.
 
@@ -210,17 +212,24 @@ def call_task(
     cap = Capture(echo)
     token = current_capture.set(cap)
     report = Report()
+    started = time.monotonic()
     try:
-        with deadline(spec.timeout):
-            value = spec.fn(*spec.args, **kwargs)
-            if spec.is_async:
-                value = run_coroutine(value)
-        report.value = value
-    except TaskInterrupt:
-        if on_timeout is not None:
-            on_timeout()
+        value = spec.fn(*spec.args, **kwargs)
+        if spec.is_async:
+            value = run_coroutine(_within(value, spec.timeout))
+        if spec.timeout is not None and time.monotonic() - started > spec.timeout:
+            report.error = TaskTimeoutError(
+                f"task {spec.key!r} ran past its timeout of {spec.timeout:g}s; a step running "
+                f"in the run's process is not interrupted, so it failed when it returned "
+                f"(the multiprocess executor stops a step at its timeout)"
+            )
+            report.user_code = False
+        else:
+            report.value = value
+    except _Cancelled:
         report.error = TaskTimeoutError(
-            f"task {spec.key!r} ran past its timeout of {spec.timeout:g}s and was stopped"
+            f"task {spec.key!r} ran past its timeout of {spec.timeout:g}s and was cancelled "
+            f"at an await"
         )
         report.user_code = False
     except Exception as e:
@@ -234,6 +243,24 @@ def call_task(
     report.out = "".join(cap.out)
     report.err = "".join(cap.err)
     return report
+
+
+class _Cancelled(Exception):
+    """An ``async`` task was cancelled at its timeout."""
+
+
+async def _within(coro: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
+    """Await ``coro``, cancelling it (at an ``await``) after ``seconds``."""
+    if seconds is None:
+        return await coro
+    limit = asyncio.timeout(seconds)
+    try:
+        async with limit:
+            return await coro
+    except TimeoutError:
+        if limit.expired():
+            raise _Cancelled() from None
+        raise
 
 
 def finish(
@@ -300,37 +327,6 @@ def cancel(state: RunState, spec: StepSpec, attempt: int, reason: str) -> None:
         spec.key, attempt, TaskStatus.CANCELED, ended_at=time.time(), error_message=reason
     )
     state.set_status(spec.key, TaskStatus.CANCELED)
-
-
-def run_attempt(state: RunState, spec: StepSpec, attempt: int) -> Outcome:
-    """Run one attempt in this thread: its pool slot (waiting for one), begin, call, finish."""
-    slots.take(state, spec)
-    try:
-        begin(state, spec, attempt)
-        meta = state.meta
-        try:
-            report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
-        except BaseException:
-            # KeyboardInterrupt or SystemExit: the run is being stopped.
-            cancel(state, spec, attempt, "stopped with the run")
-            raise
-    finally:
-        slots.give_back(state, spec)
-    ctx = None
-    if spec.on_success or spec.on_failure:
-        ctx = make_context(meta, spec.key, attempt, spec.config, state.resources)
-    return finish(state, spec, attempt, report, ctx)
-
-
-def run_with_retries(state: RunState, spec: StepSpec) -> Outcome:
-    """Run a step's attempts in this thread, sleeping between them, until it ends."""
-    attempt = 1
-    while True:
-        outcome = run_attempt(state, spec, attempt)
-        if outcome.status is not TaskStatus.UP_FOR_RETRY:
-            return outcome
-        time.sleep(outcome.wait)
-        attempt += 1
 
 
 def original(error: ConveyorError) -> BaseException:

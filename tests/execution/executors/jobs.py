@@ -184,3 +184,9 @@ def long_running() -> None:
     long_task()
     long_task().alias("long_task_b")
     long_task().alias("long_task_c")
+
+
+@workflow(executor="multiprocess")
+def diamond_in_processes() -> None:
+    top = one()
+    add(inc(top), inc(top))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conveyor import Instance, RunStatus, TaskStatus
+from conveyor import Instance, RunResult, RunStatus, TaskStatus
 from conveyor.errors import (
     InsufficientResourcesError,
     TaskOutOfMemoryError,
     TaskTimeoutError,
+    UserCodeError,
     WorkerLostError,
 )
 from conveyor.execution.executors.multiprocess import MultiprocessExecutor
@@ -167,3 +171,55 @@ def test_unpicklable_outputs_fail_clearly(instance: Instance) -> None:
 
     with pytest.raises(ExecutionError, match="cannot be pickled, so it cannot leave its worker"):
         locks.run(executor=MultiprocessExecutor(max_workers=1), instance=instance)
+
+
+def _at_once(n: int, run: Callable[[int], RunResult]) -> list[RunResult | BaseException]:
+    """``run(i)`` from ``n`` threads, started together."""
+    barrier = threading.Barrier(n)
+    results: list[RunResult | BaseException] = [RuntimeError("did not end")] * n
+
+    def main(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = run(i)
+        except BaseException as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=main, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def test_ten_runs_at_once_share_the_pool(durable: Instance) -> None:
+    results = _at_once(10, lambda i: jobs.diamond_in_processes.run(instance=durable))
+    assert [r for r in results if not isinstance(r, RunResult) or r.output("add") != 4] == []
+
+
+def test_a_run_closing_its_executor_leaves_the_others_workers(durable: Instance) -> None:
+    def run(i: int) -> RunResult:
+        executor = MultiprocessExecutor(max_workers=2)
+        try:
+            return jobs.chain.run(executor=executor, instance=durable)
+        finally:
+            executor.close()
+
+    results = _at_once(10, run)
+    assert [r for r in results if not isinstance(r, RunResult) or r.output("inc_9") != 10] == []
+
+
+def test_a_task_error_comes_back_with_its_traceback(instance: Instance) -> None:
+    result = jobs.fan_out_with_failure.run(
+        executor=MultiprocessExecutor(max_workers=2), instance=instance, raise_on_error=False
+    )
+    error = result.failures["boom"]
+    assert isinstance(error, UserCodeError)
+    assert isinstance(error.original, ValueError)
+    frames = traceback.extract_tb(error.original.__traceback__)
+    assert frames[-1].name == "boom"
+    assert frames[-1].filename == jobs.__file__
+    with pytest.raises(ValueError, match="boom 1") as raised:
+        result.raise_error()
+    assert traceback.extract_tb(raised.value.__traceback__)[-1].name == "boom"

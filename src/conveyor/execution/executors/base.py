@@ -1,7 +1,8 @@
-"""The executor seam: what runs a workflow's steps, and helpers every executor shares."""
+"""The executor seam: what runs a run's steps, and helpers the engine and executors share."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -13,12 +14,13 @@ from conveyor.storage.states import TaskStatus
 
 
 class Executor(Protocol):
-    """Runs the steps of a plan: results land in ``state.outputs``, errors in
+    """Runs a run's steps (a plan's, or a ``@job`` body's when ``plan`` is None) on the
+    one engine (``execution.engine``): results land in ``state.outputs``, errors in
     ``state.failures``; every attempt is recorded through the step functions."""
 
     name: str
 
-    def run(self, state: RunState, plan: Plan) -> None: ...
+    def run(self, state: RunState, plan: Plan | None) -> None: ...
 
     def close(self) -> None:
         """Release what the executor holds (worker processes, cluster clients)."""
@@ -66,13 +68,16 @@ def resolve_args(
 
 
 class Frontier:
-    """Which steps of a plan can start: dependency counts, release and skip-on-failure."""
+    """Which steps can start: dependency counts, release and skip-on-failure.
 
-    def __init__(self, state: RunState, plan: Plan) -> None:
+    Steps come from a plan, or one by one as a running ``@job`` body calls
+    tasks (``add``).
+    """
+
+    def __init__(self, state: RunState, plan: Plan | None) -> None:
         self.state = state
-        self.plan = plan
-        self.down = plan.downstream()
-        self.waiting = {k: len(d) for k, d in plan.deps.items()}
+        self.down: dict[str, list[str]] = plan.downstream() if plan is not None else {}
+        self.waiting = {k: len(d) for k, d in plan.deps.items()} if plan is not None else {}
         self.ready: deque[str] = deque(
             k for k, n in self.waiting.items() if n == 0 and k not in state.outputs
         )
@@ -80,19 +85,41 @@ class Frontier:
             if key in state.outputs:  # reused from an earlier run
                 self.release(key)
 
+    def add(self, key: str, deps: list[str]) -> str | None:
+        """A new step that waits for ``deps``; the failed dependency if one failed already."""
+        state = self.state
+        count = 0
+        for d in deps:
+            if d in state.outputs:
+                continue
+            if d in state.failures or state.statuses.get(d) in (
+                TaskStatus.FAILURE,
+                TaskStatus.SKIPPED,
+                TaskStatus.CANCELED,
+            ):
+                return d
+            count += 1
+            self.down.setdefault(d, []).append(key)
+        self.waiting[key] = count
+        if count == 0:
+            self.ready.append(key)
+        return None
+
     def release(self, key: str) -> None:
         """``key`` succeeded: its downstream steps are one dependency closer to ready."""
-        for d in self.down[key]:
+        for d in self.down.get(key, ()):
             self.waiting[d] -= 1
             if self.waiting[d] == 0 and d not in self.state.outputs:
                 self.ready.append(d)
 
-    def skip_downstream(self, failed: str) -> None:
-        """Mark every task downstream of ``failed`` skipped: it can never run in this run."""
-        import time
+    def skip_downstream(self, failed: str) -> list[str]:
+        """Mark every task downstream of ``failed`` skipped: it can never run in this run.
 
+        Returns the keys skipped.
+        """
         now = time.time()
-        stack = list(self.down[failed])
+        skipped: list[str] = []
+        stack = list(self.down.get(failed, ()))
         while stack:
             k = stack.pop()
             if self.state.statuses.get(k, TaskStatus.PENDING) is not TaskStatus.PENDING:
@@ -105,4 +132,6 @@ class Frontier:
                 error_message=f"not run: upstream task {failed!r} failed",
             )
             self.state.set_status(k, TaskStatus.SKIPPED)
-            stack.extend(self.down[k])
+            skipped.append(k)
+            stack.extend(self.down.get(k, ()))
+        return skipped

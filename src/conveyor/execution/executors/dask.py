@@ -9,9 +9,11 @@ only where they fit; a task that fits no worker fails at once.
 
 Retries, logs and results work as on the other executors: the run's process
 records everything; workers return each call's output and captured logs.
-A Dask worker runs tasks in threads it cannot kill, so a timeout stops the
-task from inside (between Python bytecodes); the run gives up on it
-``STOP_GRACE`` seconds later.
+A Dask worker runs tasks in threads that nothing may interrupt, so at a
+task's timeout the run gives up on it (the attempt fails with
+``TaskTimeoutError`` and its Dask future is cancelled) while the worker's
+thread runs the function to its end; for a hard stop use the multiprocess
+executor.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConfigError, ConveyorError, ExecutionError, WorkerLostError
 from conveyor.execution.executors.base import StoredValue
-from conveyor.execution.executors.concurrent import Running, run_concurrently
 from conveyor.execution.executors.worker import Packer, loads_report, run_bytes
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.steps import Report, StepSpec
 
-STOP_GRACE = 5.0
+if TYPE_CHECKING:
+    from conveyor.execution.engine import Running, Wakeup
+
 ADDRESS_ENV = "CONVEYOR_DASK_ADDRESS"
 _clients: list[Any] = []
 _clients_lock = threading.Lock()
@@ -47,7 +50,7 @@ class DaskExecutor:
     """
 
     name = "dask"
-    interrupt_on_cancel = False
+    runs_here = False
 
     def __init__(self, address: str | None = None, **cluster_options: Any) -> None:
         try:
@@ -85,8 +88,10 @@ class DaskExecutor:
                     _clients.append(self)
             return self._client
 
-    def run(self, state: RunState, plan: Plan) -> None:
-        run_concurrently(state, plan, _DaskBackend(self.client, state))
+    def run(self, state: RunState, plan: Plan | None) -> None:
+        from conveyor.execution.engine import run_steps
+
+        run_steps(state, plan, _DaskBackend(self.client, state))
 
     def close(self) -> None:
         with self._lock:
@@ -111,8 +116,8 @@ def _close_clients() -> None:
 
 
 class _DaskBackend:
-    stop_grace = STOP_GRACE
-    stop_note = "was abandoned; its Dask worker thread stops it at the next Python bytecode"
+    stop_grace = 0.0
+    stop_note = "was abandoned; its Dask worker thread runs the function to its end"
 
     def __init__(self, client: Any, state: RunState) -> None:
         self.client = client
@@ -123,6 +128,7 @@ class _DaskBackend:
         self.max_in_flight = threads * 4
         self.cpu_budget = float("inf")
         self.futures: dict[object, Any] = {}
+        self.wake: Wakeup | None = None
         self.done: list[tuple[object, Report]] = []
         self.packer = Packer(state.config.resources, blob_root=None)
 
@@ -164,18 +170,21 @@ class _DaskBackend:
             key=f"conveyor-{meta.run_id[:8]}-{spec.key}-{attempt}-{id(handle):x}",
         )
         self.futures[handle] = future
+        future.add_done_callback(lambda _: self._poke())
         return handle
 
-    def wait(self, timeout: float, running: dict[object, Running]) -> list[tuple[object, Report]]:
-        from distributed import wait as dask_wait
+    def _poke(self) -> None:
+        if self.wake is not None:
+            self.wake.poke()
 
-        if not self.done and self.futures:
-            try:
-                dask_wait(
-                    list(self.futures.values()), timeout=timeout, return_when="FIRST_COMPLETED"
-                )
-            except TimeoutError:
-                pass
+    def wait(
+        self, timeout: float, running: dict[object, Running], wake: Wakeup
+    ) -> list[tuple[object, Report]]:
+        # A future that ends wakes the loop (its callback runs in the client's thread).
+        self.wake = wake
+        if not self.done:
+            if not any(f.done() for f in self.futures.values()):
+                wake.wait(timeout)
             for handle, future in list(self.futures.items()):
                 if future.done():
                     del self.futures[handle]
@@ -192,6 +201,12 @@ class _DaskBackend:
 
     def load(self, value: StoredValue) -> Any:
         return self.state.instance.result_store.load(value.pointer)
+
+    def close(self) -> None:
+        self.wake = None
+        for future in self.futures.values():
+            future.cancel()
+        self.futures.clear()
 
 
 def _report(future: Any) -> Report:

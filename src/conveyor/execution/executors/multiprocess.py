@@ -1,8 +1,12 @@
 """The multiprocess executor: steps run in a warm pool of worker processes.
 
 Workers are started once and reused across tasks and runs (never a process
-per task). A task whose worker dies fails with a ``WorkerLostError`` that
-says how it died; a task past its timeout or over its memory has its whole
+per task). Each worker is held by one executor object at a time, from the
+moment a call is started on it until its report is back, so any number of
+runs in one process share the pool at once.
+
+A task whose worker dies fails with a ``WorkerLostError`` that says how it
+died; a task past its timeout or over its memory has its whole
 process tree stopped; the worker is replaced and the other tasks go on.
 At most ``cpu`` cores' worth of tasks run at once (by each task's ``cpu=``).
 """
@@ -12,11 +16,10 @@ from __future__ import annotations
 import os
 import time
 from multiprocessing.connection import wait as wait_for
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError, TaskOutOfMemoryError, WorkerLostError
 from conveyor.execution.executors.base import StoredValue
-from conveyor.execution.executors.concurrent import Running, run_concurrently
 from conveyor.execution.executors.processes import (
     Pool,
     WorkerProcess,
@@ -31,6 +34,9 @@ from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.steps import Report, StepSpec
 from conveyor.storage.blobs import DirectoryBlobStore
 
+if TYPE_CHECKING:
+    from conveyor.execution.engine import Running, Wakeup
+
 MEMORY_CHECK_INTERVAL = 0.05
 
 
@@ -44,7 +50,7 @@ class MultiprocessExecutor:
     """
 
     name = "multiprocess"
-    interrupt_on_cancel = False
+    runs_here = False
 
     def __init__(self, max_workers: int | None = None, cpu: float | None = None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
@@ -54,11 +60,14 @@ class MultiprocessExecutor:
     def pool(self) -> Pool:
         return shared_pool(self.max_workers)
 
-    def run(self, state: RunState, plan: Plan) -> None:
-        run_concurrently(state, plan, _PoolBackend(self.pool, state, self.cpu))
+    def run(self, state: RunState, plan: Plan | None) -> None:
+        from conveyor.execution.engine import run_steps
+
+        run_steps(state, plan, _PoolBackend(self.pool, state, self.cpu, owner=self))
 
     def close(self) -> None:
-        self.pool.close()
+        """Stop this executor's workers and the pool's idle ones; other runs' go on."""
+        self.pool.close(owner=self)
 
     def __repr__(self) -> str:
         return f"MultiprocessExecutor(max_workers={self.max_workers}, cpu={self.cpu:g})"
@@ -68,8 +77,12 @@ class _PoolBackend:
     stop_grace = 0.0
     stop_note = "was stopped with every process it started"
 
-    def __init__(self, pool: Pool, state: RunState, cpu_budget: float) -> None:
+    def __init__(self, pool: Pool, state: RunState, cpu_budget: float, owner: object) -> None:
         self.pool = pool
+        self.owner = owner
+        # A worker held for the next call (``has_room``), and the workers of this run.
+        self.reserved: WorkerProcess | None = None
+        self.held: set[WorkerProcess] = set()
         self.state = state
         self.cpu_budget = cpu_budget
         self.by_handle: dict[object, WorkerProcess] = {}
@@ -94,13 +107,15 @@ class _PoolBackend:
     def has_room(self) -> bool:
         if self.done:
             return False  # report what ended before starting more
-        return any(w.handle is None and w.proc.is_alive() for w in self.pool.workers) or (
-            len(self.pool.workers) < self.pool.size
-        )
+        if self.reserved is None:
+            self.reserved = self.pool.acquire(self.owner)
+        return self.reserved is not None
 
     def submit(self, spec: StepSpec, attempt: int, meta: RunMeta) -> object:
-        worker = self.pool.idle()
-        assert worker is not None
+        worker = self.reserved or self.pool.acquire(self.owner)
+        self.reserved = None
+        assert worker is not None, "has_room() holds a worker before submit()"
+        self.held.add(worker)
         handle = object()
         # No timeout inside: the pool stops the whole process tree at the deadline.
         data = self.packer.pack(spec, attempt, meta, timeout=None)
@@ -118,17 +133,22 @@ class _PoolBackend:
             )
         return handle
 
-    def wait(self, timeout: float, running: dict[object, Running]) -> list[tuple[object, Report]]:
+    def wait(
+        self, timeout: float, running: dict[object, Running], wake: Wakeup
+    ) -> list[tuple[object, Report]]:
         if self.done:
             done, self.done = self.done, []
             return done
-        busy = [w for w in self.pool.workers if w.handle is not None]
+        busy = [w for w in self.held if w.handle is not None]
         if not busy:
-            time.sleep(timeout)
+            wake.wait(timeout)
             return []
         if self.limits:
             timeout = min(timeout, MEMORY_CHECK_INTERVAL)
-        ready = set(wait_for([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout))
+        waitables: list[Any] = [w.conn for w in busy] + [w.proc.sentinel for w in busy]
+        ready = set(wait_for([*waitables, wake.fileno()], timeout))
+        if wake.fileno() in ready:
+            wake.drain()
         for w in busy:
             handle = w.handle
             assert handle is not None
@@ -156,10 +176,23 @@ class _PoolBackend:
     def load(self, value: StoredValue) -> Any:
         return self.state.instance.result_store.load(value.pointer)
 
+    def close(self) -> None:
+        """The run is over: its workers go back to the pool (stopped ones were replaced)."""
+        if self.reserved is not None:
+            self.pool.release(self.reserved)
+            self.reserved = None
+        for handle, worker in list(self.by_handle.items()):
+            # Still running a call at the run's end (the run was stopped): not reusable.
+            kill_tree(worker.pid)
+            self._finish_dead(handle, worker, ConveyorError("stopped with the run"))
+        self.held.clear()
+        self.done.clear()
+
     def _finish(self, handle: object, worker: WorkerProcess, report: Report) -> None:
-        worker.handle = None
         self.by_handle.pop(handle, None)
         self.limits.pop(handle, None)
+        self.held.discard(worker)
+        self.pool.release(worker)
         self.done.append((handle, report))
 
     def _finish_dead(
@@ -175,6 +208,7 @@ class _PoolBackend:
             )
         self.by_handle.pop(handle, None)
         self.limits.pop(handle, None)
+        self.held.discard(worker)
         self.pool.replace(worker)
         self.done.append((handle, Report(error=error, user_code=False)))
 

@@ -46,7 +46,7 @@ def context() -> multiprocessing.context.BaseContext:
 class WorkerProcess:
     """One warm worker and the pipe to it."""
 
-    __slots__ = ("conn", "handle", "lifeline", "proc")
+    __slots__ = ("conn", "handle", "lifeline", "owner", "proc")
 
     def __init__(self) -> None:
         ctx = context()
@@ -62,7 +62,10 @@ class WorkerProcess:
         child.close()
         self.lifeline.watch(self.pid)
         self.conn: Connection = parent
+        # The call it runs, and who holds it (an executor object): set and cleared
+        # under the pool's lock, so that no two runs ever share a worker.
         self.handle: object | None = None
+        self.owner: object | None = None
 
     @property
     def pid(self) -> int:
@@ -148,30 +151,46 @@ def describe_exit(code: int | None) -> str:
 
 
 class Pool:
-    """Warm worker processes, reused across tasks and runs of this process."""
+    """Warm worker processes, reused across tasks and runs of this process.
+
+    A worker is held by one owner (an executor object) from ``acquire`` to
+    ``release``; any number of owners and runs share the pool at once, and an
+    owner's ``close`` stops its own workers and the idle ones, never a worker
+    another owner holds.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.workers: list[WorkerProcess] = []
         self._lock = threading.Lock()
 
-    def idle(self) -> WorkerProcess | None:
+    def acquire(self, owner: object) -> WorkerProcess | None:
+        """A free worker, now held by ``owner``; ``None`` if all ``size`` are held."""
         with self._lock:
             for w in self.workers:
-                if w.handle is None and w.proc.is_alive():
+                if w.owner is None and w.proc.is_alive():
+                    w.owner = owner
                     return w
-            if len(self.workers) < self.size:
-                w = WorkerProcess()
-                self.workers.append(w)
-                return w
-        return None
+            if len(self.workers) >= self.size:
+                return None
+            w = WorkerProcess()
+            w.owner = owner
+            self.workers.append(w)
+            return w
+
+    def release(self, worker: WorkerProcess) -> None:
+        """The worker's owner is done with it: another may take it."""
+        with self._lock:
+            worker.handle = None
+            worker.owner = None
 
     def replace(self, dead: WorkerProcess) -> None:
         """Drop a worker that died or was stopped; a new one starts when needed."""
         with self._lock:
             if dead in self.workers:
                 self.workers.remove(dead)
-        dead.handle = None
+            dead.handle = None
+            dead.owner = None
         try:
             dead.conn.close()
         except OSError:
@@ -179,10 +198,12 @@ class Pool:
         dead.proc.join(timeout=1)
         dead.ended()
 
-    def close(self) -> None:
+    def close(self, owner: object | None = None) -> None:
+        """Stop the idle workers and those ``owner`` holds (every worker if ``owner`` is None)."""
         with self._lock:
-            workers, self.workers = self.workers, []
-        for w in workers:
+            mine = [w for w in self.workers if owner is None or w.owner is None or w.owner is owner]
+            self.workers = [w for w in self.workers if w not in mine]
+        for w in mine:
             w.close()
 
 

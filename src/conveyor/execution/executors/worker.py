@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+from tblib import pickling_support  # type: ignore[import-untyped]
 
 from conveyor.definitions.retry import NO_RETRY
 from conveyor.definitions.task import Task
@@ -205,7 +206,13 @@ def loads_report(data: bytes) -> Report:
 
 
 def dumps_report(report: Report) -> bytes:
-    """Pickle a report, replacing what cannot be pickled by a clear error."""
+    """Pickle a report, replacing what cannot be pickled by a clear error.
+
+    The task's exception travels with its traceback (tblib), so that the run's
+    process raises it, and records it, with the worker's frames.
+    """
+    if report.error is not None:
+        pickling_support.install(report.error)
     try:
         return pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
@@ -222,10 +229,12 @@ def dumps_report(report: Report) -> bytes:
             )
         else:
             error = report.error
+            remote = RemoteTaskError(
+                f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+            ).with_traceback(error.__traceback__ if error is not None else None)
+            pickling_support.install(remote)
             replacement = Report(
-                error=RemoteTaskError(
-                    f"{type(error).__module__}.{type(error).__qualname__}: {error}"
-                ),
+                error=remote,
                 traceback_text=report.traceback_text,
                 out=report.out,
                 err=report.err,
