@@ -23,9 +23,7 @@ FACADE = "conveyor.definitions.run_facade"
 
 # Imports of another package's private names that are known and not yet
 # removed (file, imported name). None may be added; see issue 9.
-KNOWN_PRIVATE_IMPORTS = {
-    ("scheduler/timing.py", "conveyor.definitions.triggers._parse_once"),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _lint_imports() -> str:

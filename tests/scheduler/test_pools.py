@@ -81,19 +81,18 @@ def test_a_run_started_elsewhere_keeps_its_slot_and_a_canceled_one_takes_none(
     durable: Instance,
 ) -> None:
     from conveyor.errors import InvalidTransitionError
+    from conveyor.scheduler.admission import admit
 
-    ws = Workspace(jobs={"single": single}, origin={"module": __name__})
-    a, b = (Daemon(ws, durable, launch=lambda *_: None) for _ in range(2))
     run = durable.run_store.create(job_name="single", job_version="v", status=RunStatus.QUEUED)
     stale = durable.run(run.id)  # what daemon b read before daemon a started the run
-    assert a._start(single, stale)
+    assert admit(durable, single, stale)  # daemon a
     with pytest.raises(InvalidTransitionError):
-        b._start(single, stale)
+        admit(durable, single, stale)  # daemon b
     assert durable.lease_store.held("job:single") == [run.id]  # still the run's
     durable.lease_store.release(run.id)
     queued = durable.run_store.create(job_name="single", job_version="v", status=RunStatus.QUEUED)
     seen = durable.run(queued.id)
     durable.cancel_run(queued.id)  # canceled after the daemon listed it
     with pytest.raises(InvalidTransitionError):
-        a._start(single, seen)
+        admit(durable, single, seen)
     assert durable.lease_store.held("job:single") == []

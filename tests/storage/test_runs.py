@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,94 @@ def test_last_success_end_is_the_newest_success(durable: Instance) -> None:
     assert ended is not None
     # (a datetime keeps microseconds; the stored float has more)
     assert store.last_success_end("j") == pytest.approx(ended.timestamp(), abs=1e-5)
+
+
+def test_every_terminal_change_adds_a_run_end_in_its_transaction(durable: Instance) -> None:
+    store = durable.run_store
+    start = store.last_end_id()
+    done = _create(durable, then=RunStatus.RUNNING)
+    store.set_status(done.id, RunStatus.SUCCESS, at=1000.0)
+    canceled = _create(durable, status=RunStatus.QUEUED)
+    store.request_cancel(canceled.id)
+    lost = _create(durable, job="other", then=RunStatus.RUNNING)
+    durable.end_lost_run(lost.id, "its process is gone")
+    with pytest.raises(InvalidTransitionError):  # refused: no end
+        store.set_status(done.id, RunStatus.FAILURE)
+    ends = store.ends_after(start, 10)
+    assert [(e.run_id, e.job_name, e.status) for e in ends] == [
+        (done.id, "etl", RunStatus.SUCCESS),
+        (canceled.id, "etl", RunStatus.CANCELED),
+        (lost.id, "other", RunStatus.FAILURE),
+    ]
+    assert ends[0].at == 1000.0
+    assert [e.id for e in ends] == sorted(e.id for e in ends)
+    assert store.ends_after(start, 2) == ends[:2]
+    assert store.ends_among([ends[2].id, ends[0].id, ends[2].id + 1000]) == [ends[0], ends[2]]
+    assert store.last_end_id() == ends[2].id
+    assert store.last_end_id(before=1001.0) == ends[0].id
+    assert store.last_end_id(before=0.0) == 0
+
+
+def test_the_queue_is_read_per_job_oldest_first(durable: Instance) -> None:
+    store = durable.run_store
+    a = [_create(durable, status=RunStatus.QUEUED) for _ in range(3)]
+    b = _create(durable, job="other", status=RunStatus.QUEUED)
+    _create(durable, job="started")  # starting: not queued
+    assert sorted(store.queued_jobs(["etl", "other", "started", "none"])) == ["etl", "other"]
+    assert [r.id for r in store.oldest_queued("etl", 2)] == [a[0].id, a[1].id]
+    assert store.count_queued_before("etl", a[2].cursor) == 2
+    assert store.count_queued_before("other", b.cursor) == 0
+    store.set_status(a[0].id, RunStatus.STARTING)
+    assert [r.id for r in store.oldest_queued("etl", 5)] == [a[1].id, a[2].id]
+
+
+def test_running_and_active_runs_are_all_found(durable: Instance) -> None:
+    store = durable.run_store
+    running = [_create(durable, then=RunStatus.RUNNING) for _ in range(3)]
+    starting = _create(durable)
+    _create(durable, job="other", then=RunStatus.RUNNING)
+    store.set_status(running[0].id, RunStatus.SUCCESS)
+    assert {r.id for r in store.running(["etl"])} == {running[1].id, running[2].id}
+    now, rows = store.active()
+    assert now > 0
+    assert {r.id for r in rows if r.job_name == "etl"} == {
+        running[1].id,
+        running[2].id,
+        starting.id,
+    }
+    assert [r.id for r in store.ended_among([running[0].id, running[1].id])] == [running[0].id]
+    assert set(store.get_many([running[1].id, "nothing"])) == {running[1].id}
+
+
+def test_runs_that_ended_before_the_upgrade_are_run_ends_oldest_first(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from conveyor.storage.db import Database
+    from conveyor.storage.migrate import upgrade
+    from conveyor.storage.runs import RunStore
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    with db.write() as conn:
+        upgrade(conn, "0005")
+        for rid, status, ended in (
+            ("b", "failure", 20.0),
+            ("a", "success", 10.0),
+            ("q", "queued", None),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (id, job_name, job_version, status, created_at, updated_at, "
+                    "ended_at, tags, run_config, trigger) VALUES (:id, 'etl', 'v', :status, 1, 2, "
+                    ":ended, '{}', '{}', 'manual')"
+                ),
+                {"id": rid, "status": status, "ended": ended},
+            )
+    db.migrate()
+    store = RunStore(db)
+    ends = store.ends_after(0, 10)
+    assert [(e.run_id, e.status, e.at) for e in ends] == [
+        ("a", RunStatus.SUCCESS, 10.0),
+        ("b", RunStatus.FAILURE, 20.0),
+    ]
+    assert store.last_end_id(before=15.0) == ends[0].id
+    db.dispose()

@@ -75,7 +75,7 @@ def trigger_command(
     from conveyor.errors import NotFoundError
     from conveyor.execution.launch import check_partition, prepare
     from conveyor.execution.state import REFRESH_TAG
-    from conveyor.scheduler.daemon import run_interval
+    from conveyor.scheduler.intervals import run_interval
     from conveyor.storage.instance import Instance
     from conveyor.storage.states import RunStatus
 

@@ -128,10 +128,6 @@ def parse_once(expr: str, original: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-# The name the scheduler imports today (scheduler/timing.py); ``parse_once`` is the public one.
-_parse_once = parse_once
-
-
 def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
     """Parse a job's ``trigger=``: a trigger string, a ``Schedule``, or a list of them."""
     single = isinstance(value, str | Schedule)

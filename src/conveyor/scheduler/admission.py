@@ -10,12 +10,11 @@ not come from its queue.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection
 
 from conveyor.definitions.job import Job
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
-from conveyor.storage.schema import runs
 from conveyor.storage.states import RunStatus
 
 
@@ -66,16 +65,4 @@ def queued_ahead(instance: Instance, job: Job, run: RunRecord) -> int:
     """
     if not slots_of(instance, job):
         return 0
-    created, rid = run.cursor
-    older = or_(runs.c.created_at < created, and_(runs.c.created_at == created, runs.c.id < rid))
-    with instance.db.read() as conn:
-        count = conn.execute(
-            select(func.count())
-            .select_from(runs)
-            .where(
-                runs.c.job_name == job.name,
-                runs.c.status == str(RunStatus.QUEUED),
-                older,
-            )
-        ).scalar()
-    return int(count or 0)
+    return instance.run_store.count_queued_before(job.name, run.cursor)

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from itertools import pairwise
 
 from conveyor.definitions.job import Job
-from conveyor.scheduler.timing import MAX_PER_PASS, fire_times
+from conveyor.scheduler.firing import Scope
+from conveyor.scheduler.timing import MAX_PER_PASS, fire_times, next_after
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 
@@ -89,3 +90,44 @@ def next_period_run(
             return None  # a failed period is tried again at the next tick
     moment = datetime.fromtimestamp(start, UTC).isoformat()
     return PeriodRun(f"{job.name}/interval@{moment}#{len(failed)}", end, period)
+
+
+class IntervalWalk:
+    """The daemon's step: queue the next missing period of each interval-mode job.
+
+    A job with nothing to queue (a run of it is active, its walk is caught
+    up, or a failed period waits for the next tick) is looked at again at
+    its next tick, or as soon as one of its runs ends (``ended``, called by
+    the chains step), so a quiet pass reads nothing for it.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        # Per job, the start of its oldest missing period (all before are done).
+        self.walked: dict[str, float] = {}
+        # Per job: nothing to queue before this instant, unless one of its runs ended.
+        self.idle: dict[str, float] = {}
+        self.woken: set[str] = set()
+
+    def ended(self, job_name: str) -> None:
+        """A run of ``job_name`` ended: its next period may be due."""
+        self.woken.add(job_name)
+
+    def __call__(self, now: float) -> None:
+        scope = self.scope
+        for job in scope.jobs.values():
+            if job.incremental_mode != "interval":
+                continue
+            woken = job.name in self.woken
+            if not woken and now < self.idle.get(job.name, now):
+                continue
+            nxt = next_period_run(scope.instance, job, now, self.walked)
+            self.woken.discard(job.name)
+            if nxt is not None:
+                scope.ticks.add(job, nxt.key, "interval", nxt.at, interval=nxt.interval)
+                self.idle.pop(job.name, None)
+            else:
+                timed = job.timed_trigger
+                assert timed is not None
+                self.idle[job.name] = next_after(timed, now) or float("inf")
+        scope.ticks.flush()

@@ -28,13 +28,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from conveyor.storage.clock import now_in
 from conveyor.storage.hosts import is_gone
 from conveyor.storage.instance import Instance
 from conveyor.storage.runs import run_lease
-from conveyor.storage.schema import runs
 from conveyor.storage.states import RunStatus
 
 log = logging.getLogger("conveyor.daemon")
@@ -45,8 +41,6 @@ START_TIMEOUT = 60.0
 MAX_STARTS = 5
 # A judge that could not read the database for longer than this starts watching afresh.
 MAX_GAP = 5.0
-
-ACTIVE = (str(RunStatus.STARTING), str(RunStatus.RUNNING), str(RunStatus.CANCELING))
 
 
 @dataclass(slots=True)
@@ -84,20 +78,7 @@ class RunJudge:
     def judge(self) -> list[Verdict]:
         """One pass over every active run of the instance; returns what it did."""
         try:
-            with self.instance.db.read() as conn:
-                now = now_in(conn)
-                rows = conn.execute(
-                    select(
-                        runs.c.id,
-                        runs.c.job_name,
-                        runs.c.status,
-                        runs.c.token,
-                        runs.c.host,
-                        runs.c.pid,
-                        runs.c.pid_started,
-                        runs.c.heartbeat_at,
-                    ).where(runs.c.status.in_(ACTIVE))
-                ).all()
+            now, rows = self.instance.run_store.active()
         except Exception:
             self._last_read = None  # watch afresh once the database answers again
             raise

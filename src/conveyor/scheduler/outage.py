@@ -77,6 +77,8 @@ class _Repeats:
     reported: float
     count: int = 0
     last: str = ""
+    # What failed: "scheduler pass", or "scheduler step <name>".
+    what: str = "scheduler pass"
 
 
 class PassFailures:
@@ -113,12 +115,15 @@ class PassFailures:
         self._wait = self.first_wait
         self._seen: dict[tuple[object, ...], _Repeats] = {}
 
-    def failed(self, error: Exception) -> float | None:
+    def failed(self, error: Exception, *, step: str | None = None) -> float | None:
         """Log ``error`` as its kind deserves; the seconds to wait before the next
-        pass, or None to wait the usual poll interval."""
+        pass, or None to wait the usual poll interval.
+
+        ``step``: the step of the pass that raised it, when the other steps went on.
+        """
         reason = unreachable(error)
         if reason is None:
-            self._bug(error)
+            self._bug(error, step)
             return None
         if self.down_since is None:
             self.down_since = self.clock()
@@ -142,13 +147,20 @@ class PassFailures:
             self.down_since = None
         self._count_repeats()
 
-    def _bug(self, error: Exception) -> None:
-        key = _signature(error)
+    def _bug(self, error: Exception, step: str | None = None) -> None:
+        key = (step, *_signature(error))
         now = self.clock()
         seen = self._seen.pop(key, None)  # put back last: the dict is oldest first
         if seen is None:
-            self.log.error("scheduler pass failed; trying again", exc_info=error)
-            seen = _Repeats(now)
+            if step is None:
+                self.log.error("scheduler pass failed; trying again", exc_info=error)
+            else:
+                self.log.error(
+                    "scheduler step %s failed; the other steps went on", step, exc_info=error
+                )
+            seen = _Repeats(
+                now, what="scheduler pass" if step is None else f"scheduler step {step}"
+            )
             if len(self._seen) >= REMEMBERED:
                 del self._seen[next(iter(self._seen))]
         else:
@@ -164,8 +176,8 @@ class PassFailures:
         for seen in self._seen.values():
             if seen.count and now - seen.reported >= self.repeat_every:
                 self.log.error(
-                    "scheduler pass failed %d more times in %.0fs with the error logged "
-                    "before, last: %s",
+                    "%s failed %d more times in %.0fs with the error logged before, last: %s",
+                    seen.what,
                     seen.count,
                     now - seen.reported,
                     seen.last,

@@ -54,9 +54,9 @@ def fire_times(trigger: Trigger, since: float, now: float, limit: int) -> list[f
         last = math.floor(now / period)
         return [k * period for k in range(first, min(last, first + limit - 1) + 1)]
     if trigger.type == "once":
-        from conveyor.definitions.triggers import _parse_once
+        from conveyor.definitions.triggers import parse_once
 
-        at = _parse_once(trigger.expr, str(trigger)).timestamp()
+        at = parse_once(trigger.expr, str(trigger)).timestamp()
         return [at] if since < at <= now else []
     if trigger.type == "schedule":
         schedule = schedule_of(trigger)
@@ -79,9 +79,9 @@ def next_after(trigger: Trigger, moment: float) -> float | None:
         period = parse_duration(trigger.expr)
         return (math.floor(moment / period) + 1) * period
     if trigger.type == "once":
-        from conveyor.definitions.triggers import _parse_once
+        from conveyor.definitions.triggers import parse_once
 
-        at = _parse_once(trigger.expr, str(trigger)).timestamp()
+        at = parse_once(trigger.expr, str(trigger)).timestamp()
         return at if at > moment else None
     if trigger.type == "schedule":
         schedule = schedule_of(trigger)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,48 @@ class Instance:
                 .order_by(webhook_calls.c.id)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    def webhook_calls_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Webhook calls with an id above ``after``, oldest first, at most ``limit``."""
+        from sqlalchemy import select
+
+        from conveyor.storage.schema import webhook_calls
+
+        q = (
+            select(webhook_calls)
+            .where(webhook_calls.c.id > after)
+            .order_by(webhook_calls.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def webhook_calls_among(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The webhook calls of ``ids`` that are there (committed), oldest first."""
+        from sqlalchemy import select
+
+        from conveyor.storage.runs import IN_CHUNK
+        from conveyor.storage.schema import webhook_calls
+
+        wanted = sorted(ids)
+        found: list[dict[str, Any]] = []
+        with self.db.read() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                q = select(webhook_calls).where(webhook_calls.c.id.in_(wanted[i : i + IN_CHUNK]))
+                found += [dict(r._mapping) for r in conn.execute(q)]
+        return sorted(found, key=lambda c: int(c["id"]))
+
+    def last_webhook_call_id(self, before: float | None = None) -> int:
+        """The newest webhook call's id (of those made before ``before``); 0 if none."""
+        from sqlalchemy import func, select
+
+        from conveyor.storage.schema import webhook_calls
+
+        q = select(func.max(webhook_calls.c.id))
+        if before is not None:
+            q = q.where(webhook_calls.c.at < before)
+        with self.db.read() as conn:
+            return int(conn.execute(q).scalar() or 0)
 
     def cancel_run(self, run_id: str) -> RunStatus:
         """Ask a run to stop (see ``RunStore.request_cancel``); returns its status now.

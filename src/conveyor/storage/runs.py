@@ -6,17 +6,18 @@ import builtins
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
 
 from conveyor.errors import ConfigError, InvalidTransitionError, LeaseLostError, NotFoundError
-from conveyor.storage.clock import db_now
+from conveyor.storage.clock import db_now, now_in
 from conveyor.storage.db import Database
 from conveyor.storage.hosts import ProcessRef, process_started, this_process
 from conveyor.storage.records import RunRecord
-from conveyor.storage.schema import leases, runs
+from conveyor.storage.schema import leases, run_ends, runs
 from conveyor.storage.states import RunStatus, check_run, run_sources
 
 MIN_ID_PREFIX = 4
@@ -27,6 +28,21 @@ RUN_LEASE = 120.0
 _NO_PROCESS = {"host": None, "pid": None, "pid_started": None}
 # The statuses in which a run's process may write its records.
 WRITING = (str(RunStatus.RUNNING), str(RunStatus.CANCELING))
+# The statuses of a run that has a process (or should have one soon).
+ACTIVE = (str(RunStatus.STARTING), *WRITING)
+# The most ids in one ``IN (...)`` of a query.
+IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """A run that reached a terminal status: ``id`` orders the ends (a database sequence)."""
+
+    id: int
+    run_id: str
+    job_name: str
+    status: RunStatus
+    at: float
 
 
 def new_run_id() -> str:
@@ -163,6 +179,8 @@ class RunStore:
             where.append(runs.c.token == token)
         res = conn.execute(update(runs).where(*where).values(values))
         if res.rowcount == 1:
+            if to.is_terminal:
+                RunStore.note_end_in(conn, run_id, to, now)
             return
         row = conn.execute(select(runs.c.status, runs.c.token).where(runs.c.id == run_id)).first()
         if row is None:
@@ -400,7 +418,10 @@ class RunStore:
     def add_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Add ``tags`` to a run's tags."""
         with self.db.write() as conn:
-            current = conn.execute(select(runs.c.tags).where(runs.c.id == run_id)).scalar()
+            # Locked: two concurrent callers must not overwrite each other's tags.
+            current = conn.execute(
+                select(runs.c.tags).where(runs.c.id == run_id).with_for_update()
+            ).scalar()
             if current is None:
                 raise NotFoundError(f"no run {run_id!r}")
             conn.execute(
@@ -499,12 +520,142 @@ class RunStore:
         with self.db.read() as conn:
             return {str(v) for v in conn.execute(q).scalars()}
 
+    @staticmethod
+    def note_end_in(conn: Connection, run_id: str, status: RunStatus, at: float) -> None:
+        """Add the run's end to ``run_ends``, in the transaction of its terminal status change."""
+        columns = (run_ends.c.run_id, run_ends.c.job_name, run_ends.c.status, run_ends.c.at)
+        conn.execute(
+            insert(run_ends).from_select(
+                columns,
+                select(runs.c.id, runs.c.job_name, literal(str(status)), literal(at)).where(
+                    runs.c.id == run_id
+                ),
+            )
+        )
+
+    def ends_after(self, after: int, limit: int) -> builtins.list[RunEnd]:
+        """The run ends with an id above ``after``, oldest first, at most ``limit``."""
+        q = select(run_ends).where(run_ends.c.id > after).order_by(run_ends.c.id).limit(limit)
+        with self.db.read() as conn:
+            return [_end(r) for r in conn.execute(q)]
+
+    def ends_among(self, ids: Iterable[int]) -> builtins.list[RunEnd]:
+        """The run ends of ``ids`` that are there (committed), oldest first."""
+        found: builtins.list[RunEnd] = []
+        wanted = sorted(ids)
+        with self.db.read() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                q = select(run_ends).where(run_ends.c.id.in_(wanted[i : i + IN_CHUNK]))
+                found += [_end(r) for r in conn.execute(q)]
+        return sorted(found, key=lambda e: e.id)
+
+    def last_end_id(self, before: float | None = None) -> int:
+        """The newest run end's id (of those ended before ``before``, epoch seconds); 0 if
+        there is none."""
+        q = select(func.max(run_ends.c.id))
+        if before is not None:
+            q = q.where(run_ends.c.at < before)
+        with self.db.read() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    def get_many(self, ids: Iterable[str], *, ended: bool = False) -> dict[str, RunRecord]:
+        """The runs of ``ids`` that exist (that have ended, with ``ended``), by id."""
+        wanted = sorted(set(ids))
+        found: dict[str, RunRecord] = {}
+        with self.db.read() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                q = select(runs).where(runs.c.id.in_(wanted[i : i + IN_CHUNK]))
+                if ended:
+                    q = q.where(runs.c.ended_at.is_not(None))
+                found.update((r.id, RunRecord.from_row(r)) for r in conn.execute(q))
+        return found
+
+    def ended_among(self, ids: Iterable[str]) -> builtins.list[RunRecord]:
+        """The runs of ``ids`` that have ended."""
+        return builtins.list(self.get_many(ids, ended=True).values())
+
+    def queued_jobs(self, job_names: Iterable[str]) -> builtins.list[str]:
+        """Which of ``job_names`` have queued runs (on the status, job, created index)."""
+        names = sorted(set(job_names))
+        found: builtins.list[str] = []
+        with self.db.read() as conn:
+            for i in range(0, len(names), IN_CHUNK):
+                q = (
+                    select(runs.c.job_name)
+                    .where(
+                        runs.c.status == str(RunStatus.QUEUED),
+                        runs.c.job_name.in_(names[i : i + IN_CHUNK]),
+                    )
+                    .distinct()
+                )
+                found += [str(n) for n in conn.execute(q).scalars()]
+        return found
+
+    def oldest_queued(self, job_name: str, limit: int) -> builtins.list[RunRecord]:
+        """The oldest ``limit`` queued runs of ``job_name``, oldest first (their ``cursor``)."""
+        q = (
+            select(runs)
+            .where(runs.c.status == str(RunStatus.QUEUED), runs.c.job_name == job_name)
+            .order_by(runs.c.created_at, runs.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [RunRecord.from_row(r) for r in conn.execute(q)]
+
+    def running(self, job_names: Iterable[str]) -> builtins.list[RunRecord]:
+        """Every running run of ``job_names``, however many."""
+        names = sorted(set(job_names))
+        found: builtins.list[RunRecord] = []
+        with self.db.read() as conn:
+            for i in range(0, len(names), IN_CHUNK):
+                q = select(runs).where(
+                    runs.c.status == str(RunStatus.RUNNING),
+                    runs.c.job_name.in_(names[i : i + IN_CHUNK]),
+                )
+                found += [RunRecord.from_row(r) for r in conn.execute(q)]
+        return found
+
+    def active(self) -> tuple[float, builtins.list[Any]]:
+        """The database's time, and the id, job, status, token, process and heartbeat of
+        every run starting, running or canceling, read in one transaction (for the judge
+        of dead runs, ``scheduler.monitor``)."""
+        q = select(
+            runs.c.id,
+            runs.c.job_name,
+            runs.c.status,
+            runs.c.token,
+            runs.c.host,
+            runs.c.pid,
+            runs.c.pid_started,
+            runs.c.heartbeat_at,
+        ).where(runs.c.status.in_(ACTIVE))
+        with self.db.read() as conn:
+            return now_in(conn), builtins.list(conn.execute(q).all())
+
+    def count_queued_before(self, job_name: str, cursor: tuple[float, str]) -> int:
+        """How many queued runs of ``job_name`` are older than the run at ``cursor``."""
+        created, rid = cursor
+        older = or_(
+            runs.c.created_at < created, and_(runs.c.created_at == created, runs.c.id < rid)
+        )
+        q = (
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.job_name == job_name, runs.c.status == str(RunStatus.QUEUED), older)
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def count(self, *, job_name: str | None = None) -> int:
         q = select(func.count()).select_from(runs)
         if job_name is not None:
             q = q.where(runs.c.job_name == job_name)
         with self.db.read() as conn:
             return int(conn.execute(q).scalar_one())
+
+
+def _end(row: Any) -> RunEnd:
+    return RunEnd(int(row.id), row.run_id, row.job_name, RunStatus(row.status), float(row.at))
 
 
 def _lost(run_id: str, token: int, current: int, status: str) -> str:

@@ -74,6 +74,8 @@ runs = Table(
     Index("ix_runs_job_name_interval_end", "job_name", "interval_end"),
     Index("ix_runs_job_name_ended_at", "job_name", "ended_at"),
     Index("ix_runs_status_created_at", "status", "created_at"),
+    # The queue: the jobs with queued runs, and each one's oldest (scheduler.launching).
+    Index("ix_runs_status_job_name_created_at", "status", "job_name", "created_at"),
     Index("ix_runs_created_at", "created_at"),
     Index("ix_runs_root_run_id", "root_run_id"),
     Index("ix_runs_ended_at", "ended_at"),
@@ -93,6 +95,21 @@ ticks = Table(
     Column("run_id", String(32)),
     Column("created_at", Float, nullable=False),
     Index("ix_ticks_job_name_trigger_tick_at", "job_name", "trigger", "tick_at"),
+)
+
+# One row per run that reached a terminal status, written in the same transaction
+# as the status change. The daemons read it in the order of ``id`` (a database
+# sequence), not by a time of a clock that may be behind (scheduler.cursor).
+run_ends = Table(
+    "run_ends",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(32), nullable=False),
+    Column("job_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 # Concurrency slots: a scope (job:<name>) has as many slots as its limit; a run

@@ -1,0 +1,129 @@
+"""What the daemon's steps share: the workspace, the instance, the clock, and the ticks
+they collect to fire.
+
+A step collects the ticks it means to fire (``Ticks.add``) and fires them
+(``Ticks.flush``) before it stores how far it got, so that a failure leaves
+its cursor behind the ticks that did not fire. Each tick is recorded with its
+queued run in one transaction under a unique key: whichever daemon fires a key
+first queues the run, and every other try is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.definitions.job import Job
+from conveyor.storage.instance import Instance
+from conveyor.storage.records import RunRecord
+from conveyor.storage.ticks import TickSpec
+from conveyor.workspace import Workspace
+
+log = logging.getLogger("conveyor.daemon")
+
+# The most ticks fired in one transaction.
+FIRE_BATCH = 500
+
+
+class Ticks:
+    """Ticks collected by a step, fired by ``flush`` in batches of one transaction each."""
+
+    def __init__(self, instance: Instance, origin: dict[str, Any]) -> None:
+        self.instance = instance
+        self.origin = origin
+        self.pending: list[TickSpec] = []
+
+    def add(
+        self,
+        job: Job,
+        key: str,
+        trigger: str,
+        at: float,
+        *,
+        tags: dict[str, str] | None = None,
+        parent: RunRecord | None = None,
+        interval: tuple[float, float] | None = None,
+        run_config: dict[str, Any] | None = None,
+        partition: str | None = None,
+    ) -> None:
+        """Collect tick ``key`` with its queued run; a partitioned job gets one run per key.
+
+        The run takes ``partition`` when given (or its parent's), else one run
+        is queued per key of the job's partitions, each under its own tick key.
+        """
+        run: dict[str, Any] = {
+            "job_version": job.version,
+            "tags": {**job.tags, **(tags or {})},
+            "origin": {**self.origin, "job": job.name},
+            "interval": interval,
+            "run_config": run_config,
+        }
+        if parent is not None:
+            run.update(
+                run_config=parent.run_config,
+                selection=parent.selection,
+                parent_run_id=parent.id,
+                root_run_id=parent.root_run_id or parent.id,
+            )
+            partition = parent.partition_key
+            if parent.interval_start and parent.interval_end:
+                run["interval"] = (
+                    parent.interval_start.timestamp(),
+                    parent.interval_end.timestamp(),
+                )
+        keys: list[str | None] = [partition]
+        if partition is None and job.partitions is not None:
+            keys = list(job.partitions)
+        for part in keys:
+            self.pending.append(
+                TickSpec(
+                    key if part is None else f"{key}#{part}",
+                    job.name,
+                    trigger,
+                    at,
+                    {**run, "partition": part},
+                )
+            )
+
+    def flush(self) -> None:
+        """Fire the collected ticks."""
+        pending, self.pending = self.pending, []
+        for i in range(0, len(pending), FIRE_BATCH):
+            batch = pending[i : i + FIRE_BATCH]
+            for tick, rid in zip(batch, self.instance.tick_store.fire_many(batch), strict=True):
+                if rid is not None:
+                    part = tick.run.get("partition")
+                    where = tick.job_name if part is None else f"{tick.job_name}[{part}]"
+                    log.info("%s fired %s: run %s queued", tick.trigger, where, rid[:8])
+
+    def discard(self) -> None:
+        """Drop the ticks of a step that failed (its cursor did not move past them)."""
+        self.pending.clear()
+
+
+@dataclass(slots=True)
+class Scope:
+    """What every step of a daemon works with."""
+
+    workspace: Workspace
+    instance: Instance
+    clock: Callable[[], float]
+    # When the daemon started (by its clock): timed triggers fire from here on, and
+    # the first daemon of an instance reads run ends and webhook calls from here.
+    started: float
+    ticks: Ticks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ticks = Ticks(self.instance, self.workspace.origin)
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        return self.workspace.jobs
+
+
+def same_partition(job: Job, upstream: RunRecord) -> str | None:
+    """A chained run processes its upstream run's partition when the job has that key too."""
+    key = upstream.partition_key
+    return key if key is not None and job.partitions is not None and key in job.partitions else None
