@@ -61,3 +61,10 @@ def sleeper(context) -> int:  # type: ignore[no-untyped-def]
     note("start", context.run_id)
     time.sleep(120)
     return 1
+
+
+@job(execute={"concurrency": None, "timeout": "2s"})
+def overdue(context) -> int:  # type: ignore[no-untyped-def]
+    note("start", context.run_id)
+    time.sleep(120)
+    return 1

@@ -244,3 +244,48 @@ def test_a_worker_cut_off_from_postgres_stops_itself_before_its_lease_ends(
     assert run.error is not None
     assert "is gone" in run.error
     direct.close()
+
+
+@pytest.fixture
+def background_daemon(env: dict[str, str], tmp_path: Path) -> Iterator[int]:
+    """A daemon started as `nohup conveyor daemon ws.py &` from a non-interactive shell, which
+    starts it with SIGINT ignored; yields its pid as the shell reported it."""
+    log = tmp_path / "daemon.log"
+    shell = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"nohup {sys.executable} -m conveyor.cli daemon {LIVELY} > {log} 2>&1 & echo $!",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    pid = int(shell.stdout)
+    yield pid
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: _gone(pid), 30, "the daemon to be gone")
+
+
+def test_cancel_and_run_timeouts_stop_a_task_under_a_background_daemon(
+    env: dict[str, str], instance: Instance, background_daemon: int
+) -> None:
+    [rid] = _queue(instance, "sleeper")
+    _, _, pid, _, _ = wait_until(lambda: _event(_ledger(env), "start", rid), 60, "the run")
+    asked = time.monotonic()
+    done = conveyor(env, "runs", "cancel", rid, "--timeout", "30")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: instance.run(rid).status.is_terminal, 30, "the run to stop")
+    assert time.monotonic() - asked < 5.0
+    assert instance.run(rid).status is RunStatus.CANCELED
+    assert _gone(pid)  # the task in one long call was stopped, not left running
+    assert all(t.status == "canceled" for t in instance.run_details(rid).tasks)
+
+    [late] = _queue(instance, "overdue")
+    _, _, pid, _, _ = wait_until(lambda: _event(_ledger(env), "start", late), 60, "the run")
+    wait_until(lambda: instance.run(late).status.is_terminal, 30, "the overdue run to stop")
+    assert instance.run(late).status is RunStatus.CANCELED
+    assert any(e.kind == "run_timeout" for e in instance.run_details(late).events)
+    assert _gone(pid)

@@ -13,6 +13,10 @@ never runs user code, supervises it:
 - when it cannot reach the database for most of a run lease (on PostgreSQL),
   it stops the child before a daemon on another machine may judge the run
   dead, so that a partitioned machine does not run beside its successor;
+- when the run is being canceled (``conveyor runs cancel``, a run timeout)
+  and its child has not stopped within ``CANCEL_GRACE`` seconds (a step in
+  the run's own process stops only between steps), it kills the child's
+  process group and ends the run ``canceled``;
 - when the child exits without ending the run (killed, crashed, ``os._exit``),
   it ends the run with the reason at once, after writing what the child left
   in its journal, and frees the run's slots; and it kills whatever the child
@@ -45,6 +49,8 @@ from conveyor.storage.states import RunStatus
 HEARTBEAT_INTERVAL = 1.0
 # The share of the run lease after which a run that cannot heartbeat stops itself.
 SELF_FENCE = 0.8
+# How long a canceled run may take to stop by itself before its process group is killed.
+CANCEL_GRACE = 2.0
 # How long a child that has ended its run may take to exit before it is stopped.
 EXIT_GRACE = 5.0
 # How long the supervisor tries to end a run whose child died, while the database is away.
@@ -108,6 +114,7 @@ def _watch(run_id: str, token: int, instance: Instance, pid: int) -> int:
     # SQLite every judge is on this machine and asks the kernel instead.
     fence_after = None if instance.db.is_sqlite else SELF_FENCE * run_lease()
     last_beat = time.monotonic()
+    canceling_since: float | None = None
     try:
         while True:
             status = _reaped(pid)
@@ -115,8 +122,16 @@ def _watch(run_id: str, token: int, instance: Instance, pid: int) -> int:
                 break
             sent = time.monotonic()
             try:
-                store.heartbeat(run_id, token)
+                now = store.heartbeat(run_id, token)
                 last_beat = sent
+                if now is RunStatus.CANCELING:
+                    canceling_since = canceling_since or sent
+                    if sent - canceling_since > CANCEL_GRACE:
+                        # A step that does not stop between steps (in-process, a task in
+                        # one long call) is stopped here, with the run's whole group.
+                        _kill_group(pid)
+                        status = _wait(pid)
+                        break
             except LeaseLostError as e:
                 status = _exit_after_its_end(store, run_id, token, pid, pidfd)
                 if status is not None:
@@ -147,15 +162,28 @@ def _watch(run_id: str, token: int, instance: Instance, pid: int) -> int:
             os.close(pidfd)
     _kill_group(pid)  # whatever the run left behind in its group
     code = os.waitstatus_to_exitcode(status)
-    _end_if_open(instance, run_id, token, code)
+    if canceling_since is not None and code != 0:
+        waited = time.monotonic() - canceling_since
+        _end_if_open(
+            instance,
+            run_id,
+            token,
+            code,
+            f"canceled: its process was stopped {waited:.0f}s "
+            f"after the cancel, as its running step did not stop",
+        )
+    else:
+        _end_if_open(instance, run_id, token, code)
     return 0 if code == 0 else 1
 
 
-def _end_if_open(instance: Instance, run_id: str, token: int, code: int) -> None:
+def _end_if_open(
+    instance: Instance, run_id: str, token: int, code: int, why: str | None = None
+) -> None:
     """End the run if its child exited without ending it (after applying its journal)."""
-    if code < 0:
+    if why is None and code < 0:
         why = f"its process was killed by {signal.Signals(-code).name}"
-    else:
+    elif why is None:
         why = f"its process exited with code {code} before the run ended"
     deadline = time.monotonic() + END_RETRY_FOR
     wait = 0.2

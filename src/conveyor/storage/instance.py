@@ -279,7 +279,9 @@ class Instance:
                 return row.status
             if not row.status.is_terminal:
                 to = RunStatus.CANCELED if row.status is RunStatus.CANCELING else RunStatus.FAILURE
-                TaskRunStore.end_unfinished_in(conn, run_id, reason)
+                TaskRunStore.end_unfinished_in(
+                    conn, run_id, reason, canceled=to is RunStatus.CANCELED
+                )
                 self.run_store.set_status_in(conn, run_id, to, error=reason)
             LeaseStore.release_in(conn, run_id)
             return self.run_store.get_in(conn, run_id).status

@@ -66,11 +66,15 @@ class TaskRunStore:
             self.end_unfinished_in(conn, run_id, reason)
 
     @staticmethod
-    def end_unfinished_in(conn: Connection, run_id: str, reason: str) -> None:
-        """``end_unfinished`` inside the caller's write transaction."""
+    def end_unfinished_in(
+        conn: Connection, run_id: str, reason: str, *, canceled: bool = False
+    ) -> None:
+        """``end_unfinished`` inside the caller's write transaction; with ``canceled`` (the
+        run was being canceled), running tasks end canceled rather than failed."""
         now = time.time()
+        running_to = TaskStatus.CANCELED if canceled else TaskStatus.FAILURE
         for frm, to in (
-            (TaskStatus.RUNNING, TaskStatus.FAILURE),
+            (TaskStatus.RUNNING, running_to),
             (TaskStatus.PENDING, TaskStatus.CANCELED),
         ):
             check_task(frm, to, f"of run {run_id}")
