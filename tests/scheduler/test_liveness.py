@@ -289,3 +289,37 @@ def test_cancel_and_run_timeouts_stop_a_task_under_a_background_daemon(
     assert instance.run(late).status is RunStatus.CANCELED
     assert any(e.kind == "run_timeout" for e in instance.run_details(late).events)
     assert _gone(pid)
+
+
+def test_a_workspace_that_starts_threads_runs_without_forks(
+    env: dict[str, str], instance: Instance, tmp_path: Path
+) -> None:
+    workspace = HERE / "threaded.py"
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli", "daemon", str(workspace)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ws = load_file(workspace)
+        job = ws.job("after_threads")
+        ids = [
+            instance.run_store.create(
+                job_name=job.name,
+                job_version=job.version,
+                status=RunStatus.QUEUED,
+                origin={**ws.origin, "job": job.name},
+            ).id
+            for _ in range(2)
+        ]
+        wait_until(lambda: _ended(instance, ids), 120, "the runs to end")
+        assert [instance.run(r).status for r in ids] == [RunStatus.SUCCESS] * 2
+        server_log = Path(env["CONVEYOR_HOME"]) / "workers" / "launch-server.log"
+        assert "metrics-flusher" in server_log.read_text()
+        wait_until(lambda: "will not fork" in log.read_text(), 30, "the daemon to say why")
+    finally:
+        daemon.kill()
+        daemon.wait(timeout=30)

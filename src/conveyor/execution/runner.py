@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -29,6 +30,8 @@ from conveyor.errors import ConveyorError, LeaseLostError
 from conveyor.storage.instance import Instance
 from conveyor.storage.states import RunStatus
 
+# The launch server's exit code when it will not fork (the workspace started threads).
+REFUSED = 3
 # Worker logs older than this are removed (``prune_worker_logs``).
 WORKER_LOG_MAX_AGE = 7 * 86400.0
 
@@ -123,9 +126,10 @@ def launch(server: subprocess.Popen[bytes], run_id: str) -> bool:
 def serve(origin: dict[str, Any]) -> int:
     """The launch server's loop: one forked worker per run id read from standard input.
 
-    Forking is safe here: this process runs no threads, and has opened no
-    database connection (each worker opens its own). It ignores SIGCHLD, so
-    its finished workers are reaped by the kernel.
+    Forking is safe here: this process has opened no database connection
+    (each worker opens its own), and it refuses to fork (exit ``REFUSED``)
+    when loading the workspace started a thread. It ignores SIGCHLD, so its
+    finished workers are reaped by the kernel.
     """
     import signal
 
@@ -143,6 +147,17 @@ def serve(origin: dict[str, Any]) -> int:
         preloaded = None  # each run's own load reports the problem
     import conveyor.execution.launch  # noqa: F401  (imported once, shared by every fork)
 
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if threads:
+        # A fork copies one thread and every lock the others held: a worker forked here
+        # could hang on a lock forever. Runs start in fresh processes instead.
+        print(
+            f"the launch server will not fork: loading {origin} started threads "
+            f"({', '.join(threads)}); each run starts in a fresh process instead (slower). "
+            f"Start threads inside tasks or resources, not at import",
+            file=sys.stderr,
+        )
+        return REFUSED
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     for line in sys.stdin:
         run_id = line.strip()
@@ -158,15 +173,29 @@ def serve(origin: dict[str, Any]) -> int:
                     os.dup2(log.fileno(), 1)
                     os.dup2(log.fileno(), 2)
                 code = _run(run_id, instance, preloaded)
-            except BaseException:
+            except BaseException as e:
                 # Say why: os._exit below drops a pending traceback, and the run would stay
                 # starting, with no trace of its worker, until the judge's start timeout.
                 traceback.print_exc()
+                _note_crash(run_id, e)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
     return 0
+
+
+def _note_crash(run_id: str, error: BaseException) -> None:
+    """Record a worker's unhandled exception with the run, as well as in the worker's log."""
+    try:
+        text = "".join(traceback.format_exception(error))
+        Instance.from_env().event_store.add(
+            run_id,
+            "worker_crash",
+            f"the run worker failed: {type(error).__name__}: {error}\n{text}",
+        )
+    except Exception:
+        pass  # the worker log has it
 
 
 def main(argv: list[str]) -> int:

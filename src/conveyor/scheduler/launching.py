@@ -46,6 +46,8 @@ class WorkerLauncher:
     def __init__(self, origin: dict[str, Any]) -> None:
         self.origin = origin
         self.server: Any = None
+        # Set once a launch server refused to fork (the workspace starts threads).
+        self.refused = False
 
     def __call__(self, run_id: str, instance: Instance) -> Any:
         from conveyor.execution.runner import launch, start
@@ -65,9 +67,19 @@ class WorkerLauncher:
             log.info("removed %d run-worker logs older than a week", removed)
 
     def warm(self, instance: Instance) -> None:
-        """Have a launch server ready."""
-        from conveyor.execution.runner import start_server
+        """Have a launch server ready, unless one refused to fork for this workspace."""
+        from conveyor.execution.runner import REFUSED, start_server
 
+        if self.refused:
+            return
+        if self.server is not None and self.server.poll() == REFUSED:
+            self.refused = True
+            log.warning(
+                "the launch server will not fork for this workspace (it starts threads at "
+                "import; see CONVEYOR_HOME/workers/launch-server.log): each run starts in a "
+                "fresh process"
+            )
+            return
         if self.server is None or self.server.poll() is not None:
             self.server = start_server(instance, self.origin)
 
