@@ -9,10 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -89,16 +90,21 @@ def test_quickstart_is_two_commands_and_the_first_runs_the_main_job(tmp_path: Pa
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 300
-        done: dict[str, object] = {}
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (tmp_path / "home" / "conveyor.db").exists():
-                done = {str(r["job_name"]): r["status"] for r in runs_json(env)}
-                if done == {"etl": "success", "report": "success"}:
-                    break
-            time.sleep(0.5)
+
+        def both_succeeded() -> bool:
+            if not (tmp_path / "home" / "conveyor.db").exists():
+                return False
+            done = {str(r["job_name"]): r["status"] for r in runs_json(env)}
+            return done == {"etl": "success", "report": "success"}
+
+        # make ending first is a failure too, shown with its output just below
+        wait_until(
+            lambda: proc.poll() is not None or both_succeeded(),
+            300,
+            "the etl and report runs to succeed",
+            every=0.5,
+        )
         assert proc.poll() is None, proc.communicate()[0]
-        assert done == {"etl": "success", "report": "success"}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -148,7 +154,6 @@ def test_cli_synopsis_matches_the_commands() -> None:
 def test_the_documented_dask_setup_runs_on_loopback(tmp_path: Path, pg_server_url: str) -> None:
     """The guide's multi-machine block, with every machine on this one."""
     import socket
-    import time
 
     [block] = [b for b in blocks(ROOT / "docs" / "guide.md", "bash") if "dask scheduler" in b]
     with socket.socket() as s:
@@ -180,18 +185,17 @@ def test_the_documented_dask_setup_runs_on_loopback(tmp_path: Path, pg_server_ur
     try:
         from distributed import Client
 
-        deadline = time.monotonic() + 60
-        client = None
-        while time.monotonic() < deadline:
+        def joined() -> Client | None:
             try:
                 client = Client(f"tcp://127.0.0.1:{port}", timeout=2)
-                if client.scheduler_info()["workers"]:
-                    break
             except OSError:
-                pass
-            time.sleep(0.5)
-        assert client is not None
-        assert client.scheduler_info()["workers"], "the worker never joined"
+                return None  # the scheduler is not listening yet
+            if client.scheduler_info()["workers"]:
+                return client
+            client.close()
+            return None
+
+        client = wait_until(joined, 60, "the worker to join the scheduler", every=0.5)
         [info] = client.scheduler_info()["workers"].values()
         assert info["resources"] == {"cpu": 2.0, "memory": 8e9}
         client.close()

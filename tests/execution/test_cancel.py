@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from conveyor import Instance, RunStatus, TaskStatus, task, workflow
+from tests.waiting import wait_until
 
 
 def test_keyboard_interrupt_cancels_the_run(durable: Instance) -> None:
@@ -73,16 +73,14 @@ def test_ctrl_c_on_the_command_line(tmp_path: Path) -> None:
     )
     try:
         home = Instance.at(tmp_path / "home")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def started() -> bool:
             runs = home.runs()
-            if runs and any(
+            return bool(runs) and any(
                 t.status is TaskStatus.RUNNING for t in home.run_details(runs[0].id).tasks
-            ):
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the task never started")
+            )
+
+        wait_until(started, 30, "the task to start", every=0.1)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:

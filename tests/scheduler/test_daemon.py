@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -15,17 +14,9 @@ import pytest
 from conveyor import Instance, RunStatus
 from conveyor.scheduler.daemon import Daemon
 from conveyor.workspace import load_file
+from tests.waiting import wait_until
 
 JOBS = Path(__file__).parent / "jobs.py"
-
-
-def wait_until(predicate, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 @pytest.fixture
@@ -91,26 +82,28 @@ def test_concurrency_two_never_runs_three(running_daemon: tuple[Daemon, Instance
     assert instance.lease_store.held("job:limited") == []
 
 
-def test_chained_runs_start_within_a_second(running_daemon: tuple[Daemon, Instance]) -> None:
-    _, instance = running_daemon
-    delays = []
+def test_each_upstream_success_chains_exactly_one_run(
+    running_daemon: tuple[Daemon, Instance],
+) -> None:
+    """How soon the chained run starts is measured by benchmarks/scheduler.py (W6)."""
+    daemon, instance = running_daemon
+    passes: list[float] = []
+    daemon.steps.append(("count passes", passes.append))
     for _ in range(5):
         [up] = _queue(instance, "upstream")
         wait_until(lambda up=up: instance.run(up).status.is_terminal, 60, "upstream to end")
-        upstream_end = instance.run(up).ended_at
-        assert upstream_end is not None
+        assert instance.run(up).status is RunStatus.SUCCESS
 
         def chained(up: str = up) -> bool:
             return any(r.tags.get("upstream_run") == up for r in instance.runs("downstream"))
 
         wait_until(chained, 10, "the chained run")
-        [down] = [r for r in instance.runs("downstream") if r.tags.get("upstream_run") == up]
-        delays.append((down.created_at - upstream_end).total_seconds())
-    assert max(delays) < 1.0
-    assert statistics.median(delays) < 0.5
     # exactly one chained run per upstream success, whatever the passes since
-    time.sleep(0.5)
-    assert len(instance.runs("downstream", limit=100)) == 5
+    seen = len(passes)
+    wait_until(lambda: len(passes) >= seen + 5, 30, "five more daemon passes")
+    downstream = instance.runs("downstream", limit=100)
+    assert len(downstream) == 5
+    assert len({r.tags.get("upstream_run") for r in downstream}) == 5
 
 
 def test_a_killed_worker_fails_its_run_frees_its_slot_and_is_retried(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from conveyor import DefinitionError, Instance, RunStatus, WorkspaceError, job
 from conveyor.scheduler.daemon import Daemon, check_references
 from conveyor.scheduler.freshness import blocked_by, covers, is_fresh
 from conveyor.workspace import Workspace, load_file
+from tests.waiting import wait_until
 
 FRESH = Path(__file__).parent / "fresh.py"
 
@@ -134,6 +134,8 @@ def test_a_gated_run_waits_and_starts_when_the_upstream_completes(
     instance = Instance.at(home)
     ws = load_file(FRESH)
     daemon = Daemon(ws, instance)
+    passes: list[float] = []
+    daemon.steps.append(("count passes", passes.append))
     stop = threading.Event()
     thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
     thread.start()
@@ -149,13 +151,13 @@ def test_a_gated_run_waits_and_starts_when_the_upstream_completes(
 
     try:
         gated = queue("report")
-        time.sleep(1.5)  # many passes: the gate stays shut
-        assert instance.run(gated).status is RunStatus.QUEUED
+        seen = len(passes)
+        wait_until(lambda: len(passes) >= seen + 15, 30, "15 daemon passes")
+        assert instance.run(gated).status is RunStatus.QUEUED  # many passes: the gate stays shut
         upstream = queue("source")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and instance.run(gated).status is not RunStatus.SUCCESS:
-            time.sleep(0.05)
-        assert instance.run(gated).status is RunStatus.SUCCESS
+        wait_until(
+            lambda: instance.run(gated).status is RunStatus.SUCCESS, 30, "the gated run to succeed"
+        )
         up, down = instance.run(upstream), instance.run(gated)
         assert up.ended_at is not None
         assert down.started_at is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from conveyor.scheduler.daemon import Daemon
 from conveyor.scheduler.timing import period_before, previous_instant
 from conveyor.workspace import load_file
 from tests.commands import conveyor, home_env
+from tests.waiting import wait_until
 
 DAILY = Path(__file__).parent / "daily.py"
 
@@ -166,17 +166,13 @@ def test_a_backfill_of_30_days_runs_each_once_across_a_daemon_kill(tmp_path: Pat
 
     first = daemon()
     try:
-        deadline = time.monotonic() + 60
-        while finished() < 6 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: finished() >= 6, 60, "six days to succeed", every=0.1)
         first.send_signal(signal.SIGKILL)
         first.wait()
         assert 6 <= finished() < 30
         second = daemon()
         try:
-            deadline = time.monotonic() + 120
-            while finished() < 30 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_until(lambda: finished() >= 30, 120, "all 30 days to succeed", every=0.2)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from conveyor.scheduler.daemon import Daemon
 from conveyor.workspace import load_file
 from tests.commands import conveyor, home_env
 from tests.scheduler import walking
+from tests.waiting import wait_until
 
 WALKING = Path(walking.__file__)
 
@@ -134,9 +134,9 @@ def test_partitions_from_the_command_line(tmp_path: Path) -> None:
     assert detached.returncode == 0, detached.stderr
     run_id = detached.stdout.strip()
     instance = Instance.at(tmp_path / "home")
-    deadline = time.monotonic() + 60
-    while not instance.run(run_id).status.is_terminal and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(
+        lambda: instance.run(run_id).status.is_terminal, 60, "the detached run to end", every=0.1
+    )
     assert instance.run(run_id).status is RunStatus.SUCCESS
     assert instance.result(run_id, "regions") == "us"
     instance.close()

@@ -11,6 +11,7 @@ from conveyor.errors import InvalidTransitionError, StorageError
 from conveyor.storage.instance import Instance
 from conveyor.storage.schema import task_runs
 from conveyor.storage.states import RunStatus, TaskStatus
+from tests.waiting import wait_until
 
 
 def _run(inst: Instance) -> str:
@@ -86,14 +87,12 @@ def test_background_flushes_make_progress_visible_during_a_run(durable: Instance
     rid = _run(durable)
     rec = durable.recorder(rid)
     rec.task("slow", 1, TaskStatus.RUNNING, started_at=time.time())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def running() -> bool:
         tasks = durable.run_details(rid).tasks
-        if tasks and tasks[0].status is TaskStatus.RUNNING:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the running task never became visible")
+        return bool(tasks) and tasks[0].status is TaskStatus.RUNNING
+
+    wait_until(running, 5, "the running task to become visible")
     rec.task("slow", 1, TaskStatus.SUCCESS, ended_at=time.time())
     rec.close(run_status=RunStatus.SUCCESS)
 

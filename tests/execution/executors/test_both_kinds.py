@@ -19,6 +19,7 @@ from conveyor.errors import TaskOutOfMemoryError, TaskTimeoutError
 from conveyor.execution.executors.multiprocess import MultiprocessExecutor
 from tests.execution.executors import both
 from tests.execution.executors.test_pools import most_at_once
+from tests.waiting import wait_until
 
 KINDS = ["graph", "body"]
 
@@ -119,18 +120,15 @@ def test_a_cancel_stops_the_run_between_steps(
 ) -> None:
     job = getattr(both, f"steps_{written_as}")
 
+    def two_steps_done() -> str | None:
+        runs = durable.runs(job.name, limit=1)
+        if not runs:
+            return None
+        steps = [t for t in durable.run_details(runs[0].id).tasks if t.key.startswith("step")]
+        return runs[0].id if sum(t.status is TaskStatus.SUCCESS for t in steps) >= 2 else None
+
     def cancel() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            runs = durable.runs(job.name, limit=1)
-            if runs:
-                done = [
-                    t for t in durable.run_details(runs[0].id).tasks if t.key.startswith("step")
-                ]
-                if sum(t.status is TaskStatus.SUCCESS for t in done) >= 2:
-                    durable.cancel_run(runs[0].id)
-                    return
-            time.sleep(0.05)
+        durable.cancel_run(wait_until(two_steps_done, 60, "two steps to succeed"))
 
     canceller = threading.Thread(target=cancel, daemon=True)
     canceller.start()

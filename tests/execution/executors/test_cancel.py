@@ -18,6 +18,7 @@ from conveyor import Instance, RunStatus, TaskStatus
 from conveyor.errors import RunCanceledError
 from conveyor.execution.executors.multiprocess import MultiprocessExecutor
 from tests.execution.executors import jobs
+from tests.waiting import wait_until
 
 
 def _gone(pid: int) -> bool:
@@ -28,17 +29,18 @@ def _gone(pid: int) -> bool:
 
 
 def _cancel_when_running(instance: Instance, job_name: str) -> threading.Thread:
+    def running_run() -> str | None:
+        runs = instance.runs(job_name, limit=1)
+        if runs and any(
+            t.status is TaskStatus.RUNNING for t in instance.run_details(runs[0].id).tasks
+        ):
+            return runs[0].id
+        return None
+
     def cancel() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            runs = instance.runs(job_name, limit=1)
-            if runs and any(
-                t.status is TaskStatus.RUNNING for t in instance.run_details(runs[0].id).tasks
-            ):
-                time.sleep(0.3)
-                instance.cancel_run(runs[0].id)
-                return
-            time.sleep(0.05)
+        run_id = wait_until(running_run, 30, f"a task of {job_name} to run")
+        time.sleep(0.3)
+        instance.cancel_run(run_id)
 
     thread = threading.Thread(target=cancel, daemon=True)
     thread.start()
@@ -120,14 +122,16 @@ def test_detached_run_cancelled_from_the_command_line(tmp_path: Path) -> None:
     run_id = started.stdout.strip()
     assert len(run_id) == 32
     home = Instance.at(tmp_path / "home")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def both_running() -> bool:
         tasks = home.run_details(run_id).tasks
-        if sum(t.status is TaskStatus.RUNNING for t in tasks) == 2 and (tmp_path / "pids").exists():
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the detached run never started: {cli('runs', 'show', run_id).stdout}")
+        running = sum(t.status is TaskStatus.RUNNING for t in tasks)
+        return running == 2 and (tmp_path / "pids").exists()
+
+    try:
+        wait_until(both_running, 30, "both tasks of the detached run to start", every=0.1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {cli('runs', 'show', run_id).stdout}") from None
     run = home.run(run_id)
     assert run.heartbeat_at is not None or home.run(run_id).status is RunStatus.RUNNING
     began = time.monotonic()
@@ -137,9 +141,6 @@ def test_detached_run_cancelled_from_the_command_line(tmp_path: Path) -> None:
     assert cancelled.stdout.strip().endswith("canceled")
     shown = json.loads(cli("runs", "show", run_id, "--json").stdout)
     assert shown["status"] == "canceled"
-    deadline = time.monotonic() + 5
     pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
-    while time.monotonic() < deadline and not all(_gone(p) for p in pids):
-        time.sleep(0.1)
-    assert all(_gone(p) for p in pids)
+    wait_until(lambda: all(_gone(p) for p in pids), 5, "the tasks' processes to end", every=0.1)
     home.close()

@@ -15,6 +15,7 @@ from conveyor import Instance, RunStatus, TaskStatus, task, workflow
 from conveyor.errors import InsufficientResourcesError, WorkerLostError
 from conveyor.execution.executors.dask import DaskExecutor
 from tests.execution.executors import jobs
+from tests.waiting import wait_until
 
 
 @task
@@ -90,11 +91,12 @@ def two_workers() -> Iterator[tuple[DaskExecutor, str]]:
     )
     executor = DaskExecutor(address=cluster.scheduler_address)
     try:
-        deadline = time.monotonic() + 60
-        while len(executor.client.scheduler_info()["workers"]) < 2:
-            if time.monotonic() > deadline:
-                raise AssertionError("the second Dask worker never joined")
-            time.sleep(0.2)
+        wait_until(
+            lambda: len(executor.client.scheduler_info()["workers"]) >= 2,
+            60,
+            "the second Dask worker to join",
+            every=0.2,
+        )
         workers = executor.client.scheduler_info()["workers"]
         [big_worker] = [a for a, w in workers.items() if w["resources"].get("cpu") == 2]
         yield executor, big_worker

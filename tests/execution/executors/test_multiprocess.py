@@ -21,6 +21,7 @@ from conveyor.errors import (
 )
 from conveyor.execution.executors.multiprocess import MultiprocessExecutor
 from tests.execution.executors import jobs
+from tests.waiting import wait_until
 
 
 def _gone(pid: int) -> bool:
@@ -31,12 +32,11 @@ def _gone(pid: int) -> bool:
 
 
 def _wait_for(path: Path, seconds: float = 15) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} was never written")
+    def written() -> str:
+        text = path.read_text() if path.exists() else ""
+        return text if text.strip() else ""
+
+    return wait_until(written, seconds, f"{path} to be written")
 
 
 def test_os_exit_and_sigkill_fail_clearly_and_siblings_finish(
@@ -94,11 +94,7 @@ def test_a_timeout_stops_the_whole_process_tree(instance: Instance, tmp_path: Pa
     assert time.monotonic() - started < 5
     assert isinstance(result.failures["sleeps_with_child"], TaskTimeoutError)
     worker_pid, child_pid = (int(p) for p in pid_file.read_text().split())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not (_gone(worker_pid) and _gone(child_pid)):
-        time.sleep(0.05)
-    assert _gone(worker_pid)
-    assert _gone(child_pid)
+    wait_until(lambda: _gone(worker_pid) and _gone(child_pid), 5, "the worker and its child to end")
 
 
 def test_memory_over_the_limit_is_out_of_memory(instance: Instance) -> None:

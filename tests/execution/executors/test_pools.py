@@ -8,6 +8,7 @@ from pathlib import Path
 from conveyor import Instance, RunStatus
 from conveyor.storage.records import TaskRunRecord
 from tests.execution.executors import pooled
+from tests.waiting import wait_until
 
 
 def most_at_once(task_runs: list[TaskRunRecord]) -> int:
@@ -96,14 +97,14 @@ def test_a_canceled_run_waiting_for_a_slot_ends_canceled(instance: Instance) -> 
         )
     )
     thread.start()
-    run_id = None
-    for _ in range(100):
+
+    def waiting_run() -> str | None:
         runs = instance.runs("two_queries", limit=1)
         if runs and instance.event_store.for_run(runs[0].id, kinds=["pool_wait"]):
-            run_id = runs[0].id
-            break
-        threading.Event().wait(0.05)
-    assert run_id is not None, "the run never waited for the pool"
+            return runs[0].id
+        return None
+
+    run_id = wait_until(waiting_run, 10, "the run to wait for the pool")
     instance.cancel_run(run_id)
     thread.join(timeout=10)
     assert not thread.is_alive()
