@@ -70,16 +70,23 @@ class Batch:
         With a token, only while the run is still that token's
         (``LeaseLostError`` otherwise, and nothing is written).
         """
+        # One statement in the common case: the run is ours, and the batch is new.
+        if (
+            self.token is not None
+            and self.seq is not None
+            and RunStore.count_batch_if_ours(
+                conn, self.run_id, self.token, self.seq, self.run_status, self.error
+            )
+        ):
+            self._write_records(conn)
+            return True
         if self.token is not None:
             written = RunStore.guard(conn, self.run_id, self.token)
         else:
             written = RunStore.batches_written(conn, self.run_id)
         if self.seq is not None and written >= self.seq:
             return False
-        TaskRunStore.write(conn, self.inserts, self.updates)
-        EventStore.write(conn, self.events)
-        LogStore.write(conn, self.logs)
-        ResultStore.write(conn, self.results)
+        self._write_records(conn)
         if self.run_status is not None:
             RunStore.set_status_in(
                 conn, self.run_id, RunStatus(self.run_status), error=self.error, token=self.token
@@ -87,6 +94,12 @@ class Batch:
         if self.seq is not None:
             RunStore.count_batch(conn, self.run_id, self.seq)
         return True
+
+    def _write_records(self, conn: Connection) -> None:
+        TaskRunStore.write(conn, self.inserts, self.updates)
+        EventStore.write(conn, self.events)
+        LogStore.write(conn, self.logs)
+        ResultStore.write(conn, self.results)
 
 
 def journal_path(home: Path, run_id: str) -> Path:

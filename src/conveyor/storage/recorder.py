@@ -74,6 +74,8 @@ class RunRecorder:
         # number of the last batch taken.
         self._inflight: Batch | None = None
         self._seq = 0
+        # Whether a journal file was saved (and is to be removed once all is written).
+        self._journaled = False
         self._log_store = log_store
         self._result_store = result_store
         self._lock = threading.Lock()
@@ -296,8 +298,9 @@ class RunRecorder:
                 self.run_id[:8],
                 took,
             )
-        if self.journal is not None:
+        if self.journal is not None and self._journaled:
             journal.remove(self.journal)
+            self._journaled = False
 
     def _went_offline(self, error: BaseException) -> None:
         """Keep what could not be written in the journal, and say so once."""
@@ -317,6 +320,7 @@ class RunRecorder:
         kept = [self._inflight] if behind.empty else [self._inflight, behind]
         try:
             journal.save(self.journal, kept)
+            self._journaled = True
         except OSError as e:
             log.error("run %s: cannot save its journal %s: %s", self.run_id[:8], self.journal, e)
 

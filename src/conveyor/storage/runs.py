@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import time
 import uuid
@@ -10,7 +11,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from conveyor.errors import ConfigError, InvalidTransitionError, LeaseLostError, NotFoundError
 from conveyor.storage.clock import db_now, now_in
@@ -271,6 +284,31 @@ class RunStore:
         return int(row.batches)
 
     @staticmethod
+    def count_batch_if_ours(
+        conn: Connection,
+        run_id: str,
+        token: int,
+        seq: int,
+        status: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """The common case of writing batch ``seq`` in one statement: count it (and make
+        ``status`` the run's, if given) if the run is still ``token``'s, may be written and
+        has not counted it yet. False otherwise, with nothing changed: the caller then
+        finds out why (``guard``, ``batches_written``)."""
+        now = time.time()
+        to = None if status is None else RunStatus(status)
+        params: dict[str, Any] = {"b_id": run_id, "b_token": token, "b_seq": seq}
+        if to is not None:
+            params.update(v_status=str(to), v_now=now, v_error=error)
+        res = conn.execute(_count_batch_stmt(to, error is not None), params)
+        if res.rowcount != 1:
+            return False
+        if to is not None and to.is_terminal:
+            RunStore.note_end_in(conn, run_id, to, now)
+        return True
+
+    @staticmethod
     def batches_written(conn: Connection, run_id: str) -> int:
         """How many of the run's record batches are written, its row locked meanwhile."""
         q = select(runs.c.batches).where(runs.c.id == run_id).with_for_update()
@@ -523,15 +561,7 @@ class RunStore:
     @staticmethod
     def note_end_in(conn: Connection, run_id: str, status: RunStatus, at: float) -> None:
         """Add the run's end to ``run_ends``, in the transaction of its terminal status change."""
-        columns = (run_ends.c.run_id, run_ends.c.job_name, run_ends.c.status, run_ends.c.at)
-        conn.execute(
-            insert(run_ends).from_select(
-                columns,
-                select(runs.c.id, runs.c.job_name, literal(str(status)), literal(at)).where(
-                    runs.c.id == run_id
-                ),
-            )
-        )
+        conn.execute(_NOTE_END, {"e_id": run_id, "e_status": str(status), "e_at": at})
 
     def ends_after(self, after: int, limit: int) -> builtins.list[RunEnd]:
         """The run ends with an id above ``after``, oldest first, at most ``limit``."""
@@ -685,3 +715,41 @@ def run_lease() -> float:
             f"on another machine is dead, e.g. {ENV_RUN_LEASE}=120"
         )
     return value
+
+
+# The statements of a run's every batch and end, built once: building a statement costs
+# more than running it on SQLite, and these run at the end of every run.
+_NOTE_END = insert(run_ends).from_select(
+    (run_ends.c.run_id, run_ends.c.job_name, run_ends.c.status, run_ends.c.at),
+    select(
+        runs.c.id,
+        runs.c.job_name,
+        bindparam("e_status", type_=String),
+        bindparam("e_at", type_=Float),
+    ).where(runs.c.id == bindparam("e_id")),
+)
+
+
+@functools.cache
+def _count_batch_stmt(to: RunStatus | None, with_error: bool) -> Any:
+    """``RunStore.count_batch_if_ours``'s statement, for a batch that moves the run to ``to``
+    (or leaves its status alone)."""
+    values: dict[str, Any] = {"batches": bindparam("b_seq")}
+    sources: tuple[str, ...] = WRITING
+    if to is not None:
+        values.update(status=bindparam("v_status"), updated_at=bindparam("v_now"))
+        if to.is_terminal:
+            values["ended_at"] = bindparam("v_now")
+        if with_error:
+            values["error"] = bindparam("v_error")
+        sources = tuple(s for s in WRITING if RunStatus(s) in run_sources(to))
+    return (
+        update(runs)
+        .where(
+            runs.c.id == bindparam("b_id"),
+            runs.c.token == bindparam("b_token"),
+            runs.c.status.in_(sources),
+            runs.c.batches < bindparam("b_seq"),
+        )
+        .values(values)
+    )
