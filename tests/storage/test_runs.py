@@ -235,7 +235,11 @@ def test_the_queue_is_read_per_job_oldest_first(durable: Instance) -> None:
     a = [_create(durable, status=RunStatus.QUEUED) for _ in range(3)]
     b = _create(durable, job="other", status=RunStatus.QUEUED)
     _create(durable, job="started")  # starting: not queued
-    assert sorted(store.queued_jobs(["etl", "other", "started", "none"])) == ["etl", "other"]
+    per_job = store.oldest_queued_per_job(["etl", "other", "started", "none"], 2)
+    assert {k: [r.id for r in v] for k, v in per_job.items()} == {
+        "etl": [a[0].id, a[1].id],
+        "other": [b.id],
+    }
     assert [r.id for r in store.oldest_queued("etl", 2)] == [a[0].id, a[1].id]
     assert store.count_queued_before("etl", a[2].cursor) == 2
     assert store.count_queued_before("other", b.cursor) == 0

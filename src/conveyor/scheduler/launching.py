@@ -1,7 +1,7 @@
 """Launching: queued runs, first in first out, take their slots and start in a worker.
 
-The queue is read per job: the jobs with queued runs, then each one's oldest
-few (an indexed query each, however long the queue). The runs are tried
+The queue is read per job, in one query for all jobs: each job's oldest few
+(a window per job, however long the queue). The runs are tried
 oldest first across jobs; a job whose run cannot start (a slot is not free,
 a freshness gate is closed) is passed over for the rest of the pass, so its
 newer runs do not overtake it and it does not hold up the other jobs. A run
@@ -111,8 +111,7 @@ class Launching:
         candidates: list[RunRecord] = []
         # The jobs with more queued runs than were read, and the newest run read of each.
         more: dict[str, tuple[float, str]] = {}
-        for name in store.queued_jobs(scope.jobs):
-            oldest = store.oldest_queued(name, PER_JOB)
+        for name, oldest in store.oldest_queued_per_job(scope.jobs, PER_JOB).items():
             candidates += oldest
             if len(oldest) == PER_JOB:
                 more[name] = oldest[-1].cursor

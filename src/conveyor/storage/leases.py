@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from conveyor.storage.clock import now_in
+from conveyor.storage.clock import db_now, now_in
 from conveyor.storage.db import Database
 from conveyor.storage.schema import leases, runs
 from conveyor.storage.states import RUN_TERMINAL, RunStatus
@@ -69,9 +69,10 @@ class LeaseStore:
         while True:
             try:
                 with self.db.write() as conn:
-                    now = now_in(conn)
+                    # The expiry by the database's clock, computed there: no extra round trip.
+                    expires_at = db_now() + ttl
                     for scope, limit in scopes:
-                        self._take_one(conn, scope, limit, holder, now + ttl, tried[scope], now)
+                        self._take_one(conn, scope, limit, holder, expires_at, tried[scope])
                     if then is not None:
                         then(conn)
                     return True
@@ -86,9 +87,8 @@ class LeaseStore:
         scope: str,
         limit: int,
         holder: str,
-        expires_at: float,
+        expires_at: Any,
         tried: set[int],
-        now: float,
     ) -> None:
         taken = {
             r.slot: r
@@ -100,7 +100,7 @@ class LeaseStore:
         }
         if any(r.holder == holder for r in taken.values()):
             return  # a holder keeps its slot
-        ended = _ended_holders(conn, taken.values(), now)
+        ended = _ended_holders(conn, taken.values())
         free = [
             slot
             for slot in range(limit)
@@ -115,7 +115,7 @@ class LeaseStore:
 
     @staticmethod
     def _take(
-        conn: Connection, scope: str, slot: int, holder: str, row: Any, expires_at: float
+        conn: Connection, scope: str, slot: int, holder: str, row: Any, expires_at: Any
     ) -> bool:
         """Insert a free slot, or take over an expired one (if it is still the same lease)."""
         if row is None:
@@ -155,11 +155,11 @@ class LeaseStore:
             rows = conn.execute(
                 select(leases.c.holder, leases.c.expires_at).where(leases.c.scope == scope)
             ).all()
-            ended = _ended_holders(conn, rows, now_in(conn))
+            ended = _ended_holders(conn, rows)
         return [r.holder for r in rows if r.holder not in ended]
 
 
-def _ended_holders(conn: Connection, rows: Iterable[Any], now: float) -> set[str]:
+def _ended_holders(conn: Connection, rows: Iterable[Any]) -> set[str]:
     """Which of the holders in ``rows`` hold their slot for nothing: their run has ended,
     or is still queued (or is no run at all) past the slot's expiry."""
     rows = list(rows)
@@ -168,13 +168,16 @@ def _ended_holders(conn: Connection, rows: Iterable[Any], now: float) -> set[str
     run_ids = {r.holder.split("/", 1)[0] for r in rows}
     q = select(runs.c.id, runs.c.status).where(runs.c.id.in_(run_ids))
     status = {r.id: r.status for r in conn.execute(q)}
+    now: float | None = None  # the database's time, read only if an expiry matters
     out = set()
     for r in rows:
         st = status.get(r.holder.split("/", 1)[0])
-        ended = st is not None and RunStatus(st) in RUN_TERMINAL
-        waiting = st is None or st == RunStatus.QUEUED
-        if ended or (waiting and r.expires_at < now):
+        if st is not None and RunStatus(st) in RUN_TERMINAL:
             out.add(r.holder)
+        elif st is None or st == RunStatus.QUEUED:
+            now = now if now is not None else now_in(conn)
+            if r.expires_at < now:
+                out.add(r.holder)
     return out
 
 

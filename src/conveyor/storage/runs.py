@@ -604,21 +604,35 @@ class RunStore:
         """The runs of ``ids`` that have ended."""
         return builtins.list(self.get_many(ids, ended=True).values())
 
-    def queued_jobs(self, job_names: Iterable[str]) -> builtins.list[str]:
-        """Which of ``job_names`` have queued runs (on the status, job, created index)."""
+    def oldest_queued_per_job(
+        self, job_names: Iterable[str], limit: int
+    ) -> dict[str, builtins.list[RunRecord]]:
+        """The oldest ``limit`` queued runs of each of ``job_names`` that has any, oldest
+        first: one query a chunk of jobs, however many jobs wait (a window per job)."""
         names = sorted(set(job_names))
-        found: builtins.list[str] = []
+        found: dict[str, builtins.list[RunRecord]] = {}
         with self.db.read() as conn:
             for i in range(0, len(names), IN_CHUNK):
-                q = (
-                    select(runs.c.job_name)
+                rank = (
+                    func.row_number()
+                    .over(partition_by=runs.c.job_name, order_by=(runs.c.created_at, runs.c.id))
+                    .label("rank_in_job")
+                )
+                ranked = (
+                    select(runs, rank)
                     .where(
                         runs.c.status == str(RunStatus.QUEUED),
                         runs.c.job_name.in_(names[i : i + IN_CHUNK]),
                     )
-                    .distinct()
+                    .subquery()
                 )
-                found += [str(n) for n in conn.execute(q).scalars()]
+                q = (
+                    select(ranked)
+                    .where(ranked.c.rank_in_job <= limit)
+                    .order_by(ranked.c.created_at, ranked.c.id)
+                )
+                for row in conn.execute(q):
+                    found.setdefault(row.job_name, []).append(RunRecord.from_row(row))
         return found
 
     def oldest_queued(self, job_name: str, limit: int) -> builtins.list[RunRecord]:
