@@ -181,6 +181,8 @@ class Daemon:
                     failures.passed()
                 if wait is None:
                     wait = self.poll - (time.monotonic() - started)
+                    # Wake for a tick when it is due, not up to a poll later.
+                    wait = min(wait, self._timed.next_due() - self.clock())
                 stop.wait(max(0.0, wait))
         finally:
             if self._workers is not None:

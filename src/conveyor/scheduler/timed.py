@@ -79,6 +79,10 @@ class TimedTriggers:
                     upcoming = float("inf")  # the trigger, or the job's interval=, is over
                 self.next_tick[name] = upcoming
 
+    def next_due(self) -> float:
+        """The instant the next known tick is due (inf if none is known)."""
+        return min(self.next_tick.values(), default=float("inf"))
+
     def forget(self) -> None:
         self.last_tick.clear()
         self.next_tick.clear()
