@@ -286,6 +286,10 @@ class Engine:
                 call.key, 1, TaskStatus.PENDING, task_name=call.task.name, depends_on=call.deps
             )
             state.statuses[call.key] = TaskStatus.PENDING
+        else:
+            # Listed now, in the order the body called it (its row comes when it runs), so
+            # a call made first is not listed after a later one that waits for it.
+            state.statuses.setdefault(call.key, TaskStatus.PENDING)
 
     def _skip_call(self, call: Call, failed: str, *, record: bool) -> None:
         if record:
