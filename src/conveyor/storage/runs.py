@@ -210,11 +210,7 @@ class RunStore:
         with self.db.write() as conn:
             res = conn.execute(
                 update(runs)
-                .where(
-                    runs.c.id == run_id,
-                    runs.c.token == token,
-                    runs.c.status == str(RunStatus.STARTING),
-                )
+                .where(*_start_of(run_id, token))
                 .values(
                     status=str(RunStatus.RUNNING),
                     started_at=now,
@@ -256,13 +252,7 @@ class RunStore:
         at once rather than after the start timeout. False if the start is not there."""
         with self.db.write() as conn:
             res = conn.execute(
-                update(runs)
-                .where(
-                    runs.c.id == run_id,
-                    runs.c.token == token,
-                    runs.c.status == str(RunStatus.STARTING),
-                )
-                .values(**this_process().columns())
+                update(runs).where(*_start_of(run_id, token)).values(**this_process().columns())
             )
         return bool(res.rowcount == 1)
 
@@ -345,11 +335,7 @@ class RunStore:
         with self.db.write() as conn:
             res = conn.execute(
                 update(runs)
-                .where(
-                    runs.c.id == run_id,
-                    runs.c.token == token,
-                    runs.c.status == str(RunStatus.STARTING),
-                )
+                .where(*_start_of(run_id, token))
                 .values(
                     status=str(RunStatus.QUEUED),
                     updated_at=time.time(),
@@ -766,4 +752,14 @@ def _count_batch_stmt(to: RunStatus | None, with_error: bool) -> Any:
             runs.c.batches < bindparam("b_seq"),
         )
         .values(values)
+    )
+
+
+def _start_of(run_id: str, token: int) -> tuple[Any, ...]:
+    """The WHERE of a write to start ``token`` of a run while it is still starting
+    (``claim``, ``adopt``, ``requeue``)."""
+    return (
+        runs.c.id == run_id,
+        runs.c.token == token,
+        runs.c.status == str(RunStatus.STARTING),
     )
