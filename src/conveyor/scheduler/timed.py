@@ -27,6 +27,9 @@ class TimedTriggers:
         # Per timed trigger (job, trigger): its newest fired tick and when the next is due.
         self.last_tick: dict[tuple[str, str], float | None] = {}
         self.next_tick: dict[tuple[str, str], float] = {}
+        # The soonest of next_tick once every timed trigger has its instant there (a pass
+        # before it has nothing to fire); -inf until then.
+        self.earliest = float("-inf")
 
     def __call__(self, now: float) -> None:
         self.intervals.stale()
@@ -38,6 +41,8 @@ class TimedTriggers:
             raise
 
     def _fire(self, now: float) -> None:
+        if now < self.earliest:
+            return  # no trigger is due: a quiet pass costs one comparison
         scope = self.scope
         for job in scope.jobs.values():
             if job.incremental_mode == "interval":
@@ -78,11 +83,15 @@ class TimedTriggers:
                 if upcoming is None or (until < now and upcoming > until):
                     upcoming = float("inf")  # the trigger, or the job's interval=, is over
                 self.next_tick[name] = upcoming
+        self.earliest = min(self.next_tick.values(), default=float("inf"))
 
     def next_due(self) -> float:
         """The instant the next known tick is due (inf if none is known)."""
+        if self.earliest > float("-inf"):
+            return self.earliest
         return min(self.next_tick.values(), default=float("inf"))
 
     def forget(self) -> None:
         self.last_tick.clear()
         self.next_tick.clear()
+        self.earliest = float("-inf")

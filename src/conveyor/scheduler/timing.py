@@ -42,6 +42,23 @@ def schedule_of(trigger: Trigger) -> Schedule:
     return _schedule(trigger.expr, trigger.timezone)
 
 
+# Cron instants are pure functions of the expression, the zone and the moment, and many
+# jobs share a schedule ("0 * * * *"): a pass that fires the ticks of a thousand jobs asks
+# the same question a thousand times. Each answer is computed once.
+@functools.lru_cache(maxsize=8192)
+def _cron_next(cron: str, timezone: str | None, after: float) -> float:
+    """The first instant of ``cron`` after ``after``."""
+    [nxt] = _schedule(cron, timezone).next_fire_times(datetime.fromtimestamp(after, UTC), 1)
+    return nxt.timestamp()
+
+
+@functools.lru_cache(maxsize=8192)
+def _cron_previous(cron: str, timezone: str | None, before: float) -> float:
+    """The last instant of ``cron`` strictly before ``before``."""
+    schedule = _schedule(cron, timezone)
+    return schedule.previous_fire_time(datetime.fromtimestamp(before, UTC)).timestamp()
+
+
 def tick_key(trigger: Trigger, at: float) -> str:
     return f"{trigger}@{datetime.fromtimestamp(at, UTC).isoformat()}"
 
@@ -59,16 +76,14 @@ def fire_times(trigger: Trigger, since: float, now: float, limit: int) -> list[f
         at = parse_once(trigger.expr, str(trigger)).timestamp()
         return [at] if since < at <= now else []
     if trigger.type == "schedule":
-        schedule = schedule_of(trigger)
         out: list[float] = []
-        after = datetime.fromtimestamp(since, UTC)
+        after = since
         while len(out) < limit:
-            [nxt] = schedule.next_fire_times(after, 1)
-            at = nxt.timestamp()
+            at = _cron_next(trigger.expr, trigger.timezone, after)
             if at > now:
                 break
             out.append(at)
-            after = nxt
+            after = at
         return out
     return []
 
@@ -84,9 +99,7 @@ def next_after(trigger: Trigger, moment: float) -> float | None:
         at = parse_once(trigger.expr, str(trigger)).timestamp()
         return at if at > moment else None
     if trigger.type == "schedule":
-        schedule = schedule_of(trigger)
-        [nxt] = schedule.next_fire_times(datetime.fromtimestamp(moment, UTC), 1)
-        return nxt.timestamp()
+        return _cron_next(trigger.expr, trigger.timezone, moment)
     return None
 
 
@@ -95,9 +108,7 @@ def period_before(trigger: Trigger, at: float) -> tuple[float, float] | None:
     if trigger.type == "every":
         return (at - parse_duration(trigger.expr), at)
     if trigger.type == "schedule":
-        schedule = schedule_of(trigger)
-        previous = schedule.previous_fire_time(datetime.fromtimestamp(at, UTC))
-        return (previous.timestamp(), at)
+        return (_cron_previous(trigger.expr, trigger.timezone, at), at)
     return None
 
 
@@ -106,8 +117,7 @@ def previous_instant(trigger: Trigger, at: float) -> float:
     if trigger.type == "every":
         period = parse_duration(trigger.expr)
         return math.floor(at / period) * period
-    schedule = schedule_of(trigger)
-    return schedule.previous_fire_time(datetime.fromtimestamp(at + 1e-3, UTC)).timestamp()
+    return _cron_previous(trigger.expr, trigger.timezone, at + 1e-3)
 
 
 def due(

@@ -36,4 +36,7 @@ def _sqlite(element: Any, compiler: Any, **kw: Any) -> str:
 
 def now_in(conn: Connection) -> float:
     """The database's time, read in the caller's transaction."""
-    return float(conn.execute(select(db_now())).scalar_one())
+    return float(conn.execute(_NOW).scalar_one())
+
+
+_NOW = select(db_now())

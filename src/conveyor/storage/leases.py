@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, Float, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.storage.clock import db_now, now_in
@@ -69,10 +69,10 @@ class LeaseStore:
         while True:
             try:
                 with self.db.write() as conn:
-                    # The expiry by the database's clock, computed there: no extra round trip.
-                    expires_at = db_now() + ttl
+                    # The expiry is the database's clock plus ``ttl``, computed there (no extra
+                    # round trip): the statements add the clock to the ``ttl`` they are given.
                     for scope, limit in scopes:
-                        self._take_one(conn, scope, limit, holder, expires_at, tried[scope])
+                        self._take_one(conn, scope, limit, holder, ttl, tried[scope])
                     if then is not None:
                         then(conn)
                     return True
@@ -87,17 +87,10 @@ class LeaseStore:
         scope: str,
         limit: int,
         holder: str,
-        expires_at: Any,
+        ttl: float,
         tried: set[int],
     ) -> None:
-        taken = {
-            r.slot: r
-            for r in conn.execute(
-                select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
-                    leases.c.scope == scope, leases.c.slot < limit
-                )
-            )
-        }
+        taken = {r.slot: r for r in conn.execute(_SLOTS, {"l_scope": scope, "l_limit": limit})}
         if any(r.holder == holder for r in taken.values()):
             return  # a holder keeps its slot
         ended = _ended_holders(conn, taken.values())
@@ -110,28 +103,17 @@ class LeaseStore:
             raise _Full()
         slot = free[0]
         tried.add(slot)
-        if not self._take(conn, scope, slot, holder, taken.get(slot), expires_at):
+        if not self._take(conn, scope, slot, holder, taken.get(slot), ttl):
             raise _Raced()
 
     @staticmethod
-    def _take(
-        conn: Connection, scope: str, slot: int, holder: str, row: Any, expires_at: Any
-    ) -> bool:
+    def _take(conn: Connection, scope: str, slot: int, holder: str, row: Any, ttl: float) -> bool:
         """Insert a free slot, or take over an expired one (if it is still the same lease)."""
+        params = {"l_scope": scope, "l_slot": slot, "l_holder": holder, "l_ttl": ttl}
         if row is None:
-            conn.execute(
-                insert(leases).values(scope=scope, slot=slot, holder=holder, expires_at=expires_at)
-            )
+            conn.execute(_INSERT_SLOT, params)
             return True
-        res = conn.execute(
-            update(leases)
-            .where(
-                leases.c.scope == scope,
-                leases.c.slot == slot,
-                leases.c.expires_at == row.expires_at,
-            )
-            .values(holder=holder, expires_at=expires_at)
-        )
+        res = conn.execute(_TAKE_OVER_SLOT, {**params, "l_expires": row.expires_at})
         return bool(res.rowcount == 1)
 
     def release(self, holder: str) -> None:
@@ -142,7 +124,7 @@ class LeaseStore:
     @staticmethod
     def release_in(conn: Connection, holder: str) -> None:
         """``release`` inside the caller's write transaction."""
-        conn.execute(delete(leases).where(_held_by(holder)))
+        conn.execute(_RELEASE, {"l_holder": holder, "l_tasks": _prefix_pattern(holder + "/")})
 
     def release_one(self, scope: str, holder: str) -> None:
         """Free ``holder``'s slot of ``scope`` only."""
@@ -165,9 +147,8 @@ def _ended_holders(conn: Connection, rows: Iterable[Any]) -> set[str]:
     rows = list(rows)
     if not rows:
         return set()
-    run_ids = {r.holder.split("/", 1)[0] for r in rows}
-    q = select(runs.c.id, runs.c.status).where(runs.c.id.in_(run_ids))
-    status = {r.id: r.status for r in conn.execute(q)}
+    run_ids = sorted({r.holder.split("/", 1)[0] for r in rows})
+    status = {r.id: r.status for r in conn.execute(_STATUS_OF, {"l_ids": run_ids})}
     now: float | None = None  # the database's time, read only if an expiry matters
     out = set()
     for r in rows:
@@ -181,9 +162,42 @@ def _ended_holders(conn: Connection, rows: Iterable[Any]) -> set[str]:
     return out
 
 
-def _held_by(holder: str) -> ColumnElement[bool]:
-    """Slots of ``holder`` itself and of its tasks, whose holder is ``<holder>/<task key>``."""
-    return or_(leases.c.holder == holder, leases.c.holder.startswith(holder + "/", autoescape=True))
+def _prefix_pattern(prefix: str) -> str:
+    """A ``LIKE`` pattern (escape ``\\``) for the strings that begin with ``prefix``."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+# The statements of taking and freeing slots, built once: building a statement costs more
+# than running it on SQLite, and a daemon takes and frees slots for every run it starts.
+_SLOTS = select(leases.c.slot, leases.c.holder, leases.c.expires_at).where(
+    leases.c.scope == bindparam("l_scope"), leases.c.slot < bindparam("l_limit")
+)
+_INSERT_SLOT = insert(leases).values(
+    scope=bindparam("l_scope"),
+    slot=bindparam("l_slot"),
+    holder=bindparam("l_holder"),
+    expires_at=db_now() + bindparam("l_ttl", type_=Float),
+)
+_TAKE_OVER_SLOT = (
+    update(leases)
+    .where(
+        leases.c.scope == bindparam("l_scope"),
+        leases.c.slot == bindparam("l_slot"),
+        leases.c.expires_at == bindparam("l_expires"),
+    )
+    .values(holder=bindparam("l_holder"), expires_at=db_now() + bindparam("l_ttl", type_=Float))
+)
+# Slots of a holder itself and of its tasks, whose holder is ``<holder>/<task key>``.
+_RELEASE = delete(leases).where(
+    or_(
+        leases.c.holder == bindparam("l_holder"),
+        leases.c.holder.like(bindparam("l_tasks"), escape="\\"),
+    )
+)
+_STATUS_OF = select(runs.c.id, runs.c.status).where(
+    runs.c.id.in_(bindparam("l_ids", expanding=True))
+)
 
 
 class _Full(Exception):

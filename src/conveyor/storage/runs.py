@@ -177,20 +177,14 @@ class RunStore:
         and the calling process becomes responsible for it.
         """
         now = at if at is not None else time.time()
-        values: dict[str, Any] = {"status": str(to), "updated_at": now}
-        if to is RunStatus.RUNNING:
-            values["started_at"] = now
+        params: dict[str, Any] = {"s_id": run_id, "s_status": str(to), "s_now": now}
         if to is RunStatus.STARTING:
-            values.update(token=runs.c.token + 1, heartbeat_at=None, **this_process().columns())
-        if to.is_terminal:
-            values["ended_at"] = now
+            params.update({f"s_{k}": v for k, v in this_process().columns().items()})
         if error is not None:
-            values["error"] = error
-        sources = [str(s) for s in run_sources(to)]
-        where = [runs.c.id == run_id, runs.c.status.in_(sources)]
+            params["s_error"] = error
         if token is not None:
-            where.append(runs.c.token == token)
-        res = conn.execute(update(runs).where(*where).values(values))
+            params["s_token"] = token
+        res = conn.execute(_set_status_stmt(to, error is not None, token is not None), params)
         if res.rowcount == 1:
             if to.is_terminal:
                 RunStore.note_end_in(conn, run_id, to, now)
@@ -474,19 +468,8 @@ class RunStore:
             return [(str(n), float(e)) for n, e in conn.execute(q)]
 
     def _newest_success(self, job_name: str, column: Any) -> float | None:
-        # Newest first on the (job_name, column) index: the first success ends the scan.
-        q = (
-            select(column)
-            .where(
-                runs.c.job_name == job_name,
-                runs.c.status == str(RunStatus.SUCCESS),
-                column.is_not(None),
-            )
-            .order_by(column.desc())
-            .limit(1)
-        )
         with self.db.read() as conn:
-            value = conn.execute(q).scalar()
+            value = conn.execute(_newest_success_stmt(column.name), {"n_job": job_name}).scalar()
         return None if value is None else float(value)
 
     def success_intervals(
@@ -551,9 +534,10 @@ class RunStore:
 
     def ends_after(self, after: int, limit: int) -> builtins.list[RunEnd]:
         """The run ends with an id above ``after``, oldest first, at most ``limit``."""
-        q = select(run_ends).where(run_ends.c.id > after).order_by(run_ends.c.id).limit(limit)
         with self.db.read() as conn:
-            return [_end(r) for r in conn.execute(q)]
+            return [
+                _end(r) for r in conn.execute(_ENDS_AFTER, {"e_after": after, "e_limit": limit})
+            ]
 
     def ends_among(self, ids: Iterable[int]) -> builtins.list[RunEnd]:
         """The run ends of ``ids`` that are there (committed), oldest first."""
@@ -594,30 +578,13 @@ class RunStore:
         self, job_names: Iterable[str], limit: int
     ) -> dict[str, builtins.list[RunRecord]]:
         """The oldest ``limit`` queued runs of each of ``job_names`` that has any, oldest
-        first: one query a chunk of jobs, however many jobs wait (a window per job)."""
-        names = sorted(set(job_names))
+        first: one query, however many jobs wait (a window per job over the queued runs of
+        every job, so that the statement is built once, whatever the names)."""
+        names = set(job_names)
         found: dict[str, builtins.list[RunRecord]] = {}
         with self.db.read() as conn:
-            for i in range(0, len(names), IN_CHUNK):
-                rank = (
-                    func.row_number()
-                    .over(partition_by=runs.c.job_name, order_by=(runs.c.created_at, runs.c.id))
-                    .label("rank_in_job")
-                )
-                ranked = (
-                    select(runs, rank)
-                    .where(
-                        runs.c.status == str(RunStatus.QUEUED),
-                        runs.c.job_name.in_(names[i : i + IN_CHUNK]),
-                    )
-                    .subquery()
-                )
-                q = (
-                    select(ranked)
-                    .where(ranked.c.rank_in_job <= limit)
-                    .order_by(ranked.c.created_at, ranked.c.id)
-                )
-                for row in conn.execute(q):
+            for row in conn.execute(_OLDEST_QUEUED, {"q_limit": limit}):
+                if row.job_name in names:
                     found.setdefault(row.job_name, []).append(RunRecord.from_row(row))
         return found
 
@@ -649,18 +616,8 @@ class RunStore:
         """The database's time, and the id, job, status, token, process and heartbeat of
         every run starting, running or canceling, read in one transaction (for the judge
         of dead runs, ``scheduler.monitor``)."""
-        q = select(
-            runs.c.id,
-            runs.c.job_name,
-            runs.c.status,
-            runs.c.token,
-            runs.c.host,
-            runs.c.pid,
-            runs.c.pid_started,
-            runs.c.heartbeat_at,
-        ).where(runs.c.status.in_(ACTIVE))
         with self.db.read() as conn:
-            return now_in(conn), builtins.list(conn.execute(q).all())
+            return now_in(conn), builtins.list(conn.execute(_ACTIVE).all())
 
     def count_queued_before(self, job_name: str, cursor: tuple[float, str]) -> int:
         """How many queued runs of ``job_name`` are older than the run at ``cursor``."""
@@ -753,6 +710,78 @@ def _count_batch_stmt(to: RunStatus | None, with_error: bool) -> Any:
         )
         .values(values)
     )
+
+
+@functools.cache
+def _set_status_stmt(to: RunStatus, with_error: bool, with_token: bool) -> Any:
+    """``RunStore.set_status_in``'s statement for a move to ``to``, built once."""
+    values: dict[str, Any] = {"status": bindparam("s_status"), "updated_at": bindparam("s_now")}
+    if to is RunStatus.RUNNING:
+        values["started_at"] = bindparam("s_now")
+    if to is RunStatus.STARTING:
+        values.update(
+            token=runs.c.token + 1,
+            heartbeat_at=None,
+            **{k: bindparam(f"s_{k}") for k in _NO_PROCESS},
+        )
+    if to.is_terminal:
+        values["ended_at"] = bindparam("s_now")
+    if with_error:
+        values["error"] = bindparam("s_error")
+    where = [runs.c.id == bindparam("s_id"), runs.c.status.in_([str(s) for s in run_sources(to)])]
+    if with_token:
+        where.append(runs.c.token == bindparam("s_token"))
+    return update(runs).where(*where).values(values)
+
+
+def _oldest_queued() -> Any:
+    rank = (
+        func.row_number()
+        .over(partition_by=runs.c.job_name, order_by=(runs.c.created_at, runs.c.id))
+        .label("rank_in_job")
+    )
+    ranked = select(runs, rank).where(runs.c.status == str(RunStatus.QUEUED)).subquery()
+    return (
+        select(ranked)
+        .where(ranked.c.rank_in_job <= bindparam("q_limit"))
+        .order_by(ranked.c.created_at, ranked.c.id)
+    )
+
+
+@functools.cache
+def _newest_success_stmt(column_name: str) -> Any:
+    # Newest first on the (job_name, column) index: the first success ends the scan.
+    column = runs.c[column_name]
+    return (
+        select(column)
+        .where(
+            runs.c.job_name == bindparam("n_job"),
+            runs.c.status == str(RunStatus.SUCCESS),
+            column.is_not(None),
+        )
+        .order_by(column.desc())
+        .limit(1)
+    )
+
+
+# The queries of every daemon pass, built once.
+_ENDS_AFTER = (
+    select(run_ends)
+    .where(run_ends.c.id > bindparam("e_after"))
+    .order_by(run_ends.c.id)
+    .limit(bindparam("e_limit"))
+)
+_OLDEST_QUEUED = _oldest_queued()
+_ACTIVE = select(
+    runs.c.id,
+    runs.c.job_name,
+    runs.c.status,
+    runs.c.token,
+    runs.c.host,
+    runs.c.pid,
+    runs.c.pid_started,
+    runs.c.heartbeat_at,
+).where(runs.c.status.in_(ACTIVE))
 
 
 def _start_of(run_id: str, token: int) -> tuple[Any, ...]:

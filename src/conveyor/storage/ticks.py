@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from conveyor.storage.db import Database
 from conveyor.storage.runs import RunStore, new_run_id
@@ -71,21 +71,18 @@ class TickStore:
         with self.db.write() as conn:
             inserted = set(
                 conn.execute(
-                    insert_or_update(conn, ticks, ["key"])
-                    .values(
-                        [
-                            {
-                                "key": t.key,
-                                "job_name": t.job_name,
-                                "trigger": t.trigger,
-                                "tick_at": t.tick_at,
-                                "run_id": ids[t.key],
-                                "created_at": now,
-                            }
-                            for t in unique
-                        ]
-                    )
-                    .returning(ticks.c.key)
+                    _fire_stmt(conn),
+                    [
+                        {
+                            "key": t.key,
+                            "job_name": t.job_name,
+                            "trigger": t.trigger,
+                            "tick_at": t.tick_at,
+                            "run_id": ids[t.key],
+                            "created_at": now,
+                        }
+                        for t in unique
+                    ],
                 ).scalars()
             )
             fired = [t for t in unique if t.key in inserted]
@@ -112,11 +109,7 @@ class TickStore:
     def last(self, job_name: str, trigger: str) -> float | None:
         """When the newest recorded tick of this trigger was due (epoch seconds)."""
         with self.db.read() as conn:
-            value = conn.execute(
-                select(func.max(ticks.c.tick_at)).where(
-                    ticks.c.job_name == job_name, ticks.c.trigger == trigger
-                )
-            ).scalar()
+            value = conn.execute(_LAST, {"t_job": job_name, "t_trigger": trigger}).scalar()
         return None if value is None else float(value)
 
     def for_job(self, job_name: str, limit: int = 1000) -> list[dict[str, Any]]:
@@ -129,3 +122,19 @@ class TickStore:
                 .limit(limit)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+
+_LAST = select(func.max(ticks.c.tick_at)).where(
+    ticks.c.job_name == bindparam("t_job"), ticks.c.trigger == bindparam("t_trigger")
+)
+_FIRE: dict[str, Any] = {}
+
+
+def _fire_stmt(conn: Connection) -> Any:
+    """``fire_many``'s insert for ``conn``'s database, built once: executed with many rows,
+    SQLAlchemy sends them in batches of multi-row ``VALUES`` with ``RETURNING``, which returns
+    the keys of the ticks inserted (not those skipped as taken)."""
+    dialect = conn.dialect.name
+    if dialect not in _FIRE:
+        _FIRE[dialect] = insert_or_update(conn, ticks, ["key"]).returning(ticks.c.key)
+    return _FIRE[dialect]
