@@ -116,6 +116,16 @@ def hog_body() -> int:
     return -1
 
 
+@task(memory="100m")
+def modest() -> int:
+    return len(b"x" * (10 * 1024**2))
+
+
+@workflow
+def modest_graph() -> None:
+    modest()
+
+
 # -- pools ----------------------------------------------------------------------------------
 
 

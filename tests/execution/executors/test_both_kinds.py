@@ -74,15 +74,24 @@ def test_timeouts(executor: object, written_as: str, instance: Instance) -> None
 
 
 @pytest.mark.parametrize("written", KINDS)
-def test_memory_limits(written: str, instance: Instance) -> None:
+@pytest.mark.parametrize("where", ["in_process", "multiprocess"])
+def test_memory_limits(written: str, where: str, instance: Instance) -> None:
     job = getattr(both, f"hog_{written}")
-    result = job.run(
-        executor=MultiprocessExecutor(max_workers=2), instance=instance, raise_on_error=False
-    )
+    executor = MultiprocessExecutor(max_workers=2) if where == "multiprocess" else where
+    result = job.run(executor=executor, instance=instance, raise_on_error=False)
     error = result.failures["hog"]
     assert isinstance(error, TaskOutOfMemoryError)
     assert "more than its memory=100 MB" in str(error)
+    assert result.task_status("hog") is TaskStatus.FAILURE
     assert result.output("quick") == 1
+    if where == "in_process":
+        # Measured, not stopped: the step ran to its end and failed when it returned.
+        assert "failed when it returned" in str(error)
+
+
+def test_a_step_within_its_memory_succeeds_in_process(instance: Instance) -> None:
+    result = both.modest_graph.run(instance=instance)
+    assert result.output("modest") == 10 * 1024**2
 
 
 def test_pools(executor: object, written_as: str, durable: Instance) -> None:

@@ -7,7 +7,9 @@ the engine runs ready tasks while it waits.
 Stops are cooperative: a cancel request is seen between steps, and a step
 past its timeout is not interrupted (nothing is raised into a running
 thread); it fails with ``TaskTimeoutError`` when it returns, and ``async``
-tasks are cancelled at their next ``await``. To stop a step that ignores
+tasks are cancelled at their next ``await``. A step over its ``memory=``
+(the growth of the run's process while it ran, ``growth``) fails when it
+returns, with ``TaskOutOfMemoryError``. To stop a step that ignores
 them, run it on a process executor, which kills the step's process tree.
 """
 
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, TaskOutOfMemoryError, UserCodeError
 from conveyor.execution.executors.base import StoredValue
+from conveyor.execution.executors.growth import Growth
 from conveyor.execution.plan import Plan
 from conveyor.execution.state import RunMeta, RunState
 from conveyor.execution.steps import Report, StepSpec, call_task
@@ -44,6 +47,20 @@ class InProcessExecutor:
         return "InProcessExecutor()"
 
 
+def _over_memory(report: Report, spec: StepSpec, grew: int) -> None:
+    """Fail the report of a step that returned after growing the run's process past its
+    memory= (what it wrote is kept; its value is dropped)."""
+    report.value = None
+    report.error = TaskOutOfMemoryError(
+        f"task {spec.key!r} used {grew / 1e6:.0f} MB, more than its memory="
+        f"{spec.memory / 1e6 if spec.memory else 0:.0f} MB; a step running in the run's process "
+        f"is not interrupted, so it failed when it returned (the multiprocess executor stops a "
+        f"step when it passes its memory=)"
+    )
+    report.user_code = False
+    report.traceback_text = UserCodeError.format(report.error)
+
+
 class _HereBackend:
     """Calls run to their end inside ``submit``, in the run's thread."""
 
@@ -64,7 +81,14 @@ class _HereBackend:
     def submit(self, spec: StepSpec, attempt: int, meta: RunMeta) -> object:
         state = self.state
         handle = object()
-        self.done.append((handle, call_task(spec, attempt, meta, state.resources, echo=state.echo)))
+        if spec.memory is None:
+            report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
+        else:
+            with Growth() as growth:
+                report = call_task(spec, attempt, meta, state.resources, echo=state.echo)
+            if report.error is None and growth.grew > spec.memory:
+                _over_memory(report, spec, growth.grew)
+        self.done.append((handle, report))
         return handle
 
     def wait(
