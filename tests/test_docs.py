@@ -1,7 +1,14 @@
-"""Every example in README.md and docs/ runs here, as written."""
+"""Every example in README.md and docs/ runs here, as written.
+
+Each Python block is a whole script: it runs on its own, as ``python
+file.py`` in a fresh folder with a fresh ``CONVEYOR_HOME``, as a reader who
+copies it would run it (no ``if __name__ == "__main__":`` guard, nothing
+from the blocks before it).
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -11,30 +18,75 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
+from conveyor import Instance, Schedule
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+HEADING = re.compile(r"^#+ (.*)$", re.M)
+EXAMPLE_TIMEOUT = 90
 
 
 def blocks(path: Path, lang: str) -> list[str]:
     return [body for kind, body in BLOCK.findall(path.read_text()) if kind == lang]
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
-def test_python_examples_run_in_order(doc: Path) -> None:
-    code = blocks(doc, "python")
-    if doc.name == "README.md":
-        assert code, "the README shows a Python example"
-    namespace: dict[str, object] = {"__name__": f"docs_{doc.stem}"}
-    for i, source in enumerate(code):
+def python_examples() -> list[pytest.ParameterSet]:
+    """Every Python block of the docs, named by its file and section."""
+    examples = []
+    for doc in DOCS:
+        text = doc.read_text()
+        seen: dict[str, int] = {}
+        for match in BLOCK.finditer(text):
+            if match.group(1) != "python":
+                continue
+            headings = HEADING.findall(text, 0, match.start())
+            heading = headings[-1] if headings else "top"
+            section = re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+            seen[section] = seen.get(section, 0) + 1
+            name = section if seen[section] == 1 else f"{section}-{seen[section]}"
+            examples.append(pytest.param(match.group(2), id=f"{doc.name}:{name}"))
+    return examples
+
+
+def test_the_readme_and_the_guide_show_python_examples() -> None:
+    names = [str(p.id) for p in python_examples()]
+    assert any(n.startswith("README.md:") for n in names)
+    assert any(n.startswith("guide.md:executors") for n in names)
+
+
+@pytest.mark.parametrize("source", python_examples())
+def test_python_example_runs_as_a_script(source: str, tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(source)
+    env = _env(tmp_path)
+    try:
+        out = subprocess.run(
+            [sys.executable, script.name],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=EXAMPLE_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as e:
+        output = b"".join(x for x in (e.stdout, e.stderr) if isinstance(x, bytes))
+        printed = output.decode(errors="replace")
+        pytest.fail(f"the example ran past {EXAMPLE_TIMEOUT}s:\n{source}\n{printed}")
+    assert out.returncode == 0, f"{source}\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
+    home = Path(env["CONVEYOR_HOME"])
+    if (home / "conveyor.db").exists():
+        # Nothing is left for a daemon that the reader has no reason to start.
+        instance = Instance.at(home)
         try:
-            exec(compile(source, f"{doc.name}[block {i}]", "exec"), namespace)
-        except Exception as e:
-            pytest.fail(f"{doc.name} block {i} failed: {type(e).__name__}: {e}\n{source}")
+            waiting = [r for r in instance.runs(limit=1000) if not r.status.is_terminal]
+        finally:
+            instance.close()
+        assert waiting == [], "the example leaves runs that nothing will start"
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -138,17 +190,49 @@ def test_readme_command_line_tour(tmp_path: Path) -> None:
             assert "spread:" in out.stdout
 
 
-def test_cli_synopsis_matches_the_commands() -> None:
+def _commands() -> dict[str, click.Command]:
+    """Every command of ``conveyor`` by its words: ``run``, ``runs list``..."""
+    from conveyor.cli.main import cli
+
+    ctx = click.Context(cli)
+    found: dict[str, click.Command] = {}
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                found[f"{name} {sub}"] = command.commands[sub]
+        else:
+            found[name] = command
+    return found
+
+
+def test_the_cli_synopsis_lists_every_command_with_its_options() -> None:
     [synopsis] = [b for b in blocks(ROOT / "docs" / "guide.md", "text") if "conveyor run" in b]
+    commands = _commands()
+    listed: list[str] = []
     for line in synopsis.splitlines():
-        words = [w for w in line.split() if re.fullmatch(r"[a-z]+", w)]
-        assert words[0] == "conveyor"
-        groups = ("runs", "jobs", "schedules", "pools")
-        command = words[1:3] if words[1] in groups else words[1:2]
-        out = conveyor(*command, "--help")
-        assert out.returncode == 0, (line, out.stderr)
-        for option in re.findall(r"--[a-z-]+", line):
-            assert option in out.stdout, (line, option)
+        words = line.split()
+        assert words[0] == "conveyor", line
+        name = " ".join(words[1:3]) if " ".join(words[1:3]) in commands else words[1]
+        assert name in commands, f"the synopsis lists a command that does not exist: {line}"
+        listed.append(name)
+        tokens = set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", line))
+        options = [p for p in commands[name].params if isinstance(p, click.Option)]
+        names = {o for p in options for o in (*p.opts, *p.secondary_opts)}
+        assert tokens <= names, (line, sorted(tokens - names))
+        for option in options:
+            assert tokens & {*option.opts, *option.secondary_opts}, (line, option.opts)
+    assert sorted(listed) == sorted(commands), "the synopsis lists each command once"
+
+
+def test_the_guide_lists_the_schedule_fields() -> None:
+    section = ROOT.joinpath("docs", "guide.md").read_text().split("## Schedules", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    fields = list(inspect.signature(Schedule).parameters)
+    assert fields, "Schedule takes fields"
+    for field in fields:
+        assert f"| `{field}` |" in section, field
 
 
 def test_the_documented_dask_setup_runs_on_loopback(tmp_path: Path, pg_server_url: str) -> None:

@@ -18,7 +18,12 @@ import time
 from multiprocessing.connection import wait as wait_for
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError, TaskOutOfMemoryError, WorkerLostError
+from conveyor.errors import (
+    ConveyorError,
+    ExecutionError,
+    TaskOutOfMemoryError,
+    WorkerLostError,
+)
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.executors.processes import (
     Pool,
@@ -117,8 +122,23 @@ class _PoolBackend:
         assert worker is not None, "has_room() holds a worker before submit()"
         self.held.add(worker)
         handle = object()
-        # No timeout inside: the pool stops the whole process tree at the deadline.
-        data = self.packer.pack(spec, attempt, meta, timeout=None)
+        try:
+            # No timeout inside: the pool stops the whole process tree at the deadline.
+            data = self.packer.pack(spec, attempt, meta, timeout=None)
+        except Exception as e:
+            # Nothing was sent: the worker is as good as before.
+            self.held.discard(worker)
+            self.pool.release(worker)
+            error = (
+                e
+                if isinstance(e, ConveyorError)
+                else ExecutionError(
+                    f"task {spec.key!r} could not be sent to a worker process: "
+                    f"{type(e).__name__}: {e}"
+                )
+            )
+            self.done.append((handle, Report(error=error, user_code=False)))
+            return handle
         worker.handle = handle
         self.by_handle[handle] = worker
         if spec.memory is not None:

@@ -1,6 +1,13 @@
 """Worker processes: starting them warm, stopping whole process trees, reading memory use.
 
 Workers die with the process that owns them; ``lifeline`` says how.
+
+Workers never import the parent's ``__main__``. multiprocessing would run the
+user's script again in each new process (as ``__mp_main__``), which works
+only under ``if __name__ == "__main__":``: without the guard each worker
+would start the user's run again. Tasks from ``__main__`` travel by value
+instead (``worker.function_ref``), so scripts, notebooks and REPL sessions
+need no guard.
 """
 
 from __future__ import annotations
@@ -20,8 +27,13 @@ from conveyor.execution.executors import lifeline
 
 STOP_GRACE = 1.0
 
+# Processes whose names start so do not import the parent's __main__: ours,
+# and the ones named by ``keep_main_out``.
+MAIN_FREE_PREFIX = "conveyor-"
+
 _context_lock = threading.Lock()
 _context: multiprocessing.context.BaseContext | None = None
+_main_free_names: set[str] = set()
 
 
 def context() -> multiprocessing.context.BaseContext:
@@ -29,6 +41,7 @@ def context() -> multiprocessing.context.BaseContext:
     global _context
     with _context_lock:
         if _context is None:
+            _leave_main_out()
             if sys.platform.startswith("linux"):
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(
@@ -41,6 +54,42 @@ def context() -> multiprocessing.context.BaseContext:
             else:
                 _context = multiprocessing.get_context("spawn")
         return _context
+
+
+def keep_main_out(name: str) -> None:
+    """Processes named ``name`` (started by any library) do not import ``__main__``.
+
+    For the processes of a library that ship functions by value themselves,
+    such as Dask's workers started by a nanny.
+    """
+    with _context_lock:
+        _main_free_names.add(name)
+        _leave_main_out()
+
+
+def _leave_main_out() -> None:
+    """Take the parent's ``__main__`` out of the data that main-free processes start from.
+
+    multiprocessing sends each new process this data before anything of ours
+    runs in it (under spawn and forkserver alike), and the process imports
+    the main module it names. Other processes' data is left as it is.
+    """
+    from multiprocessing import spawn
+
+    original = spawn.get_preparation_data
+    if getattr(original, "conveyor_main_free", False):
+        return
+
+    def get_preparation_data(name: str) -> dict[str, object]:
+        data: dict[str, object] = original(name)
+        if name.startswith(MAIN_FREE_PREFIX) or name in _main_free_names:
+            data.pop("init_main_from_name", None)
+            data.pop("init_main_from_path", None)
+        return data
+
+    # setattr: a marker on the function, which the type stubs do not declare.
+    setattr(get_preparation_data, "conveyor_main_free", True)  # noqa: B010
+    spawn.get_preparation_data = get_preparation_data
 
 
 class WorkerProcess:
