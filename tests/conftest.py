@@ -25,6 +25,15 @@ PG_SKIPPED = "skipped without PostgreSQL"
 _pg_unreachable = pytest.StashKey[str]()
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say up front which database server the suite creates and drops databases on."""
+    base = os.environ.get(ENV_PG_URL, DEFAULT_PG_URL)
+    return (
+        f"database server of the postgres tests: {_safe(base)} ({ENV_PG_URL}); a "
+        f"conveyor_test_<random> database is created there for the run and dropped at its end"
+    )
+
+
 def postgres_required() -> bool:
     """In CI the PostgreSQL suite must run: an unreachable server fails instead of skipping."""
     return os.environ.get("CI") == "true" or os.environ.get("CONVEYOR_REQUIRE_POSTGRES") == "1"

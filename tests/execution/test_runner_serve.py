@@ -31,7 +31,7 @@ def test_a_forked_worker_that_cannot_start_prints_why(tmp_path: Path) -> None:
             server.wait()
     # The forked worker writes its traceback before it exits; the server does not wait for it.
     text = wait_until(
-        lambda: "FileExistsError" in log.read_text() and log.read_text(),
+        lambda: "CONVEYOR_HOME" in log.read_text() and log.read_text(),
         30,
         "the worker's traceback in the server's log",
     )

@@ -102,7 +102,7 @@ def test_a_run_cut_off_keeps_its_records_in_a_journal_and_recover_writes_them(
         cut_off.close()
     # Nothing of it reached the database; the journal has it all, and its end.
     assert direct.run_store.get(rid).status is RunStatus.RUNNING
-    assert "2 task records, 1 events" in direct.recover(rid)
+    assert "2 task records, 1 event, " in direct.recover(rid)
     assert not path.exists()
     details = direct.run_details(rid)
     assert details.run.status is RunStatus.SUCCESS

@@ -57,3 +57,20 @@ def test_where_postgres_is_required_no_server_fails(tmp_path: Path) -> None:
     assert f"PostgreSQL at {CLOSED} is required here (CI) but unreachable" in done.stdout
     assert "2 passed, 2 errors" in done.stdout.strip().splitlines()[-1]
     assert "PostgreSQL half skipped" not in done.stdout
+
+
+def test_the_run_names_the_server_it_creates_and_drops_databases_on(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", SUBSET[0]],
+        cwd=ROOT,
+        env={**os.environ, "CONVEYOR_TEST_POSTGRES_URL": CLOSED},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"database server of the postgres tests: {CLOSED} (CONVEYOR_TEST_POSTGRES_URL); a "
+        f"conveyor_test_<random> database is created there for the run and dropped at its end"
+    ) in done.stdout.splitlines()

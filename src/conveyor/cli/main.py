@@ -2,7 +2,8 @@
 
 Errors print one line (``error: ...``); ``--debug`` (or ``CONVEYOR_DEBUG=1``)
 prints the traceback too. Exit codes: 0 success, 1 a run failed or an
-unexpected error, 2 bad usage (arguments, config, workspace, unknown ids).
+unexpected error, 2 bad usage (arguments, config, a bad CONVEYOR_HOME or
+CONVEYOR_DATABASE_URL, workspace, unknown ids).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ COMMANDS = {
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
     "rerun": "Run a recorded run again, from its failures or in full.",
-    "runs": "List and show recorded runs.",
+    "runs": "List, show, cancel and delete recorded runs.",
     "logs": "Print the stdout or stderr of a run's tasks.",
     "jobs": "List the jobs of a workspace.",
     "schedules": "List the timed triggers of a workspace and their next fire times.",

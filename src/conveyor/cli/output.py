@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime
@@ -36,6 +37,8 @@ MARKS = {
     TaskStatus.SKIPPED: "[dim]-[/]",
     TaskStatus.CANCELED: "[yellow]■[/]",
 }
+# The width of lines written to a pipe or a file: wide enough never to cut a row.
+PIPE_WIDTH = 10_000
 # Above this many tasks, progress is a bar rather than a line per task.
 LINE_LIMIT = 40
 
@@ -48,7 +51,25 @@ def console() -> Console:
 
     # Bound to the real stream now: during a run sys.stdout routes writes to
     # the running task's captured log, and progress lines are not task output.
-    return Console(file=sys.stdout, highlight=False)
+    stream = sys.stdout
+    # Into a pipe or a file, lines are not cut to rich's default of 80 columns
+    # (``job.success:…``): a table is as wide as its content, for grep and cut.
+    # COLUMNS, when set, still wins.
+    width = None if _is_terminal(stream) or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(file=stream, highlight=False, width=width)
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # a closed stream
+        return False
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 job``, ``3 jobs``: a count with its noun in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def styled(status: str) -> str:

@@ -14,9 +14,21 @@ def pools_group() -> None:
     """Concurrency pools: at most N holders at once across the jobs and tasks with pool=NAME."""
 
 
-@pools_group.command("set")
+def _check_limit(ctx: click.Context, _param: click.Parameter, limit: int) -> int:
+    if limit < 1:
+        name = ctx.params.get("name", "NAME")
+        raise click.BadParameter(
+            f"{limit}: a pool's limit is a whole number >= 1 (how many runs and tasks may "
+            f"hold it at once); `conveyor pools delete {name}` removes the limit instead"
+        )
+    return limit
+
+
+# ignore_unknown_options: "-1" reaches LIMIT, to be refused for what it is, rather than
+# being taken for an unknown option.
+@pools_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
-@click.argument("limit", type=click.IntRange(min=1))
+@click.argument("limit", type=int, callback=_check_limit)
 def set_pool(name: str, limit: int) -> None:
     """Allow at most LIMIT runs and tasks of pool NAME at once."""
     from conveyor.storage.instance import Instance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -59,6 +60,8 @@ def load_workspace(target: str | None, module: str | None) -> Workspace:
         raise click.UsageError("give a workspace file or -m MODULE, not both")
     if not module and not target:
         raise click.UsageError("name a workspace: a file such as pipelines.py, or -m MODULE")
+    if target and not module:
+        _check_not_a_folder(target)
     where = module or target
     try:
         return load_module(module) if module else load_file(target or "")
@@ -66,3 +69,19 @@ def load_workspace(target: str | None, module: str | None) -> Workspace:
         raise
     except Exception as e:
         raise WorkspaceError(f"loading {where} failed: {type(e).__name__}: {e}") from e
+
+
+def _check_not_a_folder(target: str) -> None:
+    """A folder as TARGET gets its own message: "does not exist" would mislead."""
+    folder = Path(target).expanduser()
+    if not folder.is_dir():
+        return
+    files = sorted(p.name for p in folder.glob("*.py") if p.is_file())
+    if files:
+        shown = ", ".join(str(Path(target) / f) for f in files[:5]) + (", ..." if files[5:] else "")
+        what = (
+            f"{target!r} is a folder, not a workspace file: name one of its Python files ({shown})"
+        )
+    else:
+        what = f"{target!r} is a folder with no Python file in it: name a workspace file (a .py)"
+    raise WorkspaceError(f"{what}, or load a package with -m PACKAGE")

@@ -94,7 +94,7 @@ class Graph:
         return key in self.nodes
 
     def __repr__(self) -> str:
-        return f"<Graph {len(self.nodes)} tasks>"
+        return f"<Graph {len(self.nodes)} task{'' if len(self.nodes) == 1 else 's'}>"
 
     def upstream(self, key: str) -> tuple[str, ...]:
         return self.nodes[key].deps

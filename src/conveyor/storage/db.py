@@ -9,6 +9,7 @@ queue on the busy timeout instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-from conveyor.errors import StorageError
+from conveyor.errors import ConfigError, StorageError
 from conveyor.storage.schema import metadata
 
 # The newest migration's revision. A test checks that it matches Alembic's
 # head, so start-up can skip importing Alembic when the schema is current.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
@@ -31,6 +32,7 @@ class Database:
     """An engine plus the transaction helpers the stores use."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
+        url = check_database_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.is_memory = self.is_sqlite and (url in ("sqlite://", "sqlite:///:memory:"))
@@ -117,9 +119,10 @@ class Database:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(74616301)"))
                 if _revision(conn) != HEAD_REVISION:
-                    from conveyor.storage.migrate import upgrade
+                    with _quiet_alembic():
+                        from conveyor.storage.migrate import upgrade
 
-                    upgrade(conn)
+                        upgrade(conn)
         except OperationalError as e:
             raise StorageError(f"cannot open the database {self.safe_url}: {e.orig}") from e
 
@@ -134,6 +137,64 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Conveyor ships one PostgreSQL driver, psycopg 3: these schemes all mean it. "postgres" is
+# what Heroku, Render and most tools print; SQLAlchemy knows neither it nor, without a
+# driver named, that "postgresql" should not mean psycopg2.
+POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgresql+psycopg"})
+SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+pysqlite"})
+URL_FORMS = (
+    "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (postgres:// and postgresql+psycopg:// "
+    "work too) or sqlite:////ABSOLUTE/PATH.db"
+)
+
+
+def check_database_url(value: str, name: str = "database_url") -> str:
+    """``value`` as the URL an engine is made from: a PostgreSQL URL of any accepted scheme
+    is given psycopg 3's; an SQLite URL is kept as it is.
+
+    Raises:
+        ConfigError: ``value`` is not an SQLite or PostgreSQL URL. The message names
+            ``name`` (where the value came from, e.g. ``CONVEYOR_DATABASE_URL``), what is
+            wrong, and the forms accepted.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} is empty; write {URL_FORMS}")
+    try:
+        url = make_url(value.strip())
+    except ArgumentError:
+        raise ConfigError(
+            f"{name}={_masked(value)!r} is not a database URL; write {URL_FORMS}"
+        ) from None
+    scheme = url.drivername.lower()
+    if scheme in SQLITE_SCHEMES:
+        return value.strip()
+    if scheme in POSTGRES_SCHEMES:
+        if scheme == "postgresql+psycopg":
+            return value.strip()
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    backend, _, driver = scheme.partition("+")
+    shown = url.render_as_string(hide_password=True)
+    if backend in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"{name}={shown!r}: Conveyor reaches PostgreSQL through psycopg 3, not {driver}; "
+            f"write {URL_FORMS.split(' or ')[0]}"
+        )
+    raise ConfigError(
+        f"{name}={shown!r}: Conveyor keeps its records in PostgreSQL or SQLite, not "
+        f"{backend}; write {URL_FORMS}"
+    )
+
+
+def _masked(text: str) -> str:
+    """``text`` with what looks like a password (``:secret@``) hidden."""
+    import re
+
+    return re.sub(r"(?<=:)[^:/@]+(?=@)", "***", text)
 
 
 # A server that stops answering (a partition drops packets; it does not refuse them)
@@ -154,6 +215,22 @@ def _pg_timeouts(url: str) -> dict[str, Any]:
 
     given = make_url(url).query
     return {k: v for k, v in PG_TIMEOUTS.items() if k not in given}
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs each plugin and migration at INFO: thirteen lines on a new home under a
+    program that logs at INFO (the daemon). Its warnings and errors still show, and a
+    level set on its logger on purpose is kept."""
+    logger = logging.getLogger("alembic")
+    if logger.level != logging.NOTSET:
+        yield
+        return
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(logging.NOTSET)
 
 
 def _revision(conn: Connection) -> str | None:

@@ -213,7 +213,8 @@ class TaskDetails:
         return d
 
     def __repr__(self) -> str:
-        return f"<TaskDetails {self.key} {self.status} ({len(self.attempts)} attempts)>"
+        n = len(self.attempts)
+        return f"<TaskDetails {self.key} {self.status} ({n} attempt{'' if n == 1 else 's'})>"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
