@@ -5,12 +5,19 @@ to the capture of the task running in the writer's context (a context
 variable, so threads started with the context, as the executors do, route
 correctly) and, when the run echoes, to the original stream as well. Writes
 from outside any task pass straight through.
+
+A capture also writes each line, as it is completed, to the attempt's live
+file (``storage.logs``) when the run has a home: a process killed in the
+middle of a task (its timeout, a cancel, a memory limit, SIGKILL) leaves every
+line it wrote there, and ``conveyor logs`` reads them while the task runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import sys
 import threading
 import time
@@ -20,21 +27,101 @@ from contextvars import ContextVar
 from typing import Any, TextIO
 
 from conveyor.definitions.context import RunContext
+from conveyor.storage.logs import live_file
 
 
 class Capture:
-    """What one task attempt wrote."""
+    """What one task attempt wrote: kept in memory, and line by line in its live files.
 
-    __slots__ = ("echo", "err", "out")
+    ``live`` is the folder of the run's live files (None: memory only);
+    ``ident`` (run id, task key, attempt) lets the run's process find the
+    capture of an attempt it stops (``written``) when the task runs here.
+    """
 
-    def __init__(self, echo: bool) -> None:
+    __slots__ = ("_fds", "_pending", "echo", "err", "ident", "live", "out")
+
+    def __init__(
+        self, echo: bool, live: str | None = None, ident: tuple[str, str, int] | None = None
+    ) -> None:
         self.echo = echo
         self.out: list[str] = []
         self.err: list[str] = []
+        self.live = live
+        self.ident = ident
+        self._fds: dict[str, int] = {}
+        self._pending: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        if ident is not None:
+            _open[ident] = self
 
-    def data(self, stream: str) -> bytes:
-        parts = self.out if stream == "stdout" else self.err
-        return "".join(parts).encode("utf-8", "replace")
+    def write(self, stream: str, s: str) -> None:
+        (self.out if stream == "stdout" else self.err).append(s)
+        if self.live is not None:
+            pending = self._pending[stream]
+            pending.append(s)
+            if "\n" in s:
+                self._flush(stream)
+
+    def text(self, stream: str) -> str:
+        return "".join(self.out if stream == "stdout" else self.err)
+
+    def close(self, *, keep: bool = False) -> None:
+        """Write the rest to the live files and close them; with ``keep``, the run's process
+        can still find the capture (``written``): the task was stopped by a ``BaseException``."""
+        if self.live is not None:
+            for stream in self._pending:
+                if self._pending[stream]:
+                    self._flush(stream)
+            for fd in self._fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._fds.clear()
+            self.live = None
+        if self.ident is not None and not keep:
+            _open.pop(self.ident, None)
+
+    def _flush(self, stream: str) -> None:
+        pending = self._pending[stream]
+        data = "".join(pending).encode("utf-8", "replace")
+        pending.clear()
+        fd = self._fds.get(stream)
+        try:
+            if fd is None:
+                fd = self._fds[stream] = self._open_file(stream)
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError:
+            # The live file cannot be written (no room, no home on this machine): the
+            # output is still kept in memory and stored when the attempt ends.
+            self.live = None
+
+    def _open_file(self, stream: str) -> int:
+        assert self.live is not None
+        assert self.ident is not None
+        path = live_file(self.live, self.ident[1], self.ident[2], stream)
+        try:
+            return os.open(path, _LIVE_FLAGS, 0o666)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, _LIVE_FLAGS, 0o666)
+
+
+_LIVE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+# The captures of attempts running in this process (and of those a BaseException stopped).
+_open: dict[tuple[str, str, int], Capture] = {}
+
+
+def written(run_id: str, key: str, attempt: int, stream: str, live: str | None) -> str:
+    """What an attempt wrote to ``stream`` so far: from its capture if it runs (or ran) in
+    this process, else from its live file (another process ran it, and may be dead)."""
+    cap = _open.pop((run_id, key, attempt), None)
+    if cap is not None:
+        return cap.text(stream)
+    if live is None:
+        return ""
+    try:
+        return live_file(live, key, attempt, stream).read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 current_capture: ContextVar[Capture | None] = ContextVar("conveyor_capture", default=None)
@@ -51,7 +138,7 @@ class _Router(io.TextIOBase):
         cap = current_capture.get()
         if cap is None:
             return self.original.write(s)
-        (cap.out if self.stream == "stdout" else cap.err).append(s)
+        cap.write(self.stream, s)
         if cap.echo:
             self.original.write(s)
         return len(s)
@@ -112,7 +199,7 @@ class _CaptureHandler(logging.Handler):
         if cap is None:
             sys.__stderr__.write(line) if sys.__stderr__ else None
             return
-        cap.out.append(line)
+        cap.write("stdout", line)
         if cap.echo:
             original = sys.stderr.original if isinstance(sys.stderr, _Router) else sys.stderr
             original.write(line)

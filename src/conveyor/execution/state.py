@@ -30,6 +30,8 @@ class RunMeta:
     interval: Interval | None = None
     refresh: bool = False
     partition: str | None = None
+    # Where the tasks' live log files go (``storage.logs``); None: output kept in memory only.
+    log_dir: str | None = None
 
 
 # Called as listener(task_key, status) whenever a task attempt changes state.
@@ -72,6 +74,7 @@ class RunState:
             self.interval,
             self.tags.get(REFRESH_TAG) == "true",
             self.partition,
+            self.instance.log_store.live_dir(self.run_id),
         )
 
     @property

@@ -20,6 +20,10 @@ A run still ``starting`` goes back to the queue, not to ``failure``, when
 its starter is gone before a worker began it, or when no worker began it
 within ``start_timeout``: its start was lost, not its work. A worker that
 comes for the old start later is refused by the run's fencing token.
+
+A run that ended with task runs still open (running or pending: its end
+should have closed them) has them closed: the judge looks at every run that
+ends (``run_ends``), and at its first pass at all ended runs.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.scheduler.cursor import OrderedCursor
 from conveyor.storage.hosts import is_gone
 from conveyor.storage.instance import Instance
-from conveyor.storage.runs import run_lease
+from conveyor.storage.runs import RunEnd, run_lease
 from conveyor.storage.states import RunStatus
 
 log = logging.getLogger("conveyor.daemon")
@@ -74,6 +79,10 @@ class RunJudge:
         self.start_timeout = start_timeout
         self._seen: dict[str, _Seen] = {}
         self._last_read: float | None = None
+        store = instance.run_store
+        self._ends: OrderedCursor[RunEnd] = OrderedCursor(
+            after=store.ends_after, among=store.ends_among, id_of=lambda end: end.id
+        )
 
     def judge(self) -> list[Verdict]:
         """One pass over every active run of the instance; returns what it did."""
@@ -98,6 +107,25 @@ class RunJudge:
                 verdicts.append(verdict)
         for gone in set(self._seen) - active:
             del self._seen[gone]
+        return verdicts + self._close_open_tasks()
+
+    def _close_open_tasks(self) -> list[Verdict]:
+        """Close the task runs left open in runs that ended (see the module's docstring)."""
+        tasks = self.instance.task_run_store
+        if not self._ends.started:
+            self._ends.start(self.instance.run_store.last_end_id())
+            found = tasks.open_in_ended()
+        else:
+            batch = self._ends.read()
+            found = tasks.open_in_ended([e.run_id for e in batch.rows]) if batch.rows else {}
+            self._ends.commit(batch)
+        verdicts = []
+        for run_id, status in found.items():
+            canceled = status == RunStatus.CANCELED
+            why = f"the run ended {status} with them still open"
+            tasks.end_unfinished(run_id, why, canceled=canceled)
+            job = self.instance.run_store.get(run_id).job_name
+            verdicts.append(Verdict(run_id, job, "had its open tasks closed", why))
         return verdicts
 
     def _verdict(self, row: Any, silent: float) -> Verdict | None:

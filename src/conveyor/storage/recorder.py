@@ -241,6 +241,8 @@ class RunRecorder:
                 except BaseException as e:
                     self._went_offline(e)
                     raise
+                if self._inflight.logs:
+                    self._log_store.stored(self._inflight.logs)
                 batch = self._take()
                 self._inflight = None if batch.empty else batch
             self._written()
@@ -348,6 +350,7 @@ class RunRecorder:
         while True:
             try:
                 self.flush()
+                self._log_store.run_ended(self.run_id)
                 return
             except LeaseLostError:
                 raise

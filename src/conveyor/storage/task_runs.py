@@ -59,11 +59,37 @@ class TaskRunStore:
                     f"another state than expected; another process changed these task runs"
                 )
 
-    def end_unfinished(self, run_id: str, reason: str) -> None:
-        """Close the task runs a dead process left open: running ones fail, pending ones
-        are canceled (both allowed by the transitions table)."""
+    def end_unfinished(self, run_id: str, reason: str, *, canceled: bool = False) -> None:
+        """Close the task runs a dead process left open: running ones fail (or are canceled,
+        with ``canceled``), pending ones are canceled (all allowed by the transitions table)."""
         with self.db.write() as conn:
-            self.end_unfinished_in(conn, run_id, reason)
+            self.end_unfinished_in(conn, run_id, reason, canceled=canceled)
+
+    def open_in_ended(self, run_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Runs that ended (of ``run_ids``, or all) with task runs still running or pending,
+        and how each ended: rows the run's end should have closed."""
+        from conveyor.storage.schema import runs
+        from conveyor.storage.states import RUN_TERMINAL
+
+        q = (
+            select(runs.c.id, runs.c.status)
+            .join(task_runs, task_runs.c.run_id == runs.c.id)
+            .where(
+                task_runs.c.status.in_([str(TaskStatus.RUNNING), str(TaskStatus.PENDING)]),
+                runs.c.status.in_([str(s) for s in RUN_TERMINAL]),
+            )
+            .distinct()
+        )
+        found: dict[str, str] = {}
+        with self.db.read() as conn:
+            if run_ids is None:
+                found.update((str(r.id), str(r.status)) for r in conn.execute(q))
+            else:
+                wanted = sorted(set(run_ids))
+                for i in range(0, len(wanted), 500):
+                    chunk = q.where(task_runs.c.run_id.in_(wanted[i : i + 500]))
+                    found.update((str(r.id), str(r.status)) for r in conn.execute(chunk))
+        return found
 
     @staticmethod
     def end_unfinished_in(
@@ -90,6 +116,16 @@ class TaskRunStore:
                     else None,
                 )
             )
+
+    def for_task(self, run_id: str, task_key: str) -> list[TaskRunRecord]:
+        """The attempts of one task in a run, first first."""
+        q = (
+            select(task_runs)
+            .where(task_runs.c.run_id == run_id, task_runs.c.task_key == task_key)
+            .order_by(task_runs.c.attempt)
+        )
+        with self.db.read() as conn:
+            return [TaskRunRecord.from_row(r) for r in conn.execute(q)]
 
     def for_run(self, run_id: str) -> list[TaskRunRecord]:
         q = select(task_runs).where(task_runs.c.run_id == run_id)

@@ -9,6 +9,10 @@ only where they fit; a task that fits no worker fails at once.
 
 Retries, logs and results work as on the other executors: the run's process
 records everything; workers return each call's output and captured logs.
+Workers of the ``LocalCluster`` also write each line to the task's live log
+file, so a task stopped at its timeout, canceled, or whose worker died keeps
+the lines it wrote; on a remote cluster those lines are lost with the worker
+(its output comes back only with the call's result).
 A Dask worker runs tasks in threads that nothing may interrupt, so at a
 task's timeout the run gives up on it (the attempt fails with
 ``TaskTimeoutError`` and its Dask future is cancelled) while the worker's
@@ -19,6 +23,7 @@ executor.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -76,6 +81,12 @@ class DaskExecutor:
                 if self.address is None:
                     import dask
 
+                    from conveyor.execution.executors.processes import keep_main_out
+
+                    # Steps travel by value where needed; a worker importing the
+                    # user's unguarded script would start the user's run again.
+                    keep_main_out("Dask Worker process (from Nanny)")
+
                     options = {"processes": True, "dashboard_address": ":0", **self.cluster_options}
                     # Conveyor retries by the task's RetryPolicy; Dask re-running a task that
                     # killed its worker on three more workers would only delay the failure.
@@ -91,7 +102,8 @@ class DaskExecutor:
     def run(self, state: RunState, plan: Plan | None) -> None:
         from conveyor.execution.engine import run_steps
 
-        run_steps(state, plan, _DaskBackend(self.client, state))
+        client = self.client
+        run_steps(state, plan, _DaskBackend(client, state, local=self._cluster is not None))
 
     def close(self) -> None:
         with self._lock:
@@ -119,9 +131,12 @@ class _DaskBackend:
     stop_grace = 0.0
     stop_note = "was abandoned; its Dask worker thread runs the function to its end"
 
-    def __init__(self, client: Any, state: RunState) -> None:
+    def __init__(self, client: Any, state: RunState, *, local: bool) -> None:
         self.client = client
         self.state = state
+        # Workers of a LocalCluster share this machine, so they write the tasks' live log
+        # files where the run reads them; a remote cluster's workers return output only.
+        self.local = local
         workers = client.scheduler_info()["workers"].values()
         self.resources = [w.get("resources", {}) for w in workers]
         threads = sum(w.get("nthreads", 1) for w in workers) or 1
@@ -160,6 +175,8 @@ class _DaskBackend:
 
     def submit(self, spec: StepSpec, attempt: int, meta: RunMeta) -> object:
         # Outputs come back through Dask; the worker stops a timed-out task itself.
+        if not self.local:
+            meta = dataclasses.replace(meta, log_dir=None)
         payload = self.packer.pack(spec, attempt, meta, timeout=spec.timeout)
         handle = object()
         future = self.client.submit(
