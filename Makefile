@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-## Install, run the example ETL job once, then start the scheduler on the examples
-## (until Ctrl-C). Runs are recorded in CONVEYOR_HOME (default ~/.conveyor).
+## Install, queue a run of the example ETL job, then start the scheduler on the examples
+## (until Ctrl-C), which runs it and the report chained on it. Runs are recorded in
+## CONVEYOR_HOME (default ~/.conveyor).
 run: $(STAMP)
-	$(BIN)/conveyor run examples/pipelines.py etl
+	$(BIN)/conveyor trigger examples/pipelines.py etl
 	$(BIN)/conveyor daemon examples/pipelines.py
 
 ## Install, then check style and types and run the whole test suite.

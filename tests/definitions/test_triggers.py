@@ -20,6 +20,8 @@ from conveyor.definitions.triggers import Trigger, parse_trigger, parse_triggers
         ("once:2026-12-01T08:00:00", Trigger("once", "2026-12-01T08:00:00")),
         ("job.success:etl", Trigger("job.success", "etl")),
         ("job.fail:etl", Trigger("job.fail", "etl")),
+        ("job.success:etl?partial", Trigger("job.success", "etl", partial=True)),
+        ("job.completed: etl ? partial ", Trigger("job.completed", "etl", partial=True)),
         ("webhook:/hooks/x", Trigger("webhook", "/hooks/x")),
         ("tag:nightly", Trigger("tag", "nightly")),
         ("manual", Trigger("manual", "")),
@@ -47,6 +49,13 @@ def test_trigger_grammar(text: str, expected: Trigger) -> None:
         ("once:tomorrow", "not an ISO date"),
         ("manual:x", "takes no expression"),
         ("job.success:a b", "not a job name"),
+        ("job.success:?partial", "'' is not a job name"),
+        ("job.success:etl?", "an empty option after '?'; the option is 'partial'"),
+        ("job.success:etl?partial,", "an empty option"),
+        ("job.fail:etl?full", "unknown option 'full'; the option is 'partial'"),
+        ("job.success:etl?partial=true", "unknown option 'partial=true'"),
+        ("job.success:etl?partial?partial", "unknown option 'partial?partial'"),
+        ("job.completed:etl?partial,partial", "an option is given twice"),
     ],
 )
 def test_bad_triggers(text: str, fragment: str) -> None:
@@ -54,6 +63,25 @@ def test_bad_triggers(text: str, fragment: str) -> None:
         parse_trigger(text)
     assert str(err.value).startswith(f"Invalid trigger {text!r}")
     assert fragment in str(err.value)
+
+
+def test_a_chain_on_partial_runs_says_so_in_its_string() -> None:
+    @task
+    def t() -> None: ...
+
+    @workflow
+    def etl() -> None:
+        t()
+
+    @job(trigger=[etl.success, f"{etl.fail}?partial"])
+    def report() -> None: ...
+
+    whole, partial = report.triggers
+    assert (whole.partial, partial.partial) == (False, True)
+    assert [str(t) for t in report.triggers] == ["job.success:etl", "job.fail:etl?partial"]
+    assert parse_trigger(str(partial)) == partial
+    with pytest.raises(DefinitionError, match="triggers itself"):
+        parse_triggers(["job.success:j?partial"], "j")
 
 
 def test_job_trigger_rules() -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from conveyor import Instance, RunStatus, job
-from conveyor.scheduler.chains import CHAIN_CURSOR
+from conveyor.scheduler.chains import chain_cursor, workspace_key
 from conveyor.scheduler.cursor import OrderedCursor
 from conveyor.scheduler.daemon import Daemon
 from conveyor.scheduler.webhooks import WEBHOOK_CURSOR
@@ -54,7 +54,9 @@ WS = Workspace(
 
 def _end(instance: Instance, status: RunStatus, at: float) -> str:
     """A run of ``source`` ended ``status`` by a worker whose clock says ``at``."""
-    run = instance.run_store.create(job_name="source", job_version="v", then=RunStatus.RUNNING)
+    run = instance.run_store.create(
+        job_name="source", job_version="v", then=RunStatus.RUNNING, origin=WS.origin
+    )
     instance.run_store.set_status(run.id, status, at=at)
     return run.id
 
@@ -144,7 +146,7 @@ def test_two_daemons_with_skewed_clocks_fire_each_chain_and_webhook_once(
     hooked_calls = [int(r.tags["webhook_call"]) for r in durable.runs("hooked", limit=10_000)]
     assert sorted(hooked_calls) == calls
     # The stored cursors are ids (below the oldest gap), for a restart to go on from.
-    for name in (CHAIN_CURSOR, WEBHOOK_CURSOR):
+    for name in (chain_cursor(workspace_key(WS.origin)), WEBHOOK_CURSOR):
         stored, _ = durable.sensor_store.get(name)
         assert stored is not None
         assert stored.isdigit()
@@ -154,7 +156,9 @@ def test_two_daemons_with_skewed_clocks_fire_each_chain_and_webhook_once(
 def test_an_end_committed_after_a_later_one_still_fires(durable: Instance) -> None:
     daemon = Daemon(WS, durable, launch=lambda *_: None)
     daemon.fire_chained(time.time())  # the cursor starts here
-    slow = durable.run_store.create(job_name="source", job_version="v", then=RunStatus.RUNNING)
+    slow = durable.run_store.create(
+        job_name="source", job_version="v", then=RunStatus.RUNNING, origin=WS.origin
+    )
     # The slow end takes its id first and commits last.
     with durable.db.engine.connect() as held, held.begin():
         RunStore.set_status_in(held, slow.id, RunStatus.SUCCESS)
@@ -203,11 +207,12 @@ def test_a_gap_is_read_again_for_a_while_then_given_up() -> None:
 def test_a_cursor_stored_as_a_time_before_ids_goes_on_from_that_time(
     durable: Instance,
 ) -> None:
-    old = _end(durable, RunStatus.SUCCESS, time.time() - 600)
-    # What a daemon of before stored: an epoch time, a while after the old run ended.
-    durable.sensor_store.save(CHAIN_CURSOR, repr(time.time() - 300), time.time())
-    new = _end(durable, RunStatus.SUCCESS, time.time())
-    Daemon(WS, durable, launch=lambda *_: None).fire_chained(time.time())
-    assert _upstreams(durable, "after_success") == [new]
-    assert old not in _upstreams(durable, "after_any")
-    assert durable.sensor_store.get(CHAIN_CURSOR)[0] == str(durable.run_store.last_end_id())
+    old = _call(durable, time.time() - 600)
+    # What a daemon of before stored: an epoch time, a while after the old call.
+    durable.sensor_store.save(WEBHOOK_CURSOR, repr(time.time() - 300), time.time())
+    new = _call(durable, time.time())
+    Daemon(WS, durable, launch=lambda *_: None).fire_webhooks(time.time())
+    hooked = [int(r.tags["webhook_call"]) for r in durable.runs("hooked")]
+    assert hooked == [new]
+    assert old not in hooked
+    assert durable.sensor_store.get(WEBHOOK_CURSOR)[0] == str(new)

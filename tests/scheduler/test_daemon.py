@@ -158,7 +158,12 @@ def test_a_chain_fires_for_an_upstream_that_ended_while_no_daemon_ran(tmp_path: 
     ws = load_file(JOBS)
     first = Daemon(ws, instance, launch=lambda *_: None)
     first.tick()  # a daemon ran once, and stopped
-    up = instance.run_store.create(job_name="upstream", job_version="v", then=RunStatus.RUNNING)
+    up = instance.run_store.create(
+        job_name="upstream",
+        job_version="v",
+        then=RunStatus.RUNNING,
+        origin={**ws.origin, "job": "upstream"},
+    )
     instance.run_store.set_status(up.id, RunStatus.SUCCESS)
     time.sleep(0.1)
     later = Daemon(ws, instance, clock=lambda: time.time() + 3600, launch=lambda *_: None)

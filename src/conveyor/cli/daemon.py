@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
+from conveyor.cli.output import plural
 from conveyor.cli.run import read_config_file
 from conveyor.cli.workspace import (
     load_workspace,
@@ -13,6 +15,12 @@ from conveyor.cli.workspace import (
     split_args,
     workspace_options,
 )
+
+if TYPE_CHECKING:
+    from conveyor.scheduler.daemon import Daemon
+
+# The exit code after Ctrl-C, as a shell gives a program that SIGINT ended (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 @click.command("daemon")
@@ -24,6 +32,11 @@ def daemon_command(target: str | None, module: str | None) -> None:
     Fires schedules and chained triggers exactly once, starts queued runs in
     run-worker processes within each job's concurrency, and ends runs whose
     worker died. Several daemons may share one database.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it after the pass under way; the runs it
+    started go on in their own processes, record their own ends, and are
+    watched by the next daemon. It exits 130 after Ctrl-C, 0 after SIGTERM
+    (a service manager's stop); a second Ctrl-C stops it at once.
     """
     import logging
     import signal
@@ -35,15 +48,41 @@ def daemon_command(target: str | None, module: str | None) -> None:
     ws = load_workspace(target, module)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopped_by: list[int] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: now
+
+    # Signals, not KeyboardInterrupt in the middle of a step: the pass under way ends
+    # whole (a run it handed to a worker is recorded as handed over).
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     daemon = Daemon(ws, Instance.from_env())
     click.echo(
-        f"conveyor daemon: {len(ws.jobs)} jobs from {ws.describe()}; Ctrl-C stops it", err=True
+        f"conveyor daemon: {plural(len(ws.jobs), 'job')} from {ws.describe()}; Ctrl-C stops it",
+        err=True,
     )
+    daemon.run(stop)
+    interrupted = not stopped_by or stopped_by[0] == signal.SIGINT
+    click.echo(f"conveyor daemon: {_stopped(daemon, interrupted)}", err=True)
+    if interrupted:
+        click.get_current_context().exit(EXIT_INTERRUPTED)
+
+
+def _stopped(daemon: Daemon, interrupted: bool) -> str:
+    """One line: what stopped the daemon, and what becomes of the runs it started."""
+    why = "stopped by Ctrl-C" if interrupted else "stopped by SIGTERM"
     try:
-        daemon.run(stop)
-    except KeyboardInterrupt:
-        pass
+        n = len(daemon.in_flight())
+    except Exception:  # the database is away: say what holds whatever their number
+        return f"{why}; the runs it started go on in their own processes"
+    if n == 0:
+        return f"{why}; no run it started is still running"
+    if n == 1:
+        return f"{why}; 1 run it started goes on in its own process (the next daemon watches it)"
+    return f"{why}; {n} runs it started go on in their own processes (the next daemon watches them)"
 
 
 @click.command("trigger")
@@ -150,10 +189,10 @@ def backfill_command(
     )
     parts = []
     if result.intervals:
-        parts.append(f"{len(result.intervals)} intervals")
+        parts.append(plural(len(result.intervals), "interval"))
     if result.partitions:
-        parts.append(f"{len(result.partitions)} partitions")
+        parts.append(plural(len(result.partitions), "partition"))
     click.echo(
-        f"{job.name}: {' x '.join(parts)}, {len(result.queued)} runs queued, "
+        f"{job.name}: {' x '.join(parts)}, {plural(len(result.queued), 'run')} queued, "
         f"{result.skipped} already queued or done"
     )

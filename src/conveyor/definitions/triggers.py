@@ -2,6 +2,11 @@
 
 Triggers are accepted and validated at definition time; the scheduler daemon
 acts on them.
+
+A chain (``job.success:``, ``job.fail:``, ``job.completed:``) fires for the
+whole runs of its upstream job. A partial run (``--select``, ``selection=``)
+ran only some of the job's tasks, so it is not the job's success: a chain
+counts it only when it says ``?partial`` (``"job.success:etl?partial"``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ _WITH_EXPR = frozenset(
     {"schedule", "every", "once", "webhook", "tag", "job.success", "job.fail", "job.completed"}
 )
 _BARE = frozenset({"manual", "deployment"})
+CHAIN_TYPES = frozenset({"job.success", "job.fail", "job.completed"})
+# What may follow a chain's job name after '?'.
+CHAIN_OPTIONS = {"partial": "partial runs (--select) count too"}
 KNOWN = _WITH_EXPR | _BARE | {"http"}
 _CRON_ALIASES = frozenset(CRON_NICKNAMES)
 
@@ -27,15 +35,19 @@ _CRON_ALIASES = frozenset(CRON_NICKNAMES)
 class Trigger:
     """A parsed trigger: its ``type`` and ``expr`` (``every`` and ``5m``).
 
-    A ``schedule`` trigger made from a ``Schedule`` keeps its time zone.
+    A ``schedule`` trigger made from a ``Schedule`` keeps its time zone. A
+    chain with ``partial`` also fires for the upstream's partial runs.
     """
 
     type: str
     expr: str
     timezone: str | None = None
+    partial: bool = False
 
     def __str__(self) -> str:
-        return self.type if self.type in _BARE else f"{self.type}:{self.expr}"
+        if self.type in _BARE:
+            return self.type
+        return f"{self.type}:{self.expr}{'?partial' if self.partial else ''}"
 
     @property
     def is_timed(self) -> bool:
@@ -100,12 +112,33 @@ def parse_trigger(value: object) -> Trigger:
             raise DefinitionError(f"Invalid trigger {value!r}: the interval must be more than 0")
     elif kind == "once":
         parse_once(expr, value)
-    elif (
-        kind in ("job.success", "job.fail", "job.completed")
-        and not expr.replace("_", "a").replace("-", "a").replace(".", "a").isalnum()
-    ):
-        raise DefinitionError(f"Invalid trigger {value!r}: {expr!r} is not a job name")
+    elif kind in CHAIN_TYPES:
+        return _parse_chain(kind, expr, value)
     return Trigger(kind, expr)
+
+
+def _parse_chain(kind: str, expr: str, original: str) -> Trigger:
+    """``<job>`` or ``<job>?partial``, after ``job.success:`` and kin."""
+    name, mark, rest = expr.partition("?")
+    name = name.strip()
+    if not name.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+        raise DefinitionError(f"Invalid trigger {original!r}: {name!r} is not a job name")
+    if not mark:
+        return Trigger(kind, name)
+    known = ", ".join(f"{k!r} ({why})" for k, why in CHAIN_OPTIONS.items())
+    options = [o.strip() for o in rest.split(",")]
+    for option in options:
+        if not option:
+            raise DefinitionError(
+                f"Invalid trigger {original!r}: an empty option after '?'; the option is {known}"
+            )
+        if option not in CHAIN_OPTIONS:
+            raise DefinitionError(
+                f"Invalid trigger {original!r}: unknown option {option!r}; the option is {known}"
+            )
+    if len(options) > len(set(options)):
+        raise DefinitionError(f"Invalid trigger {original!r}: an option is given twice")
+    return Trigger(kind, name, partial=True)
 
 
 def parse_once(expr: str, original: str) -> datetime:

@@ -112,6 +112,21 @@ run_ends = Table(
     Column("at", Float, nullable=False),
 )
 
+# Each chained trigger (and each job's run retries) of a workspace, with the newest run
+# end when a daemon first saw it: it fires for the ends after that one only, so a daemon
+# started on a home full of old runs does not replay them (scheduler.chains). ``key``
+# digests (workspace, job, trigger), which may be longer than a key column allows.
+chains = Table(
+    "chains",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("workspace", Text, nullable=False),
+    Column("job_name", String(255), nullable=False),
+    Column("trigger", String(255), nullable=False),
+    Column("after_end", BigInteger, nullable=False),
+    Column("seen_at", Float, nullable=False),
+)
+
 # Concurrency slots: a scope (job:<name>) has as many slots as its limit; a run
 # holds one by inserting (scope, slot). A lease expires unless its holder's
 # heartbeat renews it, so a dead holder frees its slot.
