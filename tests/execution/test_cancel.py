@@ -61,7 +61,8 @@ def test_ctrl_c_on_the_command_line(tmp_path: Path) -> None:
             sleepy()
     """)
     )
-    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home")}
+    # faulthandler: a SIGABRT makes the command print every thread's stack (see below).
+    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "home"), "PYTHONFAULTHANDLER": "1"}
     env.pop("CONVEYOR_DATABASE_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli", "run", "slow.py"],
@@ -82,11 +83,16 @@ def test_ctrl_c_on_the_command_line(tmp_path: Path) -> None:
 
         wait_until(started, 30, "the task to start", every=0.1)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, stacks = proc.communicate(timeout=30)
+            raise AssertionError(f"running 60 s after Ctrl-C; its threads:\n{stacks}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.communicate()  # and close its pipes
     assert proc.returncode == 130
     assert "interrupted" in err
     [run] = home.runs()

@@ -28,10 +28,11 @@ def test_a_run_processes_the_partition_it_is_given(instance: Instance) -> None:
     result = walking.regions.run(partition="eu", instance=instance)
     assert result.output("regions") == "eu"
     assert instance.run(result.run_id).partition_key == "eu"
-    # a run without a key is a run of the job as a whole
-    assert walking.regions.run(instance=instance).output("regions") is None
+    # a run of a partitioned job processes one key: leaving it out is an error
+    with pytest.raises(ConfigError, match=r"job 'regions' is partitioned.*pass partition="):
+        walking.regions.run(instance=instance)
     # a rerun processes the same partition
-    again = walking.regions.rerun(result.run_id, instance=instance)
+    again = walking.regions.rerun(result.run_id, full=True, instance=instance)
     assert instance.run(again.run_id).partition_key == "eu"
 
 
@@ -97,6 +98,8 @@ def test_a_tick_fires_one_run_per_key_and_chains_keep_the_key(tmp_path: Path) ->
     runs = instance.runs("daily_regions", limit=10)
     assert sorted(r.partition_key or "" for r in runs) == ["eu", "us"]
     assert {r.interval_start for r in runs} == {datetime(2026, 1, 9, tzinfo=UTC)}
+    for d in daemons:
+        d.fire_chained(now)  # the daemons see the chain before an upstream run ends
     # the eu run succeeds: the chained job runs for eu only
     [eu] = [r for r in runs if r.partition_key == "eu"]
     instance.run_store.set_status(eu.id, RunStatus.STARTING)
@@ -123,7 +126,7 @@ def test_partitions_from_the_command_line(tmp_path: Path) -> None:
         "--end", "2026-01-03", "-p", "eu",
     )  # fmt: skip
     assert both.stdout.strip() == (
-        "daily_regions: 2 intervals x 1 partitions, 2 runs queued, 0 already queued or done"
+        "daily_regions: 2 intervals x 1 partition, 2 runs queued, 0 already queued or done"
     )
     queued = conveyor(env, "trigger", str(WALKING), "regions", "-p", "us")
     assert queued.returncode == 0, queued.stderr

@@ -132,7 +132,7 @@ def run_command(
         )
     return _run_and_report(
         job.name,
-        len(job.graph) if job.graph is not None else None,
+        _task_count(job, list(selection) or None),
         lambda listener: execute_job(
             job,
             run_config=run_config,
@@ -244,13 +244,24 @@ def _plural(n: int, noun: str) -> str:
 @click.command("rerun")
 @click.argument("run_id")
 @click.option("--full", is_flag=True, help="Execute every task again, reusing nothing.")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="New run config as YAML, JSON or TOML, in place of the run's.",
+)
 @click.option("--echo", is_flag=True, help="Show the tasks' own output as they run.")
-def rerun_command(run_id: str, full: bool, echo: bool) -> int:
+def rerun_command(run_id: str, full: bool, config_file: str | None, echo: bool) -> int:
     """Run RUN_ID again: its failed and not-run tasks and all downstream of them.
 
     Tasks that succeeded are reused from their stored results unless --full.
+    With --config, the file's config replaces the run's, and the tasks whose
+    config it changes run again too. A run that succeeded has nothing to
+    rerun from failure: give --full or --config.
     """
-    from conveyor.execution.rerun import rerun_job
+    run_config = read_config_file(config_file) if config_file else None
+    from conveyor.execution.rerun import plan_rerun, rerun_job
     from conveyor.storage.instance import Instance
     from conveyor.workspace import load
 
@@ -258,26 +269,40 @@ def rerun_command(run_id: str, full: bool, echo: bool) -> int:
     parent = instance.run(instance.run_store.resolve_id(run_id))
     ws = load(parent.origin or {})
     job = ws.job(parent.job_name)
+    planned = plan_rerun(job, parent.id, full=full, run_config=run_config, instance=instance)
     return _run_and_report(
         job.name,
-        len(job.graph) if job.graph is not None else None,
+        _task_count(job, parent.selection),
         lambda listener: rerun_job(
             job,
             parent.id,
-            full=full,
             instance=instance,
             raise_on_error=False,
             echo=echo,
             listener=listener,
+            planned=planned,
         ),
     )
+
+
+def _task_count(job: Any, selection: list[str] | None) -> int | None:
+    """How many tasks a run of ``job`` with ``selection`` runs; None for a @job, whose
+    body makes its steps as it goes."""
+    if job.graph is None:
+        return None
+    if not selection:
+        return len(job.graph)
+    from conveyor.definitions.selection import select
+
+    return len(select(job.graph, selection))
 
 
 def _run_and_report(job_name: str, total: int | None, start: Any) -> int:
     from conveyor.cli.output import TaskProgress, console, styled, took
 
     out = console()
-    out.print(f"[bold]{job_name}[/]: running{f' {total} tasks' if total else ''}")
+    tasks = f" {_plural(total, 'task')}" if total else ""
+    out.print(f"[bold]{job_name}[/]: running{tasks}")
     progress = TaskProgress(total)
     began = time.monotonic()
     try:

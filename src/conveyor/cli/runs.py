@@ -1,4 +1,4 @@
-"""``conveyor runs``: list and show recorded runs."""
+"""``conveyor runs``: list, show, cancel, recover and delete recorded runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conveyor.storage.states import RunStatus
 
 @click.group("runs")
 def runs_group() -> None:
-    """List and show recorded runs."""
+    """List, show, cancel and delete recorded runs."""
 
 
 @runs_group.command("list")
@@ -157,6 +157,92 @@ def cancel_run(run_id: str, wait: bool, timeout: float) -> int:
         status = instance.run(rid).status
     click.echo(f"run {rid}: {status}")
     return 0 if status.is_terminal or not wait else 1
+
+
+@runs_group.command("delete")
+@click.argument("run_ids", nargs=-1, metavar="[RUN]...")
+@click.option("-j", "--job", "job_name", metavar="JOB", help="The ended runs of this job.")
+@click.option(
+    "-b",
+    "--before",
+    metavar="DATE",
+    help="The ended runs created before DATE (ISO date or datetime, UTC unless it says).",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_runs(
+    run_ids: tuple[str, ...], job_name: str | None, before: str | None, yes: bool
+) -> int:
+    """Delete runs with their tasks, events, logs and results (files included).
+
+    Name the runs by id (RUN: a full id or its first characters), or pick the
+    ended runs of --job, created --before a date, or both. Runs that have not
+    ended are never deleted: named by id, they are an error (cancel them
+    first); picked by --job or --before, they are left. Asks for confirmation
+    when run in a terminal; elsewhere, pass --yes.
+    """
+    import sys
+
+    from conveyor.storage.deletion import epoch
+    from conveyor.storage.instance import Instance
+
+    if run_ids and (job_name is not None or before is not None):
+        raise click.UsageError("give RUN ids, or --job and/or --before, not both")
+    if not run_ids and job_name is None and before is None:
+        raise click.UsageError(
+            "name the runs to delete: RUN ids, --job JOB, or --before DATE (e.g. 2026-01-01)"
+        )
+    instance = Instance.from_env()
+    deletion = instance.run_deletion
+    active = 0
+    if run_ids:
+        ids = list(dict.fromkeys(instance.run_store.resolve_id(r) for r in run_ids))
+        instance.check_deletable(ids)
+        what = _plural(len(ids), "run")
+    else:
+        cutoff = epoch(before, "--before")
+        ids = deletion.ended(job_name=job_name, before=cutoff)
+        active = deletion.active(job_name=job_name, before=cutoff)
+        scope = (f" of job {job_name!r}" if job_name else "") + (
+            f" created before {before}" if before else ""
+        )
+        what = f"{_plural(len(ids), 'ended run')}{scope}"
+        if not ids:
+            click.echo(f"no ended runs{scope}: nothing to delete{_left(active)}")
+            return 0
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                f"this would delete {what}; pass --yes to delete without a terminal to confirm in"
+            )
+        click.confirm(f"delete {what}, with their logs and results?", abort=True)
+    done = instance.delete_runs(ids) if run_ids else deletion.delete(ids)
+    click.echo(
+        f"deleted {_plural(len(done.run_ids), 'run')} ({_plural(done.files, 'file')}, "
+        f"{_size(done.bytes)} of logs and results){_left(active)}"
+    )
+    return 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    size = n / 1000
+    for unit in ("kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def _left(active: int) -> str:
+    if not active:
+        return ""
+    verb = "has" if active == 1 else "have"
+    return f"; {_plural(active, 'run')} that {verb} not ended {'is' if active == 1 else 'are'} left"
 
 
 def _span(start: datetime | None, end: datetime | None) -> str:

@@ -26,6 +26,9 @@ class RunContext:
             triggered with a refresh, or received one from an upstream job.
         partition: the key of the job's ``StaticPartitions`` the run processes,
             or ``None``.
+        task_key: in a job's ``on_failure`` hook, the key of the task whose error
+            the hook receives (``None`` when the run failed outside any task);
+            ``None`` in a ``@job`` body and in ``on_success`` hooks.
     """
 
     __slots__ = (
@@ -39,9 +42,9 @@ class RunContext:
         "resources",
         "run_id",
         "tags",
+        "task_key",
     )
 
-    task_key: str | None = None
     attempt: int = 1
 
     def __init__(
@@ -56,7 +59,9 @@ class RunContext:
         interval: Any = None,
         refresh: bool = False,
         partition: str | None = None,
+        task_key: str | None = None,
     ) -> None:
+        self.task_key = task_key
         self.interval = interval
         self.partition = partition
         self.refresh = refresh
@@ -88,11 +93,11 @@ class TaskContext(RunContext):
         attempt: 1 for the first try, 2 for the first retry, and so on.
     """
 
-    __slots__ = ("attempt", "task_key")
+    __slots__ = ("attempt",)
+    task_key: str
 
     def __init__(self, *, task_key: str, attempt: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.task_key = task_key
+        super().__init__(task_key=task_key, **kwargs)
         self.attempt = attempt
 
     def __repr__(self) -> str:

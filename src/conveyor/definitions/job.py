@@ -207,7 +207,8 @@ class Job:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        size = f", {len(self.graph)} tasks" if self.graph is not None else ""
+        n = len(self.graph) if self.graph is not None else 0
+        size = f", {n} task{'' if n == 1 else 's'}" if self.graph is not None else ""
         return f"<Job {self.name} ({self.kind}{size})>"
 
     # -- running and inspecting -------------------------------------------------------------
@@ -262,6 +263,7 @@ class Job:
         run_id: str,
         full: bool = False,
         *,
+        run_config: Mapping[str, Any] | None = None,
         instance: Instance | None = None,
         raise_on_error: bool = True,
         executor: Any = None,
@@ -271,11 +273,18 @@ class Job:
         With ``full=False`` only the failed and not-run tasks and everything
         downstream of them execute; tasks that succeeded are ``reused`` from
         their stored results. ``full=True`` executes everything again.
+
+        ``run_config`` replaces the run's config (whole, as ``run()`` takes
+        it); tasks whose config or resources it changes run again too, with
+        everything downstream (a ``@job`` body with changed config runs in
+        full). A run that succeeded has nothing to rerun from failure: its
+        rerun raises ``ExecutionError`` unless ``full`` or new config is given.
         """
         return run_facade.rerun(
             self,
             run_id,
             full=full,
+            run_config=run_config,
             instance=instance,
             raise_on_error=raise_on_error,
             executor=executor,

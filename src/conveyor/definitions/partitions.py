@@ -63,9 +63,18 @@ class StaticPartitions:
         return f"StaticPartitions({list(self.keys)!r})"
 
     def check(self, key: object, owner: str) -> str:
-        """``key`` if it is one of the keys; a clear error naming them if not."""
+        """``key`` if it is one of the keys; a clear error naming them if not.
+
+        ``None`` is refused too: a run of a partitioned job processes one key.
+        """
+        shown = ", ".join(self.keys[:20]) + (", ..." if len(self.keys) > 20 else "")
+        if key is None:
+            raise ConfigError(
+                f"{owner} is partitioned, so a run processes one of its keys ({shown}): "
+                f"pass partition={self.keys[0]!r} to run() (--partition {self.keys[0]} on "
+                f"the command line), or backfill() for a run per key"
+            )
         if key not in self.keys:
-            shown = ", ".join(self.keys[:20]) + (", ..." if len(self.keys) > 20 else "")
             raise ConfigError(f"{owner}: unknown partition {key!r}; its keys are {shown}")
         assert isinstance(key, str)
         return key

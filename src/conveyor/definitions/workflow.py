@@ -72,17 +72,74 @@ class TaskHandle:
             self._node.after.append(h._node)
         return self
 
-    def __iter__(self) -> Any:
-        raise DefinitionError(
-            f"the output of {self.key!r} is not known while the workflow is defined, so it "
-            f"cannot be unpacked or iterated; index it instead (out[0], out['rows'])"
+    def _not_a_value(self, use: str) -> DefinitionError:
+        """The error for using a handle as if it were the task's output."""
+        return DefinitionError(
+            f"{self!r} stands for the output of task {self.key!r}, which does not exist yet: "
+            f"a @workflow body runs once, when it is defined, to compose task calls into a "
+            f"graph, so a handle cannot be {use}. Pass the handle to a task that computes with "
+            f"the value, or use @job, whose body runs at run time with real values"
         )
 
+    def __iter__(self) -> Any:
+        raise self._not_a_value("unpacked or iterated (index it instead: out[0], out['rows'])")
+
+    def __contains__(self, item: object) -> bool:
+        raise self._not_a_value("searched with 'in'")
+
+    def __len__(self) -> int:
+        raise self._not_a_value("measured with len()")
+
     def __bool__(self) -> bool:
-        raise DefinitionError(
-            f"the output of {self.key!r} is not known while the workflow is defined, so it "
-            f"cannot be tested with if/and/or; do the test inside a task"
-        )
+        raise self._not_a_value("tested with if/while/and/or/not")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TaskHandle):
+            return self is other
+        raise self._not_a_value("compared with ==")
+
+    def __ne__(self, other: object) -> bool:
+        if isinstance(other, TaskHandle):
+            return self is not other
+        raise self._not_a_value("compared with !=")
+
+    __hash__ = object.__hash__
+
+    def __lt__(self, other: object) -> bool:
+        raise self._not_a_value("compared with <")
+
+    def __le__(self, other: object) -> bool:
+        raise self._not_a_value("compared with <=")
+
+    def __gt__(self, other: object) -> bool:
+        raise self._not_a_value("compared with >")
+
+    def __ge__(self, other: object) -> bool:
+        raise self._not_a_value("compared with >=")
+
+    def _arithmetic(self, *other: object) -> Any:
+        raise self._not_a_value("used in arithmetic")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arithmetic
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _arithmetic
+    __mod__ = __rmod__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _arithmetic
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _arithmetic
+    __lshift__ = __rlshift__ = __neg__ = __pos__ = __abs__ = __invert__ = _arithmetic
+
+    def __int__(self) -> int:
+        raise self._not_a_value("converted with int()")
+
+    def __float__(self) -> float:
+        raise self._not_a_value("converted with float()")
+
+    def __index__(self) -> int:
+        raise self._not_a_value("used as an index")
+
+    def __format__(self, spec: str) -> str:
+        raise self._not_a_value("formatted into a string (f'...{handle}')")
+
+    def __call__(self, *args: object, **kwargs: object) -> Any:
+        raise self._not_a_value("called")
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.key}{''.join(f'[{p!r}]' for p in self._path)}>"

@@ -132,10 +132,11 @@ def execute_job(
 
 
 def check_partition(job: Job, partition: object) -> str | None:
-    """The partition key of a run of ``job``, checked against the job's partitions."""
-    if partition is None:
-        return None
+    """The partition key of a run of ``job``, checked against the job's partitions: a
+    partitioned job's run needs one."""
     if job.partitions is None:
+        if partition is None:
+            return None
         raise ConfigError(
             f"job {job.name!r} has no partitions, so a run cannot take partition "
             f"{partition!r}; give the job partitions=StaticPartitions([...])"
@@ -382,11 +383,12 @@ def _stop(state: RunState, stop: BaseException, requested: bool) -> None:
         if requested or isinstance(stop, KeyboardInterrupt | SystemExit | RunCanceled):
             already = store.get(state.run_id).status is RunStatus.CANCELING
             state.recorder.close(run_status=None if already else RunStatus.CANCELING)
-            store.set_status(
+            # Tasks still open end with the run, in its transaction: a step whose stop was
+            # cut short (a second Ctrl-C while its process was being stopped) included.
+            state.instance.end_lost_run(
                 state.run_id,
-                RunStatus.CANCELED,
-                error="canceled on request" if requested else "stopped by the user",
-                token=state.token,
+                "canceled on request" if requested else "stopped by the user",
+                state.token,
             )
         else:
             state.recorder.close(
@@ -411,6 +413,8 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
         interval=state.interval,
         refresh=state.meta.refresh,
         partition=state.partition,
+        # The hook is told which task failed, with the error it receives.
+        task_key=next((k for k, e in state.failures.items() if e is error), None),
     )
     original = error.original if isinstance(error, UserCodeError) else error
     for hook in hooks:

@@ -27,9 +27,15 @@ from conveyor.definitions.context import TaskContext
 from conveyor.definitions.params import Param, ParamKind
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.task import Hook, Task
-from conveyor.errors import ConveyorError, StorageError, TaskTimeoutError, UserCodeError
+from conveyor.errors import (
+    ConveyorError,
+    ExecutionError,
+    StorageError,
+    TaskTimeoutError,
+    UserCodeError,
+)
 from conveyor.execution.aio import run_coroutine
-from conveyor.execution.capture import Capture, current_capture, make_logger
+from conveyor.execution.capture import Capture, current_capture, make_logger, written
 from conveyor.execution.state import RunMeta, RunState
 from conveyor.storage.states import TaskStatus
 
@@ -209,7 +215,7 @@ def call_task(
                 kwargs[name] = resources[name]
             else:
                 kwargs[name] = getattr(spec.config, name)
-    cap = Capture(echo)
+    cap = Capture(echo, meta.log_dir, (meta.run_id, spec.key, attempt))
     token = current_capture.set(cap)
     report = Report()
     started = time.monotonic()
@@ -234,14 +240,19 @@ def call_task(
         report.user_code = False
     except Exception as e:
         report.error = e
+    except BaseException:
+        # Ctrl-C: the run's process stores what the task wrote as it stops it (``cancel``).
+        cap.close(keep=True)
+        raise
     finally:
         current_capture.reset(token)
     if report.error is not None:
         # As a process would, the failed attempt's stderr ends with its traceback.
         report.traceback_text = UserCodeError.format(report.error)
-        cap.err.append(report.traceback_text)
-    report.out = "".join(cap.out)
-    report.err = "".join(cap.err)
+        cap.write("stderr", report.traceback_text)
+    cap.close()
+    report.out = cap.text("stdout")
+    report.err = cap.text("stderr")
     return report
 
 
@@ -322,7 +333,9 @@ def finish(
 
 
 def cancel(state: RunState, spec: StepSpec, attempt: int, reason: str) -> None:
-    """Record that a running attempt was stopped because the run is being stopped."""
+    """Record that a running attempt was stopped because the run is being stopped, with
+    what it wrote until then."""
+    _store_logs(state, spec.key, attempt, Report(), stopped=True)
     state.recorder.task(
         spec.key, attempt, TaskStatus.CANCELED, ended_at=time.time(), error_message=reason
     )
@@ -334,9 +347,18 @@ def original(error: ConveyorError) -> BaseException:
     return error.original if isinstance(error, UserCodeError) else error
 
 
-def _store_logs(state: RunState, key: str, attempt: int, report: Report) -> None:
-    """Store the attempt's output; output that cannot be written is reported, not fatal."""
+def _store_logs(
+    state: RunState, key: str, attempt: int, report: Report, *, stopped: bool = False
+) -> None:
+    """Store the attempt's output; output that cannot be written is reported, not fatal.
+
+    An attempt that was stopped (its process killed, or abandoned) reports no
+    output: what it wrote until then is in its capture here or its live file.
+    """
     for stream, text in (("stdout", report.out), ("stderr", report.err)):
+        if not text and (stopped or report.error is not None):
+            live = state.instance.log_store.live_dir(state.run_id)
+            text = written(state.run_id, key, attempt, stream, live)
         if not text:
             continue
         try:
@@ -354,19 +376,28 @@ def _store_result(state: RunState, key: str, report: Report) -> Report:
     try:
         state.recorder.result(key, report.value)
     except StorageError as e:
-        if isinstance(e.__cause__, OSError):
-            # The disk refused the bytes (full, read-only): the attempt failed,
-            # like any other, so that nothing downstream counts on a result
-            # that is not there.
+        # The disk refused the bytes (full, read-only), or the value cannot be
+        # pickled: the attempt failed, like any other, so that nothing
+        # downstream, nor a later `.result()` or rerun, counts on a result that
+        # is not there. The same holds on every executor.
+        if isinstance(e.__cause__, OSError) or e.__cause__ is None:
             return stored_failure(report, e)
-        # The value cannot be pickled. It still flows to downstream tasks in
-        # this run; only reuse by a later rerun is lost, and that rerun
-        # executes the task again.
-        state.recorder.event("result_not_stored", str(e), task_key=key)
+        return stored_failure(report, unpicklable_result(key, report.value, e.__cause__))
     return report
 
 
-def stored_failure(report: Report, error: StorageError) -> Report:
+def unpicklable_result(key: str, value: object, error: BaseException) -> ExecutionError:
+    """The error of a task whose output cannot be pickled, so cannot be stored."""
+    t = type(value)
+    return ExecutionError(
+        f"task {key!r} returned a {t.__module__}.{t.__qualname__}, which cannot be pickled "
+        f"({type(error).__name__}: {error}), so its result cannot be stored or passed on: "
+        f"return a value that pickles (plain data, a dataclass, a DataFrame...), or return "
+        f"None and keep the object inside the task"
+    )
+
+
+def stored_failure(report: Report, error: ConveyorError) -> Report:
     """The report of an attempt whose output could not be written to the result store."""
     return Report(
         error=error,

@@ -16,7 +16,9 @@ One pass (every ``POLL`` seconds) runs these steps, in order:
    this daemon started ended is logged;
 7. the run monitor (``monitor``): dead runs end, lost starts go back to the
    queue;
-8. overdue runs (``overdue``): runs past their timeout are asked to stop.
+8. overdue runs (``overdue``): runs past their timeout are asked to stop;
+9. retention (``retention``): with ``CONVEYOR_RETENTION_DAYS``, old ended runs
+   are deleted, about once an hour.
 
 A step that raises is logged with its traceback, once per distinct failure
 (``outage.PassFailures``), and the other steps of the pass still run; while
@@ -45,6 +47,7 @@ from conveyor.scheduler.launching import Launcher, Launching, WorkerLauncher
 from conveyor.scheduler.monitor import RunJudge
 from conveyor.scheduler.outage import PassFailures, unreachable
 from conveyor.scheduler.overdue import stop_overdue_runs
+from conveyor.scheduler.retention import Retention
 from conveyor.scheduler.sensors import SENSOR_TIMEOUT, Sensors
 from conveyor.scheduler.timed import TimedTriggers
 from conveyor.scheduler.webhooks import WEBHOOK_CURSOR, Webhooks
@@ -124,6 +127,7 @@ class Daemon:
         self._webhooks = Webhooks(self.scope)
         self._launching = Launching(self.scope, self.launch)
         self._judge = RunJudge(instance, lease=lease)
+        self._retention = Retention(instance)
         # When old run-worker logs were last removed.
         self._pruned = float("-inf")
         self.steps: list[tuple[str, Step]] = [
@@ -137,6 +141,7 @@ class Daemon:
             ("run monitor", self.end_dead_runs),
             ("overdue runs", self.stop_overdue_runs),
             ("run workers", self._housekeeping),
+            ("retention", self._retention),
         ]
 
     @property
@@ -162,7 +167,7 @@ class Daemon:
         While the database cannot be reached, passes back off and the outage
         is logged once when it starts and once when it ends; see ``outage``.
         """
-        log.info("daemon watching %d jobs", len(self.jobs))
+        log.info("daemon watching %d job%s", len(self.jobs), "" if len(self.jobs) == 1 else "s")
         if self._workers is not None:
             self._workers.warm(self.instance)
         failures = PassFailures(self.instance.db.safe_url, self.poll, log)
@@ -260,6 +265,17 @@ class Daemon:
     def stop_overdue_runs(self, now: float) -> None:
         """Ask runs past their job's ``execute={"timeout": ...}`` to stop (``overdue``)."""
         stop_overdue_runs(self.scope, now)
+
+    def in_flight(self) -> list[str]:
+        """The runs this daemon started that have not ended.
+
+        Their workers are processes of their own sessions: they go on when the
+        daemon stops (a terminal's Ctrl-C does not reach them), record their
+        own ends, and any daemon's monitor ends them if they die.
+        """
+        started = list(self._launching.started)
+        runs = self.instance.run_store.get_many(started)
+        return [r for r in started if r in runs and not runs[r].status.is_terminal]
 
     def reap(self, wait: float = 0.0) -> None:
         """Collect run workers that exited (up to ``wait`` seconds for the others)."""

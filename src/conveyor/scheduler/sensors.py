@@ -112,7 +112,10 @@ class Sensors:
         for request in evaluation.requests:
             try:
                 _, cfg = prepare(job, request.run_config, None, None)
-                partition = check_partition(job, request.partition)
+                # Without a key, a partitioned job gets a run per key (below).
+                partition = (
+                    None if request.partition is None else check_partition(job, request.partition)
+                )
             except ConveyorError as e:
                 log.error(
                     "sensor %s asked for a run of %s that cannot run: %s",

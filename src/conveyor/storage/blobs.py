@@ -41,6 +41,15 @@ class BlobStore(Protocol):
 
     def get(self, uri: str) -> bytes: ...
 
+    def remove(self, uri: str) -> int | None:
+        """Remove the blob at ``uri``; return how many bytes that freed, None if it was not
+        there."""
+        ...
+
+    def under(self, prefix: str) -> list[str]:
+        """The URIs of the blobs whose path starts with the folder ``prefix``."""
+        ...
+
 
 def store(blobs: BlobStore, path: str, data: bytes) -> dict[str, Any]:
     """The ``uri``/``data``/``size`` columns of a pointer row for ``data``."""
@@ -109,6 +118,23 @@ class DirectoryBlobStore:
         except FileNotFoundError:
             raise NotFoundError(f"stored file {self.root / uri} is missing") from None
 
+    def remove(self, uri: str) -> int | None:
+        target = self.root / uri
+        try:
+            size = target.stat().st_size
+            target.unlink()
+        except FileNotFoundError:
+            return None
+        with contextlib.suppress(OSError):
+            target.parent.rmdir()  # the run's folder, once it is empty
+        return size
+
+    def under(self, prefix: str) -> list[str]:
+        folder = self.root / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
+
     def _write_error(self, target: Path, error: OSError) -> StorageError:
         reason = error.strerror or str(error)
         if error.errno in _NO_SPACE:
@@ -160,3 +186,13 @@ class MemoryBlobStore:
             return self._data[uri]
         except KeyError:
             raise NotFoundError(f"no stored data at {uri!r}") from None
+
+    def remove(self, uri: str) -> int | None:
+        with self._lock:
+            data = self._data.pop(uri, None)
+        return None if data is None else len(data)
+
+    def under(self, prefix: str) -> list[str]:
+        start = prefix.rstrip("/") + "/"
+        with self._lock:
+            return sorted(k for k in self._data if k.startswith(start))

@@ -6,13 +6,15 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConfigError, ConveyorError, NotFoundError
+from conveyor.errors import ConfigError, ConveyorError, NotFoundError, StorageError
 from conveyor.storage import journal
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
-from conveyor.storage.db import Database
+from conveyor.storage.db import Database, check_database_url
+from conveyor.storage.deletion import Deleted, RunDeletion, epoch
 from conveyor.storage.events import EventStore
 from conveyor.storage.hosts import is_gone
 from conveyor.storage.leases import LeaseStore
@@ -59,6 +61,7 @@ class Instance:
         self.signal_store = SignalStore(db)
         self.pool_store = PoolStore(db)
         self.sensor_store = SensorStore(db)
+        self.run_deletion = RunDeletion(db, blobs, home)
 
     @classmethod
     def ephemeral(cls) -> Instance:
@@ -67,17 +70,49 @@ class Instance:
 
     @classmethod
     def at(cls, home: str | os.PathLike[str], database_url: str | None = None) -> Instance:
-        """An instance whose files live in ``home``, on SQLite there unless a URL is given."""
-        path = Path(home).expanduser().resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        url = database_url or f"sqlite:///{path / 'conveyor.db'}"
-        return cls(Database(url), DirectoryBlobStore(path), home=path)
+        """An instance whose files live in ``home``, on SQLite there unless a URL is given.
+
+        ``database_url`` is ``postgresql://...`` (``postgres://`` and
+        ``postgresql+psycopg://`` work too) or an SQLite URL. ``ConfigError`` if
+        ``home`` cannot be a folder or the URL is not one of those.
+        """
+        return cls._open(home, database_url, "home", "database_url")
 
     @classmethod
     def from_env(cls) -> Instance:
         """The instance named by ``CONVEYOR_HOME`` (default ``~/.conveyor``) and
-        ``CONVEYOR_DATABASE_URL`` (default: SQLite in the home)."""
-        return cls.at(os.environ.get(ENV_HOME) or DEFAULT_HOME, os.environ.get(ENV_DATABASE_URL))
+        ``CONVEYOR_DATABASE_URL`` (default: SQLite in the home).
+
+        ``ConfigError``, naming the variable, if either is set but empty or unusable.
+        """
+        home, url = os.environ.get(ENV_HOME), os.environ.get(ENV_DATABASE_URL)
+        if home is not None and not home.strip():
+            raise ConfigError(
+                f"{ENV_HOME} is set but empty; set it to the folder for Conveyor's database, "
+                f"logs and results (such as {DEFAULT_HOME}), or unset it to use {DEFAULT_HOME}"
+            )
+        if url is not None and not url.strip():
+            raise ConfigError(
+                f"{ENV_DATABASE_URL} is set but empty; set it to a PostgreSQL URL "
+                f"(postgresql://USER:PASSWORD@HOST:PORT/DATABASE), or unset it to keep runs "
+                f"in SQLite in {ENV_HOME}"
+            )
+        return cls._open(home or DEFAULT_HOME, url, ENV_HOME, ENV_DATABASE_URL)
+
+    @classmethod
+    def _open(
+        cls,
+        home: str | os.PathLike[str],
+        database_url: str | None,
+        home_name: str,
+        url_name: str,
+    ) -> Instance:
+        """``at(home, database_url)``, its errors naming the values ``home_name`` and
+        ``url_name`` (an argument or an environment variable)."""
+        url = None if database_url is None else check_database_url(database_url, url_name)
+        path = _make_home(home, home_name)
+        url = url or f"sqlite:///{path / 'conveyor.db'}"
+        return cls(Database(url), DirectoryBlobStore(path), home=path)
 
     @classmethod
     def default(cls) -> Instance:
@@ -90,7 +125,7 @@ class Instance:
         key = (os.environ.get(ENV_HOME), os.environ.get(ENV_DATABASE_URL))
         with _default_lock:
             if _default is None or _default[0] != key:
-                inst = cls.from_env() if any(key) else cls.ephemeral()
+                inst = cls.from_env() if key != (None, None) else cls.ephemeral()
                 _default = (key, inst)
             return _default[1]
 
@@ -305,15 +340,97 @@ class Instance:
         journal.remove(path)
         ends = [b.run_status for b in written if b.run_status]
         ended = f", and its end ({ends[-1]})" if ends else ""
-        tasks = sum(len(b.inserts) + len(b.updates) for b in written)
-        return (
-            f"{tasks} task records, {sum(len(b.events) for b in written)} events, "
-            f"{sum(len(b.logs) for b in written)} logs and "
-            f"{sum(len(b.results) for b in written)} results{ended}"
-        )
+        counts = {
+            "task record": sum(len(b.inserts) + len(b.updates) for b in written),
+            "event": sum(len(b.events) for b in written),
+            "log": sum(len(b.logs) for b in written),
+            "result": sum(len(b.results) for b in written),
+        }
+        said = [f"{n} {noun}{'' if n == 1 else 's'}" for noun, n in counts.items()]
+        return f"{', '.join(said[:-1])} and {said[-1]}{ended}"
+
+    def delete_runs(
+        self,
+        run_ids: Iterable[str] | None = None,
+        *,
+        job_name: str | None = None,
+        before: datetime | str | float | None = None,
+    ) -> Deleted:
+        """Delete ended runs with their tasks, events, logs and results, files included.
+
+        Args:
+            run_ids: these runs (full ids). Each must exist and have ended, or
+                nothing is deleted.
+            job_name: the ended runs of this job.
+            before: the ended runs created before this moment: a ``datetime``,
+                an ISO date or datetime (UTC unless it says), or epoch seconds.
+
+        ``job_name`` and ``before`` together delete the runs that match both;
+        runs that have not ended are left. Returns what was deleted.
+
+        Raises:
+            NotFoundError: a run of ``run_ids`` does not exist.
+            StorageError: a run of ``run_ids`` has not ended (cancel it first),
+                or no runs are named at all.
+        """
+        deletion = self.run_deletion
+        if run_ids is not None:
+            if job_name is not None or before is not None:
+                raise StorageError("delete_runs: give run ids, or job_name and/or before, not both")
+            ids = list(dict.fromkeys(run_ids))
+            self.check_deletable(ids)
+            return deletion.delete(ids)
+        if job_name is None and before is None:
+            raise StorageError(
+                "delete_runs: name the runs to delete: run ids, job_name, or before (a date)"
+            )
+        return deletion.delete(deletion.ended(job_name=job_name, before=epoch(before, "before")))
+
+    def check_deletable(self, run_ids: Iterable[str]) -> None:
+        """Raise unless every run of ``run_ids`` exists and has ended (see ``delete_runs``)."""
+        ids = list(run_ids)
+        statuses = self.run_deletion.statuses(ids)
+        missing = [rid for rid in ids if rid not in statuses]
+        if missing:
+            raise NotFoundError(f"no run {missing[0]!r} in this instance")
+        active = [rid for rid in ids if not RunStatus(statuses[rid]).is_terminal]
+        if active:
+            shown = ", ".join(f"{rid[:8]} ({statuses[rid]})" for rid in active[:10])
+            raise StorageError(
+                f"cannot delete runs that have not ended: {shown}; cancel them first "
+                f"(conveyor runs cancel RUN, or Instance.cancel_run) and delete them once "
+                f"they have ended"
+            )
 
     def result(self, run_id: str, task_name: str, *, job_name: str | None = None) -> Any:
         """The stored output of task ``task_name`` in a run."""
         self.run(run_id, job_name=job_name)
         self._check_task(run_id, task_name)
         return self.result_store.get(run_id, task_name)
+
+
+def _make_home(home: str | os.PathLike[str], name: str) -> Path:
+    """The folder ``home``, made if missing; ``ConfigError`` naming ``name`` if it cannot be."""
+    if not os.fspath(home).strip():  # Path("") is the working directory
+        raise ConfigError(f"{name} is empty; give the folder for Conveyor's database and files")
+    try:
+        path = Path(home).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as e:
+        raise ConfigError(
+            f"{name}={os.fspath(home)!r}: {_why_not_a_folder(Path(home), e)}; set it to a folder "
+            f"Conveyor may create and write (such as {DEFAULT_HOME})"
+        ) from None
+    return path
+
+
+def _why_not_a_folder(home: Path, error: OSError | RuntimeError) -> str:
+    if isinstance(error, RuntimeError):  # expanduser: "~someone" with no such user
+        return f"cannot expand {str(home)!r} ({error})"
+    path = home.expanduser().absolute()
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            return f"{p} is a file, not a folder"
+    if isinstance(error, PermissionError):
+        return f"no permission to create {error.filename or path}"
+    return f"cannot create it ({error.strerror or error})"

@@ -28,7 +28,13 @@ from conveyor.errors import ExecutionError, StorageError, UserCodeError
 from conveyor.execution.capture import routed_streams
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.state import RunMeta
-from conveyor.execution.steps import Report, StepSpec, call_task, stored_failure
+from conveyor.execution.steps import (
+    Report,
+    StepSpec,
+    call_task,
+    stored_failure,
+    unpicklable_result,
+)
 from conveyor.workspace import WORKSPACE_PREFIX, import_file
 
 FnRef = tuple[str, ...]
@@ -106,7 +112,17 @@ class Packer:
     def pack(self, spec: StepSpec, attempt: int, meta: RunMeta, timeout: float | None) -> bytes:
         ref = self._refs.get(id(spec.fn))
         if ref is None:
-            ref = self._refs[id(spec.fn)] = function_ref(spec.fn)
+            try:
+                ref = function_ref(spec.fn)
+            except Exception as e:
+                raise ExecutionError(
+                    f"task {spec.key!r} cannot be sent to a worker process: a worker cannot "
+                    f"import its function (from {spec.fn.__module__}), so it travels by value "
+                    f"with the globals it uses, and one of them cannot be pickled "
+                    f"({type(e).__name__}: {e}); create that object inside the task, or move "
+                    f"the task into a module"
+                ) from e
+            self._refs[id(spec.fn)] = ref
         payload = {
             "key": spec.key,
             "name": spec.name,
@@ -205,8 +221,8 @@ def loads_report(data: bytes) -> Report:
     return report
 
 
-def dumps_report(report: Report) -> bytes:
-    """Pickle a report, replacing what cannot be pickled by a clear error.
+def dumps_report(report: Report, key: str = "?") -> bytes:
+    """Pickle a report of task ``key``, replacing what cannot be pickled by a clear error.
 
     The task's exception travels with its traceback (tblib), so that the run's
     process raises it, and records it, with the worker's frames.
@@ -214,15 +230,11 @@ def dumps_report(report: Report) -> bytes:
     if report.error is not None:
         pickling_support.install(report.error)
     try:
-        return pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+        return _dumps(report)
     except Exception as e:
         if report.ok:
-            t = type(report.value).__name__
             replacement = Report(
-                error=ExecutionError(
-                    f"the task's output ({t}) cannot be pickled, so it "
-                    f"cannot leave its worker process: {e}"
-                ),
+                error=unpicklable_result(key, report.value, e),
                 out=report.out,
                 err=report.err,
                 user_code=False,
@@ -242,6 +254,23 @@ def dumps_report(report: Report) -> bytes:
         return pickle.dumps(replacement, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _dumps(obj: object) -> bytes:
+    """pickle, or cloudpickle where pickle cannot name a class.
+
+    A class (an output's, an exception's) defined in the user's ``__main__``
+    arrived by value: this process never imported ``__main__``, so it goes
+    back by value too, and the run's process gets its own class again.
+    """
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        try:
+            data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            raise e from None
+        return data
+
+
 def main(conn: Connection) -> None:
     """Serve calls until the pool closes the pipe."""
     # Ctrl-C in a terminal reaches the whole process group; the run's process
@@ -258,6 +287,7 @@ def main(conn: Connection) -> None:
 
 def run_bytes(data: bytes) -> bytes:
     """A packed payload in (``pack``), a pickled report out: what Dask workers run too."""
+    key = "?"
     try:
         fn_ref, key, rest = pickle.loads(data)
         with routed_streams():
@@ -268,4 +298,4 @@ def run_bytes(data: bytes) -> bytes:
             traceback_text=UserCodeError.format(e),
             user_code=False,
         )
-    return dumps_report(report)
+    return dumps_report(report, key)
