@@ -61,15 +61,7 @@ def test_a_stopped_daemon_says_so_and_its_runs_go_on(
     assert queued.returncode == 0, queued.stderr
     run_id = queued.stdout.strip()
     log = tmp_path / "daemon.log"
-    with log.open("wb") as out:
-        # A process group of its own, as a terminal gives its foreground job.
-        daemon = subprocess.Popen(
-            [*CONVEYOR, "daemon", str(workspace)],
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+    daemon = _start_daemon(workspace, env, log)
     instance = Instance.at(home)
     try:
 
@@ -107,14 +99,7 @@ def test_a_daemon_stopped_with_nothing_running_says_so(tmp_path: Path) -> None:
     workspace = _workspace(tmp_path)
     env = home_env(tmp_path / "home")
     log = tmp_path / "daemon.log"
-    with log.open("wb") as out:
-        daemon = subprocess.Popen(
-            [*CONVEYOR, "daemon", str(workspace)],
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+    daemon = _start_daemon(workspace, env, log)
     try:
         wait_until(lambda: "daemon watching" in log.read_text(), 60, "the daemon to start")
         os.killpg(daemon.pid, signal.SIGINT)
@@ -126,3 +111,16 @@ def test_a_daemon_stopped_with_nothing_running_says_so(tmp_path: Path) -> None:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def _start_daemon(workspace: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``conveyor daemon`` in a process group of its own, as a terminal gives its foreground
+    job, writing to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*CONVEYOR, "daemon", str(workspace)],
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
