@@ -110,8 +110,9 @@ class Scope:
     workspace: Workspace
     instance: Instance
     clock: Callable[[], float]
-    # When the daemon started (by its clock): timed triggers fire from here on, and
-    # the first daemon of an instance reads run ends and webhook calls from here.
+    # When the daemon started (by its clock): timed triggers fire from here on, and the
+    # first daemon of an instance reads webhook calls from here (chains start where a
+    # daemon first saw them, ``storage.chains``).
     started: float
     ticks: Ticks = field(init=False)
 
