@@ -7,6 +7,7 @@ one are skipped quietly and the run ends with one line saying so and how to run 
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -15,6 +16,19 @@ import pytest
 
 from conveyor.storage import instance as instance_module
 from conveyor.storage.instance import Instance
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Commands the tests start take Ctrl-C as from a terminal, however the suite was started.
+
+    A non-interactive shell starts a background job (``make test &``, a CI
+    runner's script) with SIGINT ignored, and an ignored signal stays ignored
+    across ``exec``: every ``conveyor`` a test starts would ignore the SIGINT
+    the test sends it. A handled signal is reset to its default on ``exec``.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ENV_PG_URL = "CONVEYOR_TEST_POSTGRES_URL"
