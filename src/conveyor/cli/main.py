@@ -29,6 +29,8 @@ COMMANDS = {
     "trigger": ("conveyor.cli.daemon", "trigger_command"),
     "backfill": ("conveyor.cli.daemon", "backfill_command"),
     "pools": ("conveyor.cli.pools", "pools_group"),
+    "server": ("conveyor.cli.serve", "server_command"),
+    "db": ("conveyor.cli.serve", "db_group"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -41,6 +43,8 @@ SUMMARIES = {
     "trigger": "Queue a run of a job, or of the jobs with a tag: trigger.",
     "backfill": "Queue one run per missing interval of a job.",
     "pools": "Set and list concurrency pools shared across jobs.",
+    "server": "Serve the web UI and REST API (beside a daemon) for production.",
+    "db": "Upgrade the instance's database schema.",
 }
 
 EXIT_FAILURE = 1

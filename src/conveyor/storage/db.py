@@ -126,6 +126,29 @@ class Database:
         except OperationalError as e:
             raise StorageError(f"cannot open the database {self.safe_url}: {e.orig}") from e
 
+    def check_schema(self) -> None:
+        """``StorageError`` unless the schema is at the newest revision: a database made
+        by an older Conveyor (or none at all) must be upgraded first."""
+        if self.is_memory:
+            with self.write() as conn:
+                metadata.create_all(conn)
+            return
+        try:
+            current = self._current_revision()
+        except OperationalError as e:
+            raise StorageError(f"cannot open the database {self.safe_url}: {e.orig}") from e
+        if current != HEAD_REVISION:
+            have = f"schema {current}" if current else "no Conveyor schema"
+            raise StorageError(
+                f"the database {self.safe_url} has {have}, and this Conveyor needs schema "
+                f"{HEAD_REVISION}: run `conveyor db upgrade` (with the same "
+                f"CONVEYOR_DATABASE_URL), then start again"
+            )
+
+    def schema_revision(self) -> str | None:
+        """The schema revision the database is at (None: no Conveyor schema yet)."""
+        return self._current_revision()
+
     def _current_revision(self) -> str | None:
         with self.read() as conn:
             return _revision(conn)

@@ -46,11 +46,21 @@ class Instance:
     ``Instance.from_env()`` (``CONVEYOR_HOME``, ``CONVEYOR_DATABASE_URL``).
     """
 
-    def __init__(self, db: Database, blobs: BlobStore, *, home: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        *,
+        home: Path | None = None,
+        migrate: bool | None = True,
+    ) -> None:
         self.db = db
         self.home = home
         self.blobs = blobs
-        db.migrate()
+        if migrate:
+            db.migrate()
+        elif migrate is False:
+            db.check_schema()
         self.run_store = RunStore(db)
         self.task_run_store = TaskRunStore(db)
         self.event_store = EventStore(db)
@@ -79,11 +89,13 @@ class Instance:
         return cls._open(home, database_url, "home", "database_url")
 
     @classmethod
-    def from_env(cls) -> Instance:
+    def from_env(cls, *, migrate: bool | None = True) -> Instance:
         """The instance named by ``CONVEYOR_HOME`` (default ``~/.conveyor``) and
         ``CONVEYOR_DATABASE_URL`` (default: SQLite in the home).
 
         ``ConfigError``, naming the variable, if either is set but empty or unusable.
+        With ``migrate=False`` an old schema is an error (``conveyor db upgrade``
+        brings it up) rather than upgraded; with ``None`` it is left as it is.
         """
         home, url = os.environ.get(ENV_HOME), os.environ.get(ENV_DATABASE_URL)
         if home is not None and not home.strip():
@@ -97,7 +109,7 @@ class Instance:
                 f"(postgresql://USER:PASSWORD@HOST:PORT/DATABASE), or unset it to keep runs "
                 f"in SQLite in {ENV_HOME}"
             )
-        return cls._open(home or DEFAULT_HOME, url, ENV_HOME, ENV_DATABASE_URL)
+        return cls._open(home or DEFAULT_HOME, url, ENV_HOME, ENV_DATABASE_URL, migrate=migrate)
 
     @classmethod
     def _open(
@@ -106,13 +118,15 @@ class Instance:
         database_url: str | None,
         home_name: str,
         url_name: str,
+        *,
+        migrate: bool | None = True,
     ) -> Instance:
         """``at(home, database_url)``, its errors naming the values ``home_name`` and
         ``url_name`` (an argument or an environment variable)."""
         url = None if database_url is None else check_database_url(database_url, url_name)
         path = _make_home(home, home_name)
         url = url or f"sqlite:///{path / 'conveyor.db'}"
-        return cls(Database(url), DirectoryBlobStore(path), home=path)
+        return cls(Database(url), DirectoryBlobStore(path), home=path, migrate=migrate)
 
     @classmethod
     def default(cls) -> Instance:

@@ -1,0 +1,44 @@
+"""``create_app``: the FastAPI app of the API (``/api``) and the UI, on one ``ServerState``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+
+from conveyor import __version__
+from conveyor.server import errors
+from conveyor.server.state import ServerState
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(state: ServerState) -> FastAPI:
+    """The app; its routes read ``state`` (``request.app.state.conveyor``)."""
+    from fastapi.staticfiles import StaticFiles
+
+    from conveyor.server.api import routers as api_routers
+    from conveyor.server.ui import routers as ui_routers
+
+    app = FastAPI(
+        title="Conveyor",
+        version=__version__,
+        description="Jobs written as Python code: their runs, logs, results and triggers.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.conveyor = state
+    errors.install(app)
+    for router in api_routers():
+        app.include_router(router, prefix="/api")
+    for router in ui_routers():
+        app.include_router(router)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def state_of(request: Request) -> ServerState:
+    """The ``ServerState`` of the app serving ``request``."""
+    state: ServerState = request.app.state.conveyor
+    return state
