@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench clean
+# `make run PORT=8080` serves elsewhere (PORT=0: any free port).
+PORT ?= 3000
+
+.PHONY: run test chromium lint unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Conveyor needs Python >= 3.11: run make PYTHON=python3.11 ...")'
@@ -15,15 +18,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-## Install, queue a run of the example ETL job, then start the scheduler on the examples
-## (until Ctrl-C), which runs it and the report chained on it. Runs are recorded in
-## CONVEYOR_HOME (default ~/.conveyor).
+## Install, then start `conveyor dev` on the examples until Ctrl-C: the web UI and the
+## API at http://127.0.0.1:$(PORT), and the scheduler. Runs are recorded in ./.conveyor
+## (or CONVEYOR_HOME); a change of a file of examples/ is loaded at once.
 run: $(STAMP)
-	$(BIN)/conveyor trigger examples/pipelines.py etl
-	$(BIN)/conveyor daemon examples/pipelines.py
+	$(BIN)/conveyor dev examples --port $(PORT)
 
 ## Install, then check style and types and run the whole test suite.
-test: lint unit
+test: chromium lint unit
+
+## The browser tests drive Debian's Chromium: install it when it is missing (as root).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
+	  else \
+	    echo "the browser tests need /usr/bin/chromium, and only root can install it: run" \
+	      "'sudo apt-get install -y chromium' (Debian or Ubuntu), then make test again" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,9 @@
-"""The bundled example workspace: what `make run` runs.
+"""The ETL example, which the README's tour runs (`conveyor run examples/pipelines.py etl`).
 
-Three jobs: `etl`, a workflow whose body composes tasks into a static graph;
-`report`, a job whose body is the work and fans out at run time; and
-`do_stuff`, the smallest workflow there is.
+Three jobs: `etl`, a workflow whose body composes tasks into a static graph,
+on a schedule; `report`, a job whose body is the work and fans out at run
+time, chained on `etl`'s success; and `do_stuff`, the smallest workflow there
+is. `make run` serves this file with the others of examples/ (one workspace).
 """
 
 from __future__ import annotations

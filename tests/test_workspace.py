@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import NotFoundError, WorkspaceError
-from conveyor.workspace import load, load_file, load_module
+from conveyor.workspace import load, load_file, load_folder, load_module
 
 
 def _write(path: Path, body: str) -> Path:
@@ -108,3 +108,88 @@ def test_modules_sibling_imports_and_origins(
         load_file(tmp_path / "nope.py")
     with pytest.raises(WorkspaceError, match="not a Python"):
         load_file(_write(tmp_path / "x.txt", ""))
+
+
+UPSTREAM = """
+from conveyor import task, workflow
+
+@task
+def make():
+    return 1
+
+@workflow
+def upstream():
+    make()
+"""
+
+DOWNSTREAM = """
+from conveyor import job
+from fo_up import upstream  # a job of another file of the folder, for its chain
+
+@job(trigger=[upstream.success])
+def downstream():
+    return 2
+"""
+
+
+def test_a_folder_is_one_workspace_of_its_files(tmp_path: Path) -> None:
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    _write(folder / "fo_up.py", UPSTREAM)
+    _write(folder / "fo_down.py", DOWNSTREAM)
+    _write(folder / "_fo_helper.py", "raise RuntimeError('underscore files are not loaded')\n")
+    (folder / "sub").mkdir()
+    _write(folder / "sub" / "fo_deep.py", "raise RuntimeError('subfolders are not loaded')\n")
+    ws = load_folder(folder)
+    assert sorted(ws.jobs) == ["downstream", "upstream"]
+    assert ws.origin == {"folder": str(folder.resolve())}
+    assert ws.describe() == str(folder.resolve())
+    # the imported job counts in the file that defines it, once
+    assert ws.places["upstream"] == f"{folder.resolve() / 'fo_up.py'}:upstream"
+    assert ws.places["downstream"].endswith("fo_down.py:downstream")
+    again = load({**ws.origin, "job": "upstream"})
+    assert sorted(again.jobs) == ["downstream", "upstream"]
+    assert again.job("upstream").run().success
+
+
+def test_a_folder_run_is_of_its_workspace_for_chains(tmp_path: Path) -> None:
+    from conveyor.scheduler.chains import places, run_places
+
+    folder = tmp_path / "chained"
+    folder.mkdir()
+    _write(folder / "fo_up.py", UPSTREAM)
+    ws = load_folder(folder)
+    recorded = run_places({**ws.origin, "job": "upstream"})
+    assert recorded & places(ws, ws.job("upstream"))
+    other = tmp_path / "other"
+    other.mkdir()
+    assert not run_places({"folder": str(other), "job": "upstream"}) & places(
+        ws, ws.job("upstream")
+    )
+
+
+def test_two_files_of_a_folder_with_one_job_name_name_both_files(tmp_path: Path) -> None:
+    folder = tmp_path / "dup"
+    folder.mkdir()
+    _write(folder / "fo_one.py", UPSTREAM)
+    _write(folder / "fo_two.py", UPSTREAM)
+    with pytest.raises(WorkspaceError) as err:
+        load_folder(folder)
+    assert "two jobs are named 'upstream'" in str(err.value)
+    assert "fo_one.py:upstream" in str(err.value)
+    assert "fo_two.py:upstream" in str(err.value)
+
+
+def test_folder_errors_say_what_is_wrong(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _write(empty / "_private.py", "")
+    with pytest.raises(WorkspaceError, match="is a folder with no Python file in it"):
+        load_folder(empty)
+    with pytest.raises(WorkspaceError, match="does not exist"):
+        load_folder(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    _write(broken / "fo_bad.py", "def oops(:\n")
+    with pytest.raises(WorkspaceError, match=r"fo_bad\.py failed: SyntaxError"):
+        load_folder(broken)

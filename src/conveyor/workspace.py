@@ -1,4 +1,5 @@
-"""Loading a workspace: a Python file or module whose global ``Job`` objects are its jobs."""
+"""Loading a workspace: a Python file, a module, or a folder of files, whose global ``Job``
+objects are its jobs."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ WORKSPACE_PREFIX = "conveyor_workspace_"
 
 @dataclass(slots=True)
 class Workspace:
-    """The jobs of one file or module, by name.
+    """The jobs of one file, module or folder, by name.
 
     Attributes:
-        origin: how to load the same workspace again (``{"file": ...}`` or
-            ``{"module": ...}``), recorded on runs.
+        origin: how to load the same workspace again (``{"file": ...}``,
+            ``{"module": ...}`` or ``{"folder": ...}``), recorded on runs.
     """
 
     jobs: dict[str, Job]
@@ -53,7 +54,12 @@ class Workspace:
             ) from None
 
     def describe(self) -> str:
-        return self.origin.get("file") or self.origin.get("module") or "the workspace"
+        return (
+            self.origin.get("file")
+            or self.origin.get("module")
+            or self.origin.get("folder")
+            or "the workspace"
+        )
 
 
 def load_file(path: str | Path) -> Workspace:
@@ -64,6 +70,57 @@ def load_file(path: str | Path) -> Workspace:
     if p.suffix != ".py":
         raise WorkspaceError(f"workspace file {str(path)!r} is not a Python (.py) file")
     return _collect(import_file(p, WORKSPACE_PREFIX + p.stem), {"file": str(p)})
+
+
+def load_folder(path: str | Path) -> Workspace:
+    """Import every Python file of a folder (not its subfolders) as one workspace.
+
+    Files whose name starts with ``_`` are skipped (helpers, ``__init__.py``).
+    Each file is imported as ``load_file`` imports it; a job counts in the file
+    that defines it, so a file may import a job of another (for a chain)
+    without defining it twice. Two jobs with one name are a ``WorkspaceError``
+    naming both files.
+    """
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise WorkspaceError(f"workspace folder {str(path)!r} does not exist")
+    files = folder_files(folder)
+    if not files:
+        raise WorkspaceError(
+            f"{str(path)!r} is a folder with no Python file in it: put jobs in a .py file "
+            f"there (files whose name starts with _ are skipped), or name a workspace file"
+        )
+    origin = {"folder": str(folder)}
+    merged = Workspace(jobs={}, origin=origin)
+    # Whether each job was found in the file that defines it, rather than one importing it.
+    native: dict[str, bool] = {}
+    for file in files:
+        try:
+            module = import_file(file, WORKSPACE_PREFIX + file.stem)
+        except Exception as e:
+            raise WorkspaceError(f"loading {file} failed: {type(e).__name__}: {e}") from e
+        part = _collect(module, {"file": str(file)})
+        for name, job in part.jobs.items():
+            here = getattr(job.fn, "__module__", None) == module.__name__
+            existing = merged.jobs.get(name)
+            if existing is not None and (existing is job or (native[name] and not here)):
+                continue
+            if existing is not None and native[name] == here:
+                raise WorkspaceError(
+                    f"two jobs are named {name!r}: {merged.places[name]} and "
+                    f"{part.places[name]}; give one of them another name (@workflow(name=...))"
+                )
+            merged.jobs[name], merged.places[name], native[name] = job, part.places[name], here
+        for name, sensor in part.sensors.items():
+            here = getattr(sensor.fn, "__module__", None) == module.__name__
+            if name not in merged.sensors or here:
+                merged.sensors[name] = sensor
+    return merged
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files ``load_folder`` imports, in the order it imports them."""
+    return sorted(p for p in folder.glob("*.py") if p.is_file() and not p.name.startswith("_"))
 
 
 def import_file(path: Path, name: str) -> Any:
@@ -108,6 +165,8 @@ def load(origin: dict[str, Any]) -> Workspace:
         return load_file(origin["file"])
     if origin.get("module"):
         return load_module(origin["module"])
+    if origin.get("folder"):
+        return load_folder(origin["folder"])
     raise WorkspaceError(f"cannot tell where to load jobs from: {origin!r}")
 
 

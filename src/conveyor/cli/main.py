@@ -31,6 +31,7 @@ COMMANDS = {
     "pools": ("conveyor.cli.pools", "pools_group"),
     "server": ("conveyor.cli.serve", "server_command"),
     "db": ("conveyor.cli.serve", "db_group"),
+    "dev": ("conveyor.cli.dev", "dev_command"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -45,6 +46,7 @@ SUMMARIES = {
     "pools": "Set and list concurrency pools shared across jobs.",
     "server": "Serve the web UI and REST API (beside a daemon) for production.",
     "db": "Upgrade the instance's database schema.",
+    "dev": "Serve the UI and run the scheduler on a workspace, reloading it as it changes.",
 }
 
 EXIT_FAILURE = 1

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from conveyor.errors import WorkspaceError
-from conveyor.workspace import Workspace, load_file, load_module
+from conveyor.workspace import Workspace, load_file, load_folder, load_module
 
 
 def workspace_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,33 +55,22 @@ def split_args(
 
 
 def load_workspace(target: str | None, module: str | None) -> Workspace:
-    """Load the workspace a command names, with one clear error for user-code failures."""
+    """Load the workspace a command names (a file, a folder of files, or -m MODULE), with
+    one clear error for user-code failures."""
     if module and target:
-        raise click.UsageError("give a workspace file or -m MODULE, not both")
+        raise click.UsageError("give a workspace file or folder, or -m MODULE, not both")
     if not module and not target:
-        raise click.UsageError("name a workspace: a file such as pipelines.py, or -m MODULE")
-    if target and not module:
-        _check_not_a_folder(target)
+        raise click.UsageError(
+            "name a workspace: a file such as pipelines.py, a folder of them, or -m MODULE"
+        )
     where = module or target
     try:
-        return load_module(module) if module else load_file(target or "")
+        if module:
+            return load_module(module)
+        if Path(target or "").expanduser().is_dir():
+            return load_folder(target or "")
+        return load_file(target or "")
     except WorkspaceError:
         raise
     except Exception as e:
         raise WorkspaceError(f"loading {where} failed: {type(e).__name__}: {e}") from e
-
-
-def _check_not_a_folder(target: str) -> None:
-    """A folder as TARGET gets its own message: "does not exist" would mislead."""
-    folder = Path(target).expanduser()
-    if not folder.is_dir():
-        return
-    files = sorted(p.name for p in folder.glob("*.py") if p.is_file())
-    if files:
-        shown = ", ".join(str(Path(target) / f) for f in files[:5]) + (", ..." if files[5:] else "")
-        what = (
-            f"{target!r} is a folder, not a workspace file: name one of its Python files ({shown})"
-        )
-    else:
-        what = f"{target!r} is a folder with no Python file in it: name a workspace file (a .py)"
-    raise WorkspaceError(f"{what}, or load a package with -m PACKAGE")

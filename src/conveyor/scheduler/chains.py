@@ -62,11 +62,14 @@ _real_path = functools.lru_cache(maxsize=1024)(os.path.realpath)
 
 
 def workspace_key(origin: Mapping[str, Any]) -> str:
-    """What names a workspace in storage: ``file:<real path>`` or ``module:<name>``."""
+    """What names a workspace in storage: ``file:<real path>``, ``module:<name>`` or
+    ``folder:<real path>``."""
     if origin.get("file"):
         return f"file:{_real_path(str(origin['file']))}"
     if origin.get("module"):
         return f"module:{origin['module']}"
+    if origin.get("folder"):
+        return f"folder:{_real_path(str(origin['folder']))}"
     return f"origin:{sorted(origin.items())!r}"
 
 
@@ -98,6 +101,8 @@ def run_places(origin: Mapping[str, Any] | None) -> set[str]:
         found.add(workspace_key({"file": origin["file"]}))
     if origin.get("module"):
         found.add(workspace_key({"module": origin["module"]}))
+    if origin.get("folder"):
+        found.add(workspace_key({"folder": origin["folder"]}))
     return found
 
 
