@@ -208,3 +208,18 @@ def test_the_daemon_logs_how_the_runs_it_started_ended(
     assert any(m.startswith(f"run {first} of walk: success in ") for m in lines)
     [failed] = [m for m in lines if m.startswith(f"run {second} of walk: failure in ")]
     assert failed.endswith("RuntimeError: no data for 2026-01-02")
+
+
+def test_the_walk_waits_while_its_schedule_is_switched_off(ws: Workspace, tmp_path: Path) -> None:
+    instance = Instance.at(tmp_path / "home")
+    clocked = Clocked(ws, instance, "2026-01-04T12:00:00")
+    clocked.passes(1)
+    assert intervals(instance, "walk") == [(day(0), RunStatus.SUCCESS)]
+    trigger = str(walking.walk.timed_trigger)
+    instance.trigger_states.set_enabled("walk", trigger, False)
+    clocked.passes(5)
+    assert len(intervals(instance, "walk")) == 1
+    instance.trigger_states.set_enabled("walk", trigger, True)
+    clocked.passes(5)
+    assert intervals(instance, "walk") == [(day(n), RunStatus.SUCCESS) for n in range(3)]
+    instance.close()

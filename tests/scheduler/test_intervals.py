@@ -218,6 +218,31 @@ def test_backfill_from_python_queues_each_interval_once(durable: Instance) -> No
     assert all(r.tags.get("backfill") == "true" for r in queued)
 
 
+def test_each_backfill_is_a_record_to_watch_and_cancel(durable: Instance) -> None:
+    daily = load_file(DAILY).job("daily")
+    first = backfill(daily, "2026-10-01", "2026-10-04", instance=durable)
+    assert first.backfill_id is not None
+    record = durable.backfills.get(first.backfill_id)
+    assert (record.job_name, record.status, record.run_count) == ("daily", "requested", 3)
+    assert record.spec["start"] == "2026-10-01T00:00:00+00:00"
+    assert record.spec["end"] == "2026-10-04T00:00:00+00:00"
+    assert (record.spec["queued"], record.spec["skipped"]) == (3, 0)
+    assert [r.id for r in durable.backfills.runs(first.backfill_id)] == first.queued
+    assert durable.backfills.progress(first.backfill_id)["queued"] == 3
+
+    again = backfill(daily, "2026-10-01", "2026-10-05", instance=durable)
+    assert again.backfill_id is not None
+    assert [b.id for b in durable.backfills.list("daily")] == [
+        again.backfill_id,
+        first.backfill_id,
+    ]
+    assert durable.backfills.cancel(first.backfill_id) == 3
+    assert durable.backfills.get(first.backfill_id).status == "canceled"
+    assert durable.backfills.progress(first.backfill_id)["canceled"] == 3
+    # the other backfill's run still waits
+    assert [r.status for r in durable.backfills.runs(again.backfill_id)] == [RunStatus.QUEUED]
+
+
 def test_a_manual_trigger_gets_the_last_elapsed_period(tmp_path: Path) -> None:
     env = home_env(tmp_path / "home")
 

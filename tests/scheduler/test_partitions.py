@@ -120,12 +120,17 @@ def test_partitions_from_the_command_line(tmp_path: Path) -> None:
     assert "unknown partition 'mars'; its keys are us, eu, asia" in bad.stderr
     out = conveyor(env, "backfill", str(WALKING), "regions")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "regions: 3 partitions, 2 runs queued, 1 already queued or done"
+    summary, made = out.stdout.strip().splitlines()
+    assert summary == "regions: 3 partitions, 2 runs queued, 1 already queued or done"
+    backfill_id = made.removeprefix("backfill ")
+    recorded = Instance.at(env["CONVEYOR_HOME"])
+    assert recorded.backfills.get(backfill_id).run_count == 2
+    recorded.close()
     both = conveyor(
         env, "backfill", str(WALKING), "daily_regions", "--start", "2026-01-01",
         "--end", "2026-01-03", "-p", "eu",
     )  # fmt: skip
-    assert both.stdout.strip() == (
+    assert both.stdout.strip().splitlines()[0] == (
         "daily_regions: 2 intervals x 1 partition, 2 runs queued, 0 already queued or done"
     )
     queued = conveyor(env, "trigger", str(WALKING), "regions", "-p", "us")

@@ -58,3 +58,27 @@ def test_racing_sets_of_one_new_pool_both_succeed(durable: Instance) -> None:
         assert race(2, set_limit) == []
         assert store.get(name) in (1, 2)
     assert len(store.all()) == 20
+
+
+def test_pool_holders_are_the_runs_holding_its_slots_now(durable: Instance) -> None:
+    from conveyor.storage.states import RunStatus
+
+    def running() -> str:
+        return durable.run_store.create(job_name="etl", job_version="v1", then=RunStatus.RUNNING).id
+
+    a, b, c = running(), running(), running()
+    leases = durable.lease_store
+    assert durable.pool_holders("warehouse") == []
+    assert leases.acquire("pool:warehouse", a, 3)
+    # a task of run b holds a slot as "<run>/<task>"; its run counts once
+    assert leases.acquire("pool:warehouse", f"{b}/load", 3)
+    assert leases.acquire("pool:warehouse", f"{b}/save", 3)
+    assert leases.acquire("pool:other", c, 3)
+    assert leases.acquire("job:etl", c, 3)
+    assert durable.pool_holders("warehouse") == [a, b]
+    assert durable.pool_holders("other") == [c]
+    # an ended run's slot is free, whether or not it was given back yet
+    durable.run_store.set_status(a, RunStatus.SUCCESS)
+    assert durable.pool_holders("warehouse") == [b]
+    leases.release(b)
+    assert durable.pool_holders("warehouse") == []

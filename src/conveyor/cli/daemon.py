@@ -196,3 +196,4 @@ def backfill_command(
         f"{job.name}: {' x '.join(parts)}, {plural(len(result.queued), 'run')} queued, "
         f"{result.skipped} already queued or done"
     )
+    click.echo(f"backfill {result.backfill_id}")

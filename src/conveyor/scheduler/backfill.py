@@ -4,7 +4,8 @@ Each run is fired as a tick keyed by the job, the interval's start and the
 partition key, so running the same backfill twice, or two at once, never
 queues an interval or key twice; the daemon starts the runs within the job's
 concurrency, and they wait in the queue across daemon restarts. What a
-successful run already covers is skipped.
+successful run already covers is skipped. Each backfill is recorded with the
+runs it queued (``storage.backfills``), to be listed, watched and canceled.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ MAX_INTERVALS = 100_000
 @dataclass(frozen=True, slots=True)
 class BackfillResult:
     """What a backfill did: the runs queued now, how many were already queued or done,
-    and the intervals and partition keys it covered."""
+    the intervals and partition keys it covered, and the id of its record
+    (``Instance.backfills``)."""
 
     queued: list[str]
     skipped: int
     intervals: list[Interval]
     partitions: list[str] = field(default_factory=list)
+    backfill_id: str | None = None
 
 
 def intervals_between(job: Job, start: datetime, end: datetime) -> list[Interval]:
@@ -119,11 +122,20 @@ def backfill(
                 skipped += 1
             else:
                 queued.append(rid)
+    covered = [i for i in intervals if i is not None]
+    chosen = [k for k in keys if k is not None]
+    spec = {
+        "start": covered[0].start.isoformat() if covered else None,
+        "end": covered[-1].end.isoformat() if covered else None,
+        "partitions": list(partitions) if partitions is not None else None,
+        "intervals": len(covered),
+        "partition_count": len(chosen),
+        "queued": len(queued),
+        "skipped": skipped,
+    }
+    bid = inst.backfills.create(job.name, spec, queued)
     return BackfillResult(
-        queued=queued,
-        skipped=skipped,
-        intervals=[i for i in intervals if i is not None],
-        partitions=[k for k in keys if k is not None],
+        queued=queued, skipped=skipped, intervals=covered, partitions=chosen, backfill_id=bid
     )
 
 

@@ -25,6 +25,13 @@ A step that raises is logged with its traceback, once per distinct failure
 the database cannot be reached, the pass stops at the first step that finds
 it away and the daemon backs off.
 
+After its passes a daemon writes one row of health (``storage.daemon_status``):
+when it passed last, how long the pass took, how many passes it made, and the
+first error of a pass that had one. It writes after every pass that had an
+error and otherwise at most once every ``BEAT_EVERY`` seconds (counting the
+passes between), so a quiet daemon adds about one small write a second; a
+beat that cannot be written is dropped, as the database may be away.
+
 Several daemons may run against one database; the tick keys, the slot keys
 and the guarded status changes make them agree without talking.
 """
@@ -32,8 +39,11 @@ and the guarded status changes make them agree without talking.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +81,10 @@ __all__ = [
 log = logging.getLogger("conveyor.daemon")
 
 POLL = 0.1
+# The most seconds between two health beats of a daemon whose passes go well.
+BEAT_EVERY = 1.0
+# The longest error message a beat keeps.
+BEAT_ERROR_CHARS = 2000
 # How often the daemon removes old run-worker logs (seconds).
 PRUNE_EVERY = 3600.0
 
@@ -130,6 +144,15 @@ class Daemon:
         self._retention = Retention(instance)
         # When old run-worker logs were last removed.
         self._pruned = float("-inf")
+        # The health beats (storage.daemon_status): this daemon's id, the passes since
+        # the last beat written, and when (monotonic) and with what error it was written.
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.started_at = time.time()
+        self._unbeaten = 0
+        self._beaten_at = float("-inf")
+        self._beaten_error: str | None = None
         self.steps: list[tuple[str, Step]] = [
             ("timed triggers", self.fire_timed),
             ("chains", self.fire_chained),  # before the walk: a run that just ended moves it on
@@ -176,6 +199,7 @@ class Daemon:
                 started = time.monotonic()
                 wait: float | None = None
                 errors = self.steps_of_a_pass()
+                self.beat(time.monotonic() - started, errors, every=BEAT_EVERY)
                 away = [e for _, e in errors if unreachable(e) is not None]
                 for name, error in errors:
                     if unreachable(error) is None:
@@ -196,7 +220,9 @@ class Daemon:
     def tick(self) -> None:
         """One pass; raises what a step raised (every step ran, unless the database
         was away)."""
+        started = time.monotonic()
         errors = self.steps_of_a_pass()
+        self.beat(time.monotonic() - started, errors)
         if len(errors) == 1:
             raise errors[0][1]
         if errors:
@@ -210,15 +236,51 @@ class Daemon:
         """Run each step of one pass; return the steps that raised, with their errors."""
         now = self.clock()
         errors: list[tuple[str, Exception]] = []
-        for name, step in self.steps:
-            try:
-                step(now)
-            except Exception as e:
-                self.scope.ticks.discard()
-                errors.append((name, e))
-                if unreachable(e) is not None:
-                    break  # the database is away: the next steps would find the same
+        self.scope.begin_pass()
+        try:
+            for name, step in self.steps:
+                try:
+                    step(now)
+                except Exception as e:
+                    self.scope.ticks.discard()
+                    errors.append((name, e))
+                    if unreachable(e) is not None:
+                        break  # the database is away: the next steps would find the same
+        finally:
+            self.scope.end_pass()
         return errors
+
+    def beat(
+        self, pass_seconds: float, errors: list[tuple[str, Exception]], *, every: float = 0.0
+    ) -> bool:
+        """Record a pass that took ``pass_seconds`` with ``errors`` (its first one is kept,
+        as ``"step: Type: message"``) in the daemon's health row. With ``every``, a pass
+        without a new error is only counted, unless ``every`` seconds passed since the
+        last beat written. A beat that cannot be written is dropped (its passes are
+        counted in the next). Returns whether one was written."""
+        self._unbeaten += 1
+        error = None
+        if errors:
+            step, e = errors[0]
+            error = f"{step}: {type(e).__name__}: {e}"[:BEAT_ERROR_CHARS]
+        now = time.monotonic()
+        if now - self._beaten_at < every and (error is None or error == self._beaten_error):
+            return False
+        try:
+            self.instance.daemon_status.beat(
+                self.id,
+                host=self.host,
+                pid=self.pid,
+                started_at=self.started_at,
+                pass_seconds=pass_seconds,
+                error=error,
+                passes=self._unbeaten,
+            )
+        except Exception as e:  # the database may be away: the pass itself says so
+            log.debug("the daemon's health beat was not written: %s", e)
+            return False
+        self._unbeaten, self._beaten_at, self._beaten_error = 0, now, error
+        return True
 
     # -- the steps, callable one by one ------------------------------------------------------
 

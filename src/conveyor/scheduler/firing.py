@@ -19,6 +19,7 @@ from conveyor.definitions.job import Job
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.ticks import TickSpec
+from conveyor.storage.trigger_state import TriggerState
 from conveyor.workspace import Workspace
 
 log = logging.getLogger("conveyor.daemon")
@@ -115,9 +116,29 @@ class Scope:
     # daemon first saw them, ``storage.chains``).
     started: float
     ticks: Ticks = field(init=False)
+    # The triggers switched off or back on, read once per pass (``trigger_states``).
+    _in_pass: bool = field(default=False, init=False)
+    _states: dict[tuple[str, str], TriggerState] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ticks = Ticks(self.instance, self.workspace.origin)
+
+    def begin_pass(self) -> None:
+        """The steps until ``end_pass`` are one pass: they share one read of the switches."""
+        self._in_pass, self._states = True, None
+
+    def end_pass(self) -> None:
+        self._in_pass, self._states = False, None
+
+    def trigger_states(self) -> dict[tuple[str, str], TriggerState]:
+        """The timed triggers and sensors ever switched off or on (``storage.trigger_state``),
+        by (job or sensor, trigger): read once per pass, a few rows."""
+        if self._states is not None:
+            return self._states
+        states = self.instance.trigger_states.states()
+        if self._in_pass:
+            self._states = states
+        return states
 
     @property
     def jobs(self) -> dict[str, Job]:

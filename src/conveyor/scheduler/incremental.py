@@ -8,7 +8,8 @@ next period start on the next pass, so a job that starts far in the past
 catches up by itself, one period after another, then keeps pace with its
 schedule. A failed period is tried again at the job's next tick (sooner
 with ``execute={"retries": N}``), and the periods after it wait: they are
-processed in order.
+processed in order. While the job's schedule is switched off
+(``storage.trigger_state``) its walk waits.
 
 Each attempt is a tick keyed by the period's start and the number of failed
 attempts before it, so two daemons queue it once.
@@ -115,8 +116,15 @@ class IntervalWalk:
 
     def __call__(self, now: float) -> None:
         scope = self.scope
+        switched = scope.trigger_states()
         for job in scope.jobs.values():
             if job.incremental_mode != "interval":
+                continue
+            timed = job.timed_trigger
+            state = None if timed is None else switched.get((job.name, str(timed)))
+            if state is not None and not state.enabled:
+                # Its schedule is switched off: the walk waits, and goes on when it is on.
+                self.idle.pop(job.name, None)
                 continue
             woken = job.name in self.woken
             if not woken and now < self.idle.get(job.name, now):

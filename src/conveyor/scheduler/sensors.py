@@ -7,6 +7,10 @@ returned. A sensor still running after ``SENSOR_TIMEOUT`` is logged, once,
 and is not evaluated again until it returns (a thread cannot be stopped from
 outside; the threads are daemon threads, so a hung sensor does not keep the
 process from exiting).
+
+A sensor switched off (``storage.trigger_state``, as the sensor's name and
+``sensor:<name>``) is not evaluated; an evaluation already running when it was
+switched off is still taken up.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from conveyor.definitions.sensor import RunRequest, Sensor, SensorContext
 from conveyor.errors import ConveyorError
 from conveyor.execution.launch import check_partition, prepare
 from conveyor.scheduler.firing import Scope
+from conveyor.storage.trigger_state import sensor_trigger
 
 log = logging.getLogger("conveyor.daemon")
 
@@ -62,8 +67,12 @@ class Sensors:
         evaluations to return before their results are taken up."""
         self._take_up()
         store = self.scope.instance.sensor_store
+        switched = self.scope.trigger_states()
         for sensor in self.scope.workspace.sensors.values():
             if sensor.name in self.running:
+                continue
+            state = switched.get((sensor.name, sensor_trigger(sensor.name)))
+            if state is not None and not state.enabled:
                 continue
             cursor, last = store.get(sensor.name)
             if last is not None and now - last < sensor.interval:
@@ -132,7 +141,7 @@ class Sensors:
             self.scope.ticks.add(
                 job,
                 f"{job.name}/sensor:{sensor.name}@{key}",
-                f"sensor:{sensor.name}",
+                sensor_trigger(sensor.name),
                 at,
                 tags=tags,
                 run_config=cfg.raw,

@@ -2,7 +2,9 @@
 
 Each due tick is recorded with its queued run in one transaction under a
 unique key (``firing``). A job with ``incremental_mode="interval"`` is left to
-its walk (``incremental``).
+its walk (``incremental``). A trigger switched off (``storage.trigger_state``)
+does not fire; switched back on, it fires the ticks due from that moment, not
+the ones it missed while off.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from conveyor.scheduler.firing import Scope
 from conveyor.scheduler.intervals import IntervalEnds
 from conveyor.scheduler.timing import due, next_after
+from conveyor.storage.trigger_state import TriggerState
 
 
 class TimedTriggers:
@@ -30,6 +33,9 @@ class TimedTriggers:
         # The soonest of next_tick once every timed trigger has its instant there (a pass
         # before it has nothing to fire); -inf until then.
         self.earliest = float("-inf")
+        # The switched triggers when last looked at: a switch makes every trigger's next
+        # tick be worked out again.
+        self.switched: dict[tuple[str, str], TriggerState] = {}
 
     def __call__(self, now: float) -> None:
         self.intervals.stale()
@@ -41,9 +47,13 @@ class TimedTriggers:
             raise
 
     def _fire(self, now: float) -> None:
-        if now < self.earliest:
-            return  # no trigger is due: a quiet pass costs one comparison
         scope = self.scope
+        switched = scope.trigger_states()
+        if switched != self.switched:
+            self.forget()
+            self.switched = switched
+        if now < self.earliest:
+            return  # no trigger is due: a quiet pass costs a comparison (and the switches)
         for job in scope.jobs.values():
             if job.incremental_mode == "interval":
                 continue  # its periods are queued by its walk
@@ -58,13 +68,18 @@ class TimedTriggers:
                 name = (job.name, str(trigger))
                 if now < self.next_tick.get(name, now):
                     continue
+                state = switched.get(name)
+                if state is not None and not state.enabled:
+                    continue  # off: it has no next tick until it is switched on
                 if name in self.last_tick:
                     last = self.last_tick[name]
                 else:
                     last = scope.instance.tick_store.last(job.name, str(trigger))
-                if last is not None and last < floor:
-                    last = floor
-                since = max(scope.started, floor)
+                # Switched back on: no tick from before that moment fires.
+                start = floor if state is None else max(floor, state.changed_at)
+                if last is not None and last < start:
+                    last = start
+                since = max(scope.started, start)
                 ticks = due(trigger, last, since, until, job.catchup)  # type: ignore[arg-type]
                 for tick in ticks:
                     scope.ticks.add(

@@ -31,7 +31,16 @@ from conveyor.storage.blobs import BlobStore
 from conveyor.storage.db import Database
 from conveyor.storage.journal import journal_path
 from conveyor.storage.logs import LIVE_DIR
-from conveyor.storage.schema import events, leases, logs, results, run_ends, runs, task_runs
+from conveyor.storage.schema import (
+    backfill_runs,
+    events,
+    leases,
+    logs,
+    results,
+    run_ends,
+    runs,
+    task_runs,
+)
 from conveyor.storage.states import RUN_TERMINAL
 
 # Runs deleted in one transaction: a short write lock, so that runs in flight can write.
@@ -124,7 +133,7 @@ class RunDeletion:
                 return Deleted()
             uris, inline = _blobs_of(conn, gone)
             kept = _still_pointed_at(conn, uris, gone)
-            for table in (task_runs, events, logs, results, run_ends):
+            for table in (task_runs, events, logs, results, run_ends, backfill_runs):
                 conn.execute(delete(table).where(table.c.run_id.in_(gone)))
             held = [leases.c.holder.in_(gone)]
             held += [leases.c.holder.like(f"{rid}/%") for rid in gone]

@@ -12,7 +12,9 @@ from typing import Any
 
 from conveyor.errors import ConfigError, ConveyorError, NotFoundError, StorageError
 from conveyor.storage import journal
+from conveyor.storage.backfills import BackfillStore
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
+from conveyor.storage.daemon_status import DaemonStatusStore
 from conveyor.storage.db import Database, check_database_url
 from conveyor.storage.deletion import Deleted, RunDeletion, epoch
 from conveyor.storage.events import EventStore
@@ -23,12 +25,14 @@ from conveyor.storage.pools import PoolStore
 from conveyor.storage.recorder import RunRecorder
 from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
+from conveyor.storage.run_queries import RunFilter, RunPage, RunQueries
 from conveyor.storage.runs import RunStore
 from conveyor.storage.sensors import SensorStore
 from conveyor.storage.signals import SignalStore
 from conveyor.storage.states import RunStatus
 from conveyor.storage.task_runs import TaskRunStore
 from conveyor.storage.ticks import TickStore
+from conveyor.storage.trigger_state import TriggerStateStore
 
 ENV_HOME = "CONVEYOR_HOME"
 ENV_DATABASE_URL = "CONVEYOR_DATABASE_URL"
@@ -72,6 +76,13 @@ class Instance:
         self.pool_store = PoolStore(db)
         self.sensor_store = SensorStore(db)
         self.run_deletion = RunDeletion(db, blobs, home)
+        self.run_queries = RunQueries(db)
+        # Timed triggers and sensors switched off and on (storage.trigger_state).
+        self.trigger_states = TriggerStateStore(db)
+        # Each scheduler daemon's last pass and error (storage.daemon_status).
+        self.daemon_status = DaemonStatusStore(db)
+        # Backfills with the runs each queued (storage.backfills).
+        self.backfills = BackfillStore(db, self.cancel_run)
 
     @classmethod
     def ephemeral(cls) -> Instance:
@@ -181,6 +192,23 @@ class Instance:
         if before is not None:
             cursor = self.run_store.get(self.run_store.resolve_id(before)).cursor
         return self.run_store.list(job_name=job_name, status=status, limit=limit, before=cursor)
+
+    def query_runs(
+        self, filter: RunFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> RunPage:
+        """A page of the runs that match ``filter``, newest first; pass its ``next_cursor``
+        as ``cursor`` for the next page. ``ConfigError`` for a cursor this did not give."""
+        return self.run_queries.page(filter, limit=limit, cursor=cursor)
+
+    def run_status_counts(self, filter: RunFilter) -> dict[str, int]:
+        """How many runs that match ``filter`` are in each status."""
+        return self.run_queries.status_counts(filter)
+
+    def pool_holders(self, name: str) -> list[str]:
+        """The runs that hold slots of pool ``name`` now (a run whose tasks hold slots of
+        it counts once), in slot order."""
+        holders = self.lease_store.held(f"pool:{name}")
+        return list(dict.fromkeys(h.split("/", 1)[0] for h in holders))
 
     def run(self, run_id: str, *, job_name: str | None = None) -> RunRecord:
         run = self.run_store.get(run_id)

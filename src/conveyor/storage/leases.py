@@ -135,7 +135,9 @@ class LeaseStore:
         """The holders of the slots of ``scope`` that are not free to take."""
         with self.db.read() as conn:
             rows = conn.execute(
-                select(leases.c.holder, leases.c.expires_at).where(leases.c.scope == scope)
+                select(leases.c.holder, leases.c.expires_at)
+                .where(leases.c.scope == scope)
+                .order_by(leases.c.slot)
             ).all()
             ended = _ended_holders(conn, rows)
         return [r.holder for r in rows if r.holder not in ended]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -25,6 +26,11 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# Indexes that migrations make on PostgreSQL only, and that are not in these tables: a GIN
+# index of ``runs.tags`` as JSONB, for runs by tag (``tags @> '{"k": "v"}'``). SQLite
+# has no such index, and cannot even describe one of an expression to compare.
+POSTGRES_ONLY_INDEXES = frozenset({"ix_runs_tags"})
 
 # Times are UTC epoch seconds (double precision): portable, compact, and
 # cheap to order and compare on both SQLite and PostgreSQL.
@@ -76,9 +82,14 @@ runs = Table(
     Index("ix_runs_status_created_at", "status", "created_at"),
     # The queue: the jobs with queued runs, and each one's oldest (scheduler.launching).
     Index("ix_runs_status_job_name_created_at", "status", "job_name", "created_at"),
-    Index("ix_runs_created_at", "created_at"),
+    # Every list of runs is newest first, paged by the key (created_at, id)
+    # (storage.run_queries).
+    Index("ix_runs_created_at_id", "created_at", "id"),
+    Index("ix_runs_trigger_created_at", "trigger", "created_at"),
+    Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_root_run_id", "root_run_id"),
     Index("ix_runs_ended_at", "ended_at"),
+    # On PostgreSQL, migration 0008 adds ix_runs_tags (``POSTGRES_ONLY_INDEXES``).
 )
 
 # One row per trigger firing. The unique key (trigger and tick time, or the
@@ -236,4 +247,59 @@ results = Table(
     Column("data", LargeBinary),
     Column("size", BigInteger, nullable=False),
     Column("type_name", String(255), nullable=False),
+)
+
+# Timed triggers and sensors switched off (or back on) by hand: a row per one ever
+# switched. ``owner`` is the job (or the sensor), ``trigger`` the trigger as the job's
+# list spells it (``every:5m``; ``sensor:<name>`` for a sensor). ``changed_at``: when it
+# was last switched; one switched back on fires from then on, not the ticks it missed.
+trigger_state = Table(
+    "trigger_state",
+    metadata,
+    Column("owner", String(255), primary_key=True),
+    Column("trigger", String(255), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("changed_at", Float, nullable=False),
+)
+
+# Each scheduler daemon's health, written after its passes (scheduler.daemon).
+daemon_status = Table(
+    "daemon_status",
+    metadata,
+    Column("daemon_id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_pass_at", Float, nullable=False),
+    Column("last_pass_seconds", Float, nullable=False),
+    Column("passes", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("last_error_at", Float),
+)
+
+# Backfills, with the runs each queued: listed, watched and canceled as one.
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("job_name", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    # requested, canceled or done (storage.backfills).
+    Column("status", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Index("ix_backfills_created_at", "created_at"),
+    Index("ix_backfills_job_name_created_at", "job_name", "created_at"),
+)
+
+backfill_runs = Table(
+    "backfill_runs",
+    metadata,
+    Column(
+        "backfill_id",
+        String(32),
+        ForeignKey("backfills.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_backfill_runs_run_id", "run_id"),
 )

@@ -10,6 +10,7 @@ PostgreSQL alike; only the construct that spells it is per dialect.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Insert, Table
 
@@ -25,25 +26,29 @@ def insert_or_update(
 
     Execute it with the rows as parameters, as a plain ``table.insert()``.
     """
+    stmt = dialect_insert(conn, table)
+    if not update:
+        out: Insert = stmt.on_conflict_do_nothing(index_elements=list(key))
+    else:
+        out = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+        )
+    return out
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """The ``INSERT`` construct of ``conn``'s database, for an ``ON CONFLICT`` of one's own
+    (``on_conflict_do_update(set_=...)`` with expressions of ``excluded``: the row that
+    clashed), which the two dialects spell alike."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg = pg_insert(table)
-        if not update:
-            return pg.on_conflict_do_nothing(index_elements=list(key))
-        return pg.on_conflict_do_update(
-            index_elements=list(key), set_={c: pg.excluded[c] for c in update}
-        )
+        return pg_insert(table)
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        lite = sqlite_insert(table)
-        if not update:
-            return lite.on_conflict_do_nothing(index_elements=list(key))
-        return lite.on_conflict_do_update(
-            index_elements=list(key), set_={c: lite.excluded[c] for c in update}
-        )
+        return sqlite_insert(table)
     raise StorageError(
         f"the {dialect} database cannot be written to: Conveyor stores its state in SQLite "
         f"or PostgreSQL; set CONVEYOR_DATABASE_URL to a postgresql+psycopg:// URL, or unset it"
