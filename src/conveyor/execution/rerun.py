@@ -18,6 +18,9 @@ from conveyor.storage.states import RunStatus, TaskStatus
 # Tag of a run that the scheduler queued again after its parent failed
 # (execute={"retries": N}); its value counts the retries so far.
 RETRY_TAG = "conveyor/retry"
+# Tag of a rerun queued through the API or the UI: "failure" (the parent's succeeded
+# tasks are reused) or "full" (every task runs again).
+RERUN_TAG = "conveyor/rerun"
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,8 @@ def start_server(instance: Instance, origin: dict[str, Any]) -> subprocess.Popen
         args += ["--file", str(origin["file"])]
     elif origin.get("module"):
         args += ["--module", str(origin["module"])]
+    elif origin.get("folder"):
+        args += ["--folder", str(origin["folder"])]
     with _log_file(instance, "launch-server") as log:
         return subprocess.Popen(
             args,
@@ -134,16 +136,10 @@ def serve(origin: dict[str, Any]) -> int:
     """
     import signal
 
-    from conveyor.workspace import load_file, load_module
+    from conveyor.workspace import load
 
     try:
-        preloaded = (
-            load_file(origin["file"])
-            if origin.get("file")
-            else load_module(origin["module"])
-            if origin.get("module")
-            else None
-        )
+        preloaded = load(origin) if origin else None
     except Exception:
         preloaded = None  # each run's own load reports the problem
     import conveyor.execution.launch  # noqa: F401  (imported once, shared by every fork)
@@ -211,10 +207,13 @@ def main(argv: list[str]) -> int:
             origin = {"file": str(Path(argv[2]).resolve())}
         elif argv[1:2] == ["--module"]:
             origin = {"module": argv[2]}
+        elif argv[1:2] == ["--folder"]:
+            origin = {"folder": str(Path(argv[2]).resolve())}
         return serve(origin)
     if len(argv) != 1:
         print(
-            "usage: python -m conveyor.execution.runner RUN_ID | --serve [--file F | --module M]",
+            "usage: python -m conveyor.execution.runner RUN_ID "
+            "| --serve [--file F | --module M | --folder D]",
             file=sys.stderr,
         )
         return 2
@@ -236,7 +235,7 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
         from conveyor.workspace import load
 
         if preloaded is not None and all(
-            preloaded.origin.get(k) == origin.get(k) for k in ("file", "module")
+            preloaded.origin.get(k) == origin.get(k) for k in ("file", "module", "folder")
         ):
             ws = preloaded
         else:
@@ -264,13 +263,7 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
 def _execute(run: Any, job: Any, instance: Instance, origin: dict[str, Any]) -> int:
     """The supervised child: execute the claimed run; exit 0 if it succeeded."""
     from conveyor.execution.launch import execute_run
-    from conveyor.execution.rerun import RETRY_TAG, reusable
 
-    reuse = None
-    if run.parent_run_id and RETRY_TAG in run.tags:
-        # A retry after a failure goes on from the failure, as `conveyor rerun` does.
-        parent = instance.run(run.parent_run_id)
-        reuse = reusable(job, instance, parent, instance.result_store.pointers(parent.id))
     try:
         result = execute_run(
             run.id,
@@ -278,7 +271,7 @@ def _execute(run: Any, job: Any, instance: Instance, origin: dict[str, Any]) -> 
             instance=instance,
             token=run.token,
             executor=origin.get("executor"),
-            reuse=reuse,
+            reuse=reuse_for(run, job, instance),
             supervised=True,
         )
     except ConveyorError as e:
@@ -286,6 +279,31 @@ def _execute(run: Any, job: Any, instance: Instance, origin: dict[str, Any]) -> 
         return 1
     print(f"run {run.id} {result.status}")
     return 0 if result.success else 1
+
+
+def reuse_for(run: Any, job: Any, instance: Instance) -> dict[str, dict[str, Any]] | None:
+    """The parent's results a queued run goes on from: a retry after a failure
+    (``RETRY_TAG``) and a rerun from failure (``RERUN_TAG`` = ``failure``) reuse the
+    parent's succeeded tasks, as `conveyor rerun` does, but for those whose config the
+    rerun changes (and what is downstream of them)."""
+    from conveyor.execution.launch import INPUT_PREFIX
+    from conveyor.execution.rerun import RERUN_TAG, RETRY_TAG, changed_by_config, reusable
+
+    if not run.parent_run_id:
+        return None
+    if RETRY_TAG not in run.tags and run.tags.get(RERUN_TAG) != "failure":
+        return None
+    parent = instance.run(run.parent_run_id)
+    pointers = instance.result_store.pointers(parent.id)
+    changed: set[str] | None = None
+    if run.run_config != parent.run_config:
+        inputs = {
+            k[len(INPUT_PREFIX) :]: instance.result_store.load(p)
+            for k, p in pointers.items()
+            if k.startswith(INPUT_PREFIX)
+        }
+        changed = changed_by_config(job, parent, run.run_config, inputs or None)
+    return reusable(job, instance, parent, pointers, changed=changed)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 from fastapi import APIRouter
+
+# Written by `conveyor dev`'s helper; included when it is there.
+OPTIONAL = ("conveyor.server.api.workspace",)
 
 
 def routers() -> list[APIRouter]:
-    from conveyor.server.api import health
+    from conveyor.server.api import (
+        backfills,
+        daemon,
+        health,
+        jobs,
+        logs,
+        pools,
+        results,
+        runs,
+        schedules,
+        sensors,
+        webhooks,
+    )
 
-    return [health.router]
+    out = [
+        health.router,
+        jobs.router,
+        runs.router,
+        logs.router,
+        results.router,
+        schedules.router,
+        sensors.router,
+        backfills.router,
+        pools.router,
+        daemon.router,
+        webhooks.router,
+    ]
+    for name in OPTIONAL:
+        if importlib.util.find_spec(name) is not None:
+            out.append(importlib.import_module(name).router)
+    return out

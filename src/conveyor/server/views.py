@@ -1,0 +1,529 @@
+"""Read models shared by the API and the UI: what a page or a response shows of a job or a run.
+
+Each model is a pydantic class (the API's schema documents it), built by one
+function from the instance and the loaded workspace, so that the JSON of
+``/api/...`` and the HTML of a page never disagree about a job or a run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from conveyor.definitions.job import Job
+from conveyor.definitions.params import config_param
+from conveyor.definitions.resources import Resource
+from conveyor.definitions.triggers import CHAIN_TYPES, Trigger
+from conveyor.errors import ConfigError, NotFoundError
+from conveyor.storage.instance import Instance
+from conveyor.storage.records import EventRecord, RunRecord, TaskDetails, TaskRunRecord
+
+# How many recent runs a job's summary draws its durations (sparkline) from.
+RECENT_RUNS = 20
+# How many next fire times a trigger shows.
+NEXT_TIMES = 3
+
+
+class RunSummary(BaseModel):
+    """One run as a list shows it."""
+
+    id: str
+    job_name: str
+    status: str
+    trigger: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration: float | None = Field(description="seconds from start to end (or to now)")
+    tags: dict[str, str]
+    partition: str | None
+    interval_start: datetime | None
+    interval_end: datetime | None
+    parent_run_id: str | None
+    root_run_id: str | None
+    error: str | None
+
+
+class TaskAttempt(BaseModel):
+    """One attempt of a task in a run."""
+
+    attempt: int
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration: float | None
+    error_type: str | None
+    error_message: str | None
+    error_traceback: str | None
+    retry_wait: float | None = Field(description="seconds waited before the next attempt")
+
+
+class TaskRun(BaseModel):
+    """A task in a run, with all of its attempts; ``status`` is the latest attempt's."""
+
+    key: str
+    task_name: str
+    status: str
+    depends_on: list[str]
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration: float | None
+    attempts: list[TaskAttempt]
+
+
+class Event(BaseModel):
+    """Something that happened in a run: a failure, a retry, a hook error..."""
+
+    id: int
+    task_key: str | None
+    attempt: int | None
+    at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+
+
+class RunDetail(RunSummary):
+    """One run with what its page shows: config, tasks, errors, and related runs."""
+
+    job_version: str
+    run_config: dict[str, Any]
+    selection: list[str] | None
+    tasks: list[TaskRun]
+    parent: RunSummary | None
+    children: list[RunSummary] = Field(description="reruns and retries of this run")
+
+
+class TaskOptions(BaseModel):
+    """A task's execution options, as its graph node shows them."""
+
+    retries: int = Field(description="tries after the first one")
+    retry_delay: float | None
+    retry_backoff: str | None
+    timeout: float | None = Field(description="seconds")
+    cpu: float | None
+    memory: int | None = Field(description="bytes")
+    pool: str | None
+    tags: dict[str, str]
+
+
+class GraphNode(BaseModel):
+    key: str
+    task_name: str
+    description: str | None
+    takes_config: bool
+    options: TaskOptions
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    data: bool = Field(description="False when the edge only orders (a >> b)")
+
+
+class JobGraph(BaseModel):
+    """A workflow's static graph; a ``@job`` has one node, its body."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class TriggerView(BaseModel):
+    """A trigger of a job, with its next fire times when it is timed."""
+
+    trigger: str
+    type: str
+    expr: str
+    timezone: str | None
+    description: str
+    next_fire_times: list[datetime]
+
+
+class JobSummary(BaseModel):
+    """A job as the jobs list shows it."""
+
+    name: str
+    kind: str
+    description: str | None
+    tags: dict[str, str]
+    triggers: list[str]
+    last_run: RunSummary | None
+    recent_durations: list[float | None] = Field(description="seconds, oldest first")
+
+
+class JobDetail(JobSummary):
+    """A job as its page shows it."""
+
+    place: str | None = Field(description="file:attribute the job is defined at")
+    graph: JobGraph
+    config_schema: dict[str, Any]
+    trigger_details: list[TriggerView]
+    upstream: list[str] = Field(description="jobs whose runs trigger this one (chains)")
+    downstream: list[str] = Field(description="jobs this one's runs trigger (chains)")
+    partitions: list[str] | None
+    interval_start: datetime | None
+    interval_end: datetime | None
+    incremental_mode: str
+    pool: str | None
+    execute: dict[str, Any]
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+def run_summary(run: RunRecord) -> RunSummary:
+    return RunSummary(
+        id=run.id,
+        job_name=run.job_name,
+        status=str(run.status),
+        trigger=run.trigger,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        duration=run.duration,
+        tags=run.tags,
+        partition=run.partition_key,
+        interval_start=run.interval_start,
+        interval_end=run.interval_end,
+        parent_run_id=run.parent_run_id,
+        root_run_id=run.root_run_id,
+        error=run.error,
+    )
+
+
+def task_attempt(a: TaskRunRecord) -> TaskAttempt:
+    return TaskAttempt(
+        attempt=a.attempt,
+        status=str(a.status),
+        started_at=a.started_at,
+        ended_at=a.ended_at,
+        duration=a.duration,
+        error_type=a.error_type,
+        error_message=a.error_message,
+        error_traceback=a.error_traceback,
+        retry_wait=a.retry_wait,
+    )
+
+
+def task_run(t: TaskDetails) -> TaskRun:
+    return TaskRun(
+        key=t.key,
+        task_name=t.task_name,
+        status=str(t.status),
+        depends_on=t.depends_on,
+        started_at=t.started_at,
+        ended_at=t.ended_at,
+        duration=t.duration,
+        attempts=[task_attempt(a) for a in t.attempts],
+    )
+
+
+def event(e: EventRecord) -> Event:
+    return Event(
+        id=e.id,
+        task_key=e.task_key,
+        attempt=e.attempt,
+        at=e.at,
+        kind=e.kind,
+        message=e.message,
+        data=e.data,
+    )
+
+
+def task_runs(instance: Instance, run_id: str) -> list[TaskRun]:
+    """The tasks of run ``run_id`` with their attempts (``NotFoundError`` if no such run)."""
+    return [task_run(t) for t in instance.run_details(run_id).tasks]
+
+
+def run_events(instance: Instance, run_id: str, kinds: list[str] | None = None) -> list[Event]:
+    """The events of run ``run_id``, oldest first (of ``kinds`` only, if given)."""
+    instance.run(run_id)
+    return [event(e) for e in instance.event_store.for_run(run_id, kinds=kinds)]
+
+
+def child_runs(instance: Instance, run: RunRecord, limit: int = 100) -> list[RunRecord]:
+    """The runs whose parent is ``run`` (its reruns and retries), oldest first: among the
+    next runs of its job (storage has no index by parent yet)."""
+    from conveyor.storage.run_queries import RunFilter
+
+    found: list[RunRecord] = []
+    cursor = None
+    wanted = RunFilter(job_names=(run.job_name,), created_after=run.created_ts)
+    for _ in range(5):
+        page = instance.query_runs(wanted, limit=1000, cursor=cursor)
+        found += [r for r in page.runs if r.parent_run_id == run.id]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return sorted(found, key=lambda r: r.created_ts)[:limit]
+
+
+def run_detail(instance: Instance, run_id: str) -> RunDetail:
+    """Run ``run_id`` with its tasks, attempts, config and related runs."""
+    details = instance.run_details(run_id)
+    run = details.run
+    parent = None
+    if run.parent_run_id is not None:
+        parent = run_summary(instance.run(run.parent_run_id))
+    return RunDetail(
+        **run_summary(run).model_dump(),
+        job_version=run.job_version,
+        run_config=run.run_config,
+        selection=run.selection,
+        tasks=[task_run(t) for t in details.tasks],
+        parent=parent,
+        children=[run_summary(r) for r in child_runs(instance, run)],
+    )
+
+
+def resolve_run(instance: Instance, run_id: str) -> str:
+    """The full id of run ``run_id`` (its first characters will do); ``NotFoundError``
+    when no run has it, or it is not a run id at all."""
+    text = run_id.strip().lower()
+    if not text or len(text) > 32 or any(c not in "0123456789abcdef" for c in text):
+        raise NotFoundError(
+            f"no run {run_id!r}: a run id is 32 hex characters (its first 4 or more will do); "
+            f"list runs with GET /api/runs"
+        )
+    try:
+        return instance.run_store.resolve_id(text)
+    except ConfigError as e:  # too short, or more than one run starts so
+        raise NotFoundError(f"no one run {run_id!r}: {e}") from None
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+def job_summary(instance: Instance, job: Job, recent: list[RunRecord] | None = None) -> JobSummary:
+    """``job`` with its last run and its recent runs' durations."""
+    runs = recent if recent is not None else instance.runs(job.name, limit=RECENT_RUNS)
+    return JobSummary(
+        name=job.name,
+        kind=job.kind,
+        description=job.description,
+        tags=job.tags,
+        triggers=[str(t) for t in job.triggers],
+        last_run=run_summary(runs[0]) if runs else None,
+        recent_durations=[r.duration for r in reversed(runs)],
+    )
+
+
+def job_summaries(
+    instance: Instance, jobs: dict[str, Job], q: str | None = None, tags: list[str] | None = None
+) -> list[JobSummary]:
+    """The jobs, by name, that match ``q`` (in the name or description, any case) and
+    carry every tag of ``tags`` (``key`` or ``key=value``)."""
+    wanted = [t.partition("=") for t in tags or []]
+    out = []
+    for name in sorted(jobs):
+        job = jobs[name]
+        text = f"{job.name}\n{job.description or ''}".lower()
+        if q and q.strip().lower() not in text:
+            continue
+        if any(k not in job.tags or (eq and job.tags[k] != v) for k, eq, v in wanted):
+            continue
+        out.append(job_summary(instance, job))
+    return out
+
+
+def task_options(job: Job, task: Any) -> TaskOptions:
+    retry = task.retry if task.retry is not None else job.retry
+    return TaskOptions(
+        retries=retry.max_retries if retry is not None else 0,
+        retry_delay=retry.delay if retry is not None else None,
+        retry_backoff=retry.backoff if retry is not None else None,
+        timeout=task.timeout,
+        cpu=task.cpu,
+        memory=task.memory,
+        pool=task.pool,
+        tags=task.tags,
+    )
+
+
+def job_graph(job: Job) -> JobGraph:
+    """The job's graph: its task nodes with their options, and the edges between them."""
+    if job.graph is None:
+        node = GraphNode(
+            key=job.name,
+            task_name=job.name,
+            description=job.description,
+            takes_config=job.config_model is not None,
+            options=TaskOptions(
+                retries=job.retry.max_retries if job.retry is not None else 0,
+                retry_delay=job.retry.delay if job.retry is not None else None,
+                retry_backoff=job.retry.backoff if job.retry is not None else None,
+                timeout=job.execute.timeout,
+                cpu=None,
+                memory=None,
+                pool=job.pool,
+                tags=job.tags,
+            ),
+        )
+        return JobGraph(nodes=[node], edges=[])
+    nodes, edges = [], []
+    for key, n in job.graph.nodes.items():
+        nodes.append(
+            GraphNode(
+                key=key,
+                task_name=n.task.name,
+                description=n.task.description,
+                takes_config=config_param(n.task.params) is not None,
+                options=task_options(job, n.task),
+            )
+        )
+        edges += [GraphEdge(source=d, target=key, data=d in n.upstream) for d in n.deps]
+    return JobGraph(nodes=nodes, edges=edges)
+
+
+def _model_schema(model: Any, defs: dict[str, Any], default: Any = None) -> dict[str, Any]:
+    """``model``'s JSON schema, its ``$defs`` moved into ``defs`` (refs stay valid at the root)."""
+    try:
+        schema: dict[str, Any] = model.model_json_schema()
+    except Exception as e:
+        return {"description": f"{model.__name__} cannot be described as JSON schema: {e}"}
+    defs.update(schema.pop("$defs", {}))
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+def config_schema(job: Job) -> dict[str, Any]:
+    """The JSON schema of a run config of ``job``: ``tasks.<key>.config`` for a workflow's
+    tasks, ``config`` for a ``@job`` body, ``resources.<name>`` for its resources."""
+    defs: dict[str, Any] = {}
+    props: dict[str, Any] = {}
+    if job.graph is not None:
+        tasks = {}
+        for key, node in job.graph.nodes.items():
+            p = config_param(node.task.params)
+            if p is not None:
+                tasks[key] = {
+                    "type": "object",
+                    "properties": {"config": _model_schema(p.annotation, defs)},
+                    "additionalProperties": False,
+                }
+        if tasks:
+            props["tasks"] = {"type": "object", "properties": tasks, "additionalProperties": False}
+    elif job.config_model is not None:
+        props["config"] = _model_schema(job.config_model, defs)
+    resources = {}
+    for name, value in job.resources.items():
+        if isinstance(value, Resource):
+            try:
+                current = value.model_dump(mode="json")
+            except Exception:
+                current = None
+            resources[name] = _model_schema(type(value), defs, current)
+    if resources:
+        props["resources"] = {
+            "type": "object",
+            "properties": resources,
+            "additionalProperties": False,
+        }
+    schema: dict[str, Any] = {
+        "title": f"run config of {job.name}",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def next_fire_times(job: Job, trigger: Trigger, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times of a timed trigger after ``now`` (none after the end
+    of the job's ``interval=``); empty for a trigger that is not timed."""
+    from conveyor.scheduler.timing import next_after
+
+    out: list[datetime] = []
+    if not trigger.is_timed:
+        return out
+    moment = now.timestamp()
+    end = job.interval.end if job.interval is not None else None
+    while len(out) < count:
+        upcoming = next_after(trigger, moment)
+        if upcoming is None:
+            break
+        at = datetime.fromtimestamp(upcoming, UTC)
+        if end is not None and at > end:
+            break
+        out.append(at)
+        moment = upcoming
+    return out
+
+
+def describe_trigger(trigger: Trigger) -> str:
+    """A trigger in words: ``at 08:00 on Monday`` for a cron, else the trigger itself."""
+    if trigger.type == "schedule":
+        from conveyor.definitions.cron_text import describe
+
+        try:
+            return describe(trigger.expr)
+        except Exception:
+            return trigger.expr
+    if trigger.type == "every":
+        return f"every {trigger.expr}"
+    if trigger.type in CHAIN_TYPES:
+        outcome = trigger.type.split(".", 1)[1]
+        return f"when a run of {trigger.expr} ends in {outcome}"
+    return str(trigger)
+
+
+def trigger_views(
+    job: Job, now: datetime | None = None, count: int = NEXT_TIMES
+) -> list[TriggerView]:
+    """The job's triggers, with the next ``count`` fire times of the timed one."""
+    at = now or datetime.now(UTC)
+    return [
+        TriggerView(
+            trigger=str(t),
+            type=t.type,
+            expr=t.expr,
+            timezone=t.timezone if t.type == "schedule" else ("UTC" if t.is_timed else None),
+            description=describe_trigger(t),
+            next_fire_times=next_fire_times(job, t, at, count),
+        )
+        for t in job.triggers
+    ]
+
+
+def chains(jobs: dict[str, Job], job: Job) -> tuple[list[str], list[str]]:
+    """The jobs upstream of ``job`` (its chain triggers name them) and downstream of it
+    (their chain triggers name it)."""
+    up = sorted({t.expr for t in job.triggers if t.type in CHAIN_TYPES})
+    down = sorted(
+        other.name
+        for other in jobs.values()
+        if any(t.type in CHAIN_TYPES and t.expr == job.name for t in other.triggers)
+    )
+    return up, down
+
+
+def job_detail(
+    instance: Instance, jobs: dict[str, Job], job: Job, place: str | None = None
+) -> JobDetail:
+    """Everything a job's page shows of it, but its runs (list those with ``RunFilter``)."""
+    up, down = chains(jobs, job)
+    span = job.interval
+    return JobDetail(
+        **job_summary(instance, job).model_dump(),
+        place=place,
+        graph=job_graph(job),
+        config_schema=config_schema(job),
+        trigger_details=trigger_views(job),
+        upstream=up,
+        downstream=down,
+        partitions=list(job.partitions) if job.partitions is not None else None,
+        interval_start=span.start if span is not None else None,
+        interval_end=span.end if span is not None else None,
+        incremental_mode=job.incremental_mode,
+        pool=job.pool,
+        execute={
+            "timeout": job.execute.timeout,
+            "concurrency": job.execute.concurrency,
+            "retries": job.execute.retries,
+        },
+    )
