@@ -297,3 +297,33 @@ def test_runs_that_ended_before_the_upgrade_are_run_ends_oldest_first(tmp_path: 
     ]
     assert store.last_end_id(before=15.0) == ends[0].id
     db.dispose()
+
+
+def test_children_are_the_runs_whose_parent_it_is_oldest_first(durable: Instance) -> None:
+    store = durable.run_store
+    parent = store.create(job_name="j", job_version="v", status=RunStatus.QUEUED)
+    first = store.create(
+        job_name="j",
+        job_version="v",
+        status=RunStatus.QUEUED,
+        parent_run_id=parent.id,
+        root_run_id=parent.id,
+    )
+    second = store.create(
+        job_name="j",
+        job_version="v",
+        status=RunStatus.QUEUED,
+        parent_run_id=parent.id,
+        root_run_id=parent.id,
+    )
+    grandchild = store.create(
+        job_name="j",
+        job_version="v",
+        status=RunStatus.QUEUED,
+        parent_run_id=first.id,
+        root_run_id=parent.id,
+    )
+    store.create(job_name="j", job_version="v", status=RunStatus.QUEUED)
+    assert [r.id for r in store.children(parent)] == [first.id, second.id]
+    assert [r.id for r in store.children(store.get(first.id))] == [grandchild.id]
+    assert store.children(store.get(second.id)) == []

@@ -135,3 +135,13 @@ def test_racing_batches_fire_each_tick_once(durable: Instance) -> None:
     assert len(fired) == 60
     assert len(set(fired)) == 60
     assert durable.run_store.count(job_name="j") == 60
+
+
+def test_newest_lists_one_trigger_newest_first_up_to_the_limit(durable: Instance) -> None:
+    store = durable.tick_store
+    for at in (1.0, 5.0, 3.0):
+        store.fire(f"j/a@{at}", job_name="j", trigger="a", tick_at=at, run=RUN)
+    store.fire("j/b@9", job_name="j", trigger="b", tick_at=9.0, run=RUN)
+    assert [t["tick_at"] for t in store.newest("j", "a")] == [5.0, 3.0, 1.0]
+    assert [t["tick_at"] for t in store.newest("j", "a", limit=2)] == [5.0, 3.0]
+    assert store.newest("j", "nothing") == []

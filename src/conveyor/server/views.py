@@ -244,20 +244,8 @@ def run_events(instance: Instance, run_id: str, kinds: list[str] | None = None) 
 
 
 def child_runs(instance: Instance, run: RunRecord, limit: int = 100) -> list[RunRecord]:
-    """The runs whose parent is ``run`` (its reruns and retries), oldest first: among the
-    next runs of its job (storage has no index by parent yet)."""
-    from conveyor.storage.run_queries import RunFilter
-
-    found: list[RunRecord] = []
-    cursor = None
-    wanted = RunFilter(job_names=(run.job_name,), created_after=run.created_ts)
-    for _ in range(5):
-        page = instance.query_runs(wanted, limit=1000, cursor=cursor)
-        found += [r for r in page.runs if r.parent_run_id == run.id]
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return sorted(found, key=lambda r: r.created_ts)[:limit]
+    """The runs whose parent is ``run`` (its reruns and retries), oldest first."""
+    return instance.run_store.children(run, limit)
 
 
 def run_detail(instance: Instance, run_id: str) -> RunDetail:

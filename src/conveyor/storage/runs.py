@@ -433,6 +433,21 @@ class RunStore:
         with self.db.read() as conn:
             return [RunRecord.from_row(r) for r in conn.execute(q)]
 
+    def children(self, run: RunRecord, limit: int = 100) -> builtins.list[RunRecord]:
+        """The runs whose parent is ``run`` (its reruns and retries), oldest first.
+
+        They share its root, so the root's index finds them among its family.
+        """
+        root = run.root_run_id or run.id
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(runs)
+                .where(runs.c.root_run_id == root, runs.c.parent_run_id == run.id)
+                .order_by(runs.c.created_at, runs.c.id)
+                .limit(limit)
+            ).all()
+        return [RunRecord.from_row(r) for r in rows]
+
     def add_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Add ``tags`` to a run's tags."""
         with self.db.write() as conn:

@@ -123,6 +123,17 @@ class TickStore:
             ).all()
         return [dict(r._mapping) for r in rows]
 
+    def newest(self, job_name: str, trigger: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` ticks of one trigger of a job, newest first (by its index)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(ticks)
+                .where(ticks.c.job_name == job_name, ticks.c.trigger == trigger)
+                .order_by(ticks.c.tick_at.desc(), ticks.c.key.desc())
+                .limit(limit)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
 
 _LAST = select(func.max(ticks.c.tick_at)).where(
     ticks.c.job_name == bindparam("t_job"), ticks.c.trigger == bindparam("t_trigger")

@@ -25,10 +25,6 @@ READ = [Depends(allow(Action.READ))]
 OPERATE = [Depends(allow(Action.OPERATE))]
 # The most ticks one history page shows.
 MAX_TICKS = 1000
-# The most ticks of a job read to find a trigger's newest: the tick store lists a job's
-# ticks oldest first, with no way yet to ask for the newest (a job with more ticks than
-# this shows its oldest ones).
-TICKS_READ = 10_000
 
 
 class Tick(BaseModel):
@@ -65,12 +61,7 @@ class UpcomingTick(BaseModel):
 def tick_history(instance: Instance, job_name: str, trigger: str, limit: int = 50) -> list[Tick]:
     """The newest ``limit`` ticks of ``job_name``'s ``trigger`` (a sensor's is
     ``sensor:<name>``), newest first, with their runs' statuses now."""
-    rows = [
-        t
-        for t in instance.tick_store.for_job(job_name, limit=TICKS_READ)
-        if t["trigger"] == trigger
-    ]
-    rows = rows[::-1][:limit]
+    rows = instance.tick_store.newest(job_name, trigger, limit)
     runs = instance.run_store.get_many([r["run_id"] for r in rows if r["run_id"]])
     return [
         Tick(
