@@ -1,4 +1,8 @@
-"""The web UI: server-rendered pages (Jinja2), live parts with htmx and server-sent events."""
+"""The web UI: server-rendered pages (Jinja2), live parts with htmx and server-sent events.
+
+One module per page family; every route depends on ``auth.allow`` like the API's.
+Templates are in ``server/templates``, scripts and styles in ``server/static``.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,26 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    return []
+    from conveyor.server.ui import (
+        backfills,
+        jobs,
+        launchpad,
+        logs,
+        overview,
+        pools,
+        run,
+        runs,
+        schedules,
+    )
+
+    return [
+        overview.router,
+        jobs.router,
+        launchpad.router,
+        runs.router,
+        run.router,
+        logs.router,
+        schedules.router,
+        backfills.router,
+        pools.router,
+    ]

@@ -1,0 +1,210 @@
+"""The launchpad: a job's run config as a form (from its JSON schema) and as YAML/JSON text,
+checked as the user types, then launched (queued) with a redirect to the new run's page.
+
+The form and the editor are two views of one config. Whichever the user edited last
+(the ``source`` input, kept by ``static/conveyor.js``) is read; the check answers
+with the other view brought up to date and each field's error beside it, out of
+band, so the input being typed in keeps its focus.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from conveyor.definitions.job import Job
+from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.server import actions, views
+from conveyor.server.app import state_of
+from conveyor.server.auth import Action, allow, authorize
+from conveyor.server.ui import forms
+from conveyor.server.ui.formdata import form_data
+from conveyor.server.ui.templating import not_found, render
+
+router = APIRouter()
+
+# The recent intervals the picker offers.
+RECENT_INTERVALS = 30
+
+
+@dataclass(slots=True)
+class Check:
+    """What checking the launchpad found: the config, its errors, and the form."""
+
+    config: dict[str, Any]
+    form: forms.Group
+    text: str
+    source: str
+    errors: list[tuple[str, str]]
+    other: list[tuple[str, str]]
+    partition: str
+    interval: str
+    tags: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def recent_intervals(job: Job, now: datetime | None = None) -> list[tuple[str, str]]:
+    """The job's last elapsed periods, newest first, as (value, label) for the picker."""
+    from conveyor.scheduler.backfill import intervals_between
+
+    if job.timed_trigger is None:
+        return []
+    end = now or datetime.now(UTC)
+    if job.interval is not None and job.interval.end is not None:
+        end = min(end, job.interval.end)
+    found: list[Any] = []
+    for days in (2, 14, 120, 800):
+        start = end - timedelta(days=days)
+        if job.interval is not None:
+            start = max(start, job.interval.start)
+        if start >= end:
+            break
+        try:
+            found = intervals_between(job, start, end)
+        except ConveyorError:
+            return []
+        if len(found) >= RECENT_INTERVALS or start == getattr(job.interval, "start", None):
+            break
+    return [
+        (
+            f"{i.start.isoformat()}|{i.end.isoformat()}",
+            f"{i.start:%Y-%m-%d %H:%M} → {i.end:%Y-%m-%d %H:%M} UTC",
+        )
+        for i in reversed(found[-RECENT_INTERVALS:])
+    ]
+
+
+def _tags(text: str) -> dict[str, str]:
+    """``key=value, key2=value2`` as tags; ``ValueError`` naming a pair without ``=``."""
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"tags: {part.strip()!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _interval(text: str) -> tuple[str, str] | None:
+    if not text.strip():
+        return None
+    start, _, end = text.partition("|")
+    return (start.strip(), end.strip())
+
+
+def check(job: Job, form: dict[str, str] | None) -> Check:
+    """Read the launchpad's inputs and check the launch they describe, recording nothing."""
+    fields = forms.build(views.config_schema(job))
+    data = form or {}
+    source = data.get("source", "form")
+    text = data.get("config_text", "")
+    errors: list[tuple[str, str]] = []
+    config: dict[str, Any] = {}
+    if source == "editor":
+        try:
+            config = forms.from_text(text)
+        except ValueError as e:
+            errors.append(("", str(e)))
+        forms.fill(fields, config)
+    else:
+        config = forms.config_from_form(data, fields)
+        forms.fill_from_form(fields, data)
+        text = forms.to_text(config)
+    partition = data.get("partition", "")
+    interval = data.get("interval", "")
+    tags = data.get("tags", "")
+    if not errors:
+        try:
+            _tags(tags)
+        except ValueError as e:
+            errors.append(("tags", str(e).removeprefix("tags: ")))
+        try:
+            actions.validate(job, config, partition=partition or None, interval=_interval(interval))
+        except ConveyorError as e:
+            errors += forms.split_errors(str(e))
+    other = forms.place_errors(fields, errors)
+    return Check(config, fields, text, source, errors, other, partition, interval, tags)
+
+
+def _context(state: Any, job: Job, result: Check) -> dict[str, Any]:
+    partitions = list(job.partitions) if job.partitions is not None else None
+    return {
+        "job": job,
+        "check": result,
+        "partitions": partitions,
+        "intervals": recent_intervals(job),
+        "needs_interval": job.timed_trigger is not None,
+        "schema_text": json.dumps(views.config_schema(job), indent=2),
+    }
+
+
+@router.get("/jobs/{job_name}/launch", dependencies=[Depends(allow(Action.READ))])
+def launchpad(request: Request, job_name: str) -> Response:
+    """The launch form of a job, with its config's fields and the YAML editor."""
+    state = state_of(request)
+    try:
+        job = state.workspace.job(job_name)
+    except ConveyorError as e:
+        return not_found(request, str(e))
+    result = check(job, None)
+    return render(request, "launchpad.html", _context(state, job, result))
+
+
+@router.post(
+    "/jobs/{job_name}/launch/check",
+    include_in_schema=False,
+    dependencies=[Depends(allow(Action.READ))],
+)
+async def check_launch(request: Request, job_name: str) -> Response:
+    """Check the launchpad as the user types: errors beside their fields, the other view
+    (form or editor) brought up to date. Always 200: a bad config is an answer."""
+    state = state_of(request)
+    try:
+        job = state.workspace.job(job_name)
+    except ConveyorError as e:
+        return not_found(request, str(e))
+    result = await run_in_threadpool(check, job, await form_data(request))
+    return render(request, "launch_check.html", _context(state, job, result))
+
+
+@router.post("/jobs/{job_name}/launch", dependencies=[Depends(allow(Action.LAUNCH))])
+async def launch(request: Request, job_name: str) -> Response:
+    """Queue the run the launchpad describes and show its page; the form again, with its
+    errors, when the config is wrong."""
+    state = state_of(request)
+    try:
+        job = state.workspace.job(job_name)
+    except NotFoundError as e:
+        return not_found(request, str(e))
+    authorize(request, Action.LAUNCH, job.name)
+    result = await run_in_threadpool(check, job, await form_data(request))
+    if result.ok:
+        try:
+            run = await run_in_threadpool(
+                lambda: actions.launch(
+                    state,
+                    job.name,
+                    result.config,
+                    tags=_tags(result.tags),
+                    partition=result.partition or None,
+                    interval=_interval(result.interval),
+                )
+            )
+        except ConveyorError as e:
+            result.errors += forms.split_errors(str(e))
+            result.other = forms.place_errors(result.form, result.errors)
+        else:
+            return RedirectResponse(f"/runs/{run.id}", status_code=303)
+    return render(request, "launchpad.html", _context(state, job, result))
