@@ -9,8 +9,8 @@ import pytest
 from pydantic import Field as ModelField
 
 from conveyor import Config, job
+from conveyor.server.job_views import config_schema
 from conveyor.server.ui import forms
-from conveyor.server.views import config_schema
 
 
 class Mode(StrEnum):

@@ -31,8 +31,9 @@ def create_app(state: ServerState) -> FastAPI:
     errors.install(app)
     for router in api_routers():
         app.include_router(router, prefix="/api")
+    # The pages are HTML for people: the OpenAPI schema documents the API only.
     for router in ui_routers():
-        app.include_router(router)
+        app.include_router(router, include_in_schema=False)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

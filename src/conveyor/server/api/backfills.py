@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from conveyor.server import actions, views
+from conveyor.server import actions, run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow, authorize
 from conveyor.storage.backfills import BackfillRecord
@@ -44,7 +44,7 @@ class Backfill(BaseModel):
 
 
 class BackfillDetail(Backfill):
-    runs: list[views.RunSummary] = Field(description="one per interval and/or partition")
+    runs: list[run_views.RunSummary] = Field(description="one per interval and/or partition")
 
 
 class Canceled(BaseModel):
@@ -68,7 +68,7 @@ def backfill_view(instance: Instance, record: BackfillRecord) -> Backfill:
 def backfill_detail(instance: Instance, backfill_id: str) -> BackfillDetail:
     """A backfill with each of its runs (``NotFoundError`` if there is no such backfill)."""
     view = backfill_view(instance, instance.backfills.get(backfill_id))
-    runs = [views.run_summary(r) for r in instance.backfills.runs(backfill_id)]
+    runs = [run_views.run_summary(r) for r in instance.backfills.runs(backfill_id)]
     return BackfillDetail(**view.model_dump(), runs=runs)
 
 

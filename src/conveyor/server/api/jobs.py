@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel
 
-from conveyor.server import actions, views
+from conveyor.server import actions, job_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 
@@ -26,32 +26,32 @@ def list_jobs(
     request: Request,
     q: Annotated[str | None, Query(description="text in the name or description")] = None,
     tag: Annotated[list[str] | None, Query(description="KEY or KEY=VALUE; all must match")] = None,
-) -> list[views.JobSummary]:
+) -> list[job_views.JobSummary]:
     """The jobs of the workspace, by name, with their last run and recent durations."""
     state = state_of(request)
-    return views.job_summaries(state.instance, state.workspace.jobs, q, tag)
+    return job_views.job_summaries(state.instance, state.workspace.jobs, q, tag)
 
 
 @router.get("/{job_name}")
-def get_job(request: Request, job_name: str) -> views.JobDetail:
+def get_job(request: Request, job_name: str) -> job_views.JobDetail:
     """One job: its graph, config schema, triggers with next fire times, and chains."""
     state = state_of(request)
     job = state.workspace.job(job_name)
     ws = state.workspace.workspace
     place = ws.places.get(job.name) if ws is not None else None
-    return views.job_detail(state.instance, state.workspace.jobs, job, place)
+    return job_views.job_detail(state.instance, state.workspace.jobs, job, place)
 
 
 @router.get("/{job_name}/graph")
-def get_graph(request: Request, job_name: str) -> views.JobGraph:
+def get_graph(request: Request, job_name: str) -> job_views.JobGraph:
     """The job's task graph, each task with its retry, timeout, cpu, memory and pool."""
-    return views.job_graph(state_of(request).workspace.job(job_name))
+    return job_views.job_graph(state_of(request).workspace.job(job_name))
 
 
 @router.get("/{job_name}/config-schema")
 def get_config_schema(request: Request, job_name: str) -> dict[str, Any]:
     """The JSON schema of the job's run config (what the launchpad's form is made from)."""
-    return views.config_schema(state_of(request).workspace.job(job_name))
+    return job_views.config_schema(state_of(request).workspace.job(job_name))
 
 
 @router.get("/{job_name}/triggers")
@@ -59,9 +59,9 @@ def get_triggers(
     request: Request,
     job_name: str,
     count: Annotated[int, Query(ge=1, le=100, description="next fire times to show")] = 3,
-) -> list[views.TriggerView]:
+) -> list[job_views.TriggerView]:
     """The job's triggers, with the next fire times of its timed one."""
-    return views.trigger_views(state_of(request).workspace.job(job_name), count=count)
+    return job_views.trigger_views(state_of(request).workspace.job(job_name), count=count)
 
 
 @router.post("/{job_name}/config-check")

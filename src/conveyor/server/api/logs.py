@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.errors import ConfigError, NotFoundError
-from conveyor.server import views
+from conveyor.server import run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 from conveyor.storage.instance import Instance
@@ -83,7 +83,7 @@ def task_ended(instance: Instance, run_id: str, task_key: str) -> tuple[bool, bo
 def check_task(instance: Instance, run_id: str, task_key: str) -> str:
     """The full id of run ``run_id``, if it has task ``task_key``; ``NotFoundError``
     naming its tasks otherwise."""
-    rid = views.resolve_run(instance, run_id)
+    rid = run_views.resolve_run(instance, run_id)
     if not instance.task_run_store.for_task(rid, task_key):
         keys = [t.key for t in instance.run_details(rid).tasks]
         raise NotFoundError(

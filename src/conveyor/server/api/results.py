@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from conveyor.errors import NotFoundError
-from conveyor.server import views
+from conveyor.server import run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 from conveyor.storage.instance import Instance
@@ -56,7 +56,7 @@ def as_json(value: Any) -> tuple[bool, Any]:
 def task_result(instance: Instance, run_id: str, task_key: str) -> TaskResult:
     """The stored output of ``task_key`` in run ``run_id`` (``NotFoundError`` when the
     run, the task or its result is not there)."""
-    rid = views.resolve_run(instance, run_id)
+    rid = run_views.resolve_run(instance, run_id)
     pointer = instance.result_store.pointers(rid).get(task_key)
     if pointer is None:
         keys = [t.key for t in instance.run_details(rid).tasks]

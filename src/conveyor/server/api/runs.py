@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from conveyor.errors import ConfigError
-from conveyor.server import actions, views
+from conveyor.server import actions, run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow, authorize
 from conveyor.storage.run_queries import MAX_LIMIT, RunFilter
@@ -61,7 +61,7 @@ class Canceled(BaseModel):
 class RunList(BaseModel):
     """One page of runs, newest first."""
 
-    runs: list[views.RunSummary]
+    runs: list[run_views.RunSummary]
     next_cursor: str | None = Field(description="pass as cursor for the next page; null: last")
 
 
@@ -123,7 +123,7 @@ def list_runs(
 ) -> RunList:
     """Runs newest first, filtered by job, status, tags, trigger and time, a page at a time."""
     page = state_of(request).instance.query_runs(filter, limit=limit, cursor=cursor)
-    return RunList(runs=[views.run_summary(r) for r in page.runs], next_cursor=page.next_cursor)
+    return RunList(runs=[run_views.run_summary(r) for r in page.runs], next_cursor=page.next_cursor)
 
 
 @router.get("/counts", dependencies=READ)
@@ -135,7 +135,7 @@ def count_runs(
 
 
 @router.post("", status_code=201, dependencies=[Depends(allow(Action.LAUNCH))])
-def launch_run(request: Request, body: LaunchRequest) -> views.RunSummary:
+def launch_run(request: Request, body: LaunchRequest) -> run_views.RunSummary:
     """Queue a run of a job; the daemon starts it. The config is checked first: 422
     naming the field path (``tasks.extract.config.limit: ...``), and nothing is recorded."""
     authorize(request, Action.LAUNCH, body.job_name)
@@ -148,22 +148,22 @@ def launch_run(request: Request, body: LaunchRequest) -> views.RunSummary:
         interval=(body.interval.start, body.interval.end) if body.interval else None,
         selection=body.selection,
     )
-    return views.run_summary(run)
+    return run_views.run_summary(run)
 
 
 @router.get("/{run_id}", dependencies=READ)
-def get_run(request: Request, run_id: str) -> views.RunDetail:
+def get_run(request: Request, run_id: str) -> run_views.RunDetail:
     """One run (its id or first characters): tasks with attempts and errors, config,
     tags, trigger, parent and child runs."""
     instance = state_of(request).instance
-    return views.run_detail(instance, views.resolve_run(instance, run_id))
+    return run_views.run_detail(instance, run_views.resolve_run(instance, run_id))
 
 
 @router.get("/{run_id}/tasks", dependencies=READ)
-def get_tasks(request: Request, run_id: str) -> list[views.TaskRun]:
+def get_tasks(request: Request, run_id: str) -> list[run_views.TaskRun]:
     """The run's tasks in the order they started, each with its attempts."""
     instance = state_of(request).instance
-    return views.task_runs(instance, views.resolve_run(instance, run_id))
+    return run_views.task_runs(instance, run_views.resolve_run(instance, run_id))
 
 
 @router.get("/{run_id}/events", dependencies=READ)
@@ -171,10 +171,10 @@ def get_events(
     request: Request,
     run_id: str,
     kind: Annotated[list[str] | None, Query(description="only events of these kinds")] = None,
-) -> list[views.Event]:
+) -> list[run_views.Event]:
     """What happened in the run, oldest first: failures, retries, hook errors..."""
     instance = state_of(request).instance
-    return views.run_events(instance, views.resolve_run(instance, run_id), kind)
+    return run_views.run_events(instance, run_views.resolve_run(instance, run_id), kind)
 
 
 @router.post("/{run_id}/cancel", dependencies=[Depends(allow(Action.CANCEL))])
@@ -182,19 +182,21 @@ def cancel_run(request: Request, run_id: str) -> Canceled:
     """Ask the run to stop: a queued run ends ``canceled`` at once, a running one goes
     ``canceling`` until its process has stopped its tasks. An ended run stays as it is."""
     state = state_of(request)
-    rid = views.resolve_run(state.instance, run_id)
+    rid = run_views.resolve_run(state.instance, run_id)
     authorize(request, Action.CANCEL, state.instance.run(rid).job_name)
     return Canceled(run_id=rid, status=str(actions.cancel(state, rid)))
 
 
 @router.post("/{run_id}/rerun", status_code=201, dependencies=[Depends(allow(Action.LAUNCH))])
-def rerun_run(request: Request, run_id: str, body: RerunRequest | None = None) -> views.RunSummary:
+def rerun_run(
+    request: Request, run_id: str, body: RerunRequest | None = None
+) -> run_views.RunSummary:
     """Queue the run again, from failure (its succeeded tasks reused) or in full,
     optionally with new config. 409 if it has not ended, or if it succeeded and there
     is nothing to rerun from failure."""
     state = state_of(request)
     ask = body or RerunRequest()
-    rid = views.resolve_run(state.instance, run_id)
+    rid = run_views.resolve_run(state.instance, run_id)
     authorize(request, Action.LAUNCH, state.instance.run(rid).job_name)
     run = actions.rerun(state, rid, full=ask.full, run_config=ask.run_config)
-    return views.run_summary(run)
+    return run_views.run_summary(run)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from conveyor.definitions.job import Job
 from conveyor.definitions.triggers import Trigger
 from conveyor.errors import NotFoundError
-from conveyor.server import views
+from conveyor.server import job_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 from conveyor.storage.instance import Instance
@@ -89,7 +89,7 @@ def timed_trigger(job: Job) -> Trigger:
 
 
 def schedule_view(
-    instance: Instance, job: Job, disabled: set[tuple[str, str]], count: int = views.NEXT_TIMES
+    instance: Instance, job: Job, disabled: set[tuple[str, str]], count: int = job_views.NEXT_TIMES
 ) -> Schedule:
     trigger = timed_trigger(job)
     enabled = (job.name, str(trigger)) not in disabled
@@ -98,10 +98,10 @@ def schedule_view(
         job_name=job.name,
         trigger=str(trigger),
         type=trigger.type,
-        description=views.describe_trigger(trigger),
+        description=job_views.describe_trigger(trigger),
         timezone=trigger.timezone if trigger.type == "schedule" else "UTC",
         enabled=enabled,
-        next_fire_times=views.next_fire_times(job, trigger, datetime.now(UTC), count)
+        next_fire_times=job_views.next_fire_times(job, trigger, datetime.now(UTC), count)
         if enabled
         else [],
         last_tick_at=None if last is None else datetime.fromtimestamp(last, UTC),
@@ -129,7 +129,7 @@ def upcoming(instance: Instance, jobs: dict[str, Job], hours: float = 24) -> lis
         for t in job.triggers:
             if not t.is_timed or (job.name, str(t)) in disabled:
                 continue
-            for at in views.next_fire_times(job, t, now, MAX_TICKS):
+            for at in job_views.next_fire_times(job, t, now, MAX_TICKS):
                 if at > until:
                     break
                 out.append(UpcomingTick(job_name=job.name, trigger=str(t), at=at))

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from conveyor.definitions.job import Job
 from conveyor.errors import ConveyorError, NotFoundError
-from conveyor.server import actions, views
+from conveyor.server import actions, run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow, authorize
 from conveyor.server.state import ServerState
@@ -87,7 +87,7 @@ def backfill_page(request: Request, backfill_id: str) -> Response:
         record = state.instance.backfills.get(backfill_id)
     except NotFoundError as e:
         return not_found(request, str(e))
-    runs = [views.run_summary(r) for r in state.instance.backfills.runs(record.id)]
+    runs = [run_views.run_summary(r) for r in state.instance.backfills.runs(record.id)]
     progress = state.instance.backfills.progress(record.id)
     return render(
         request,

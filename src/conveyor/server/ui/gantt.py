@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from conveyor.server.run_views import RunDetail
 from conveyor.server.ui.templating import duration
-from conveyor.server.views import RunDetail
 
 # A run with more tasks than this shows the first ones (by start) in its timeline.
 MAX_ROWS = 300

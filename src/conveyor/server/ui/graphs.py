@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from conveyor.server.job_views import JobGraph, TaskOptions
+from conveyor.server.run_views import RunDetail, TaskRun
 from conveyor.server.ui.templating import duration, size
-from conveyor.server.views import JobGraph, RunDetail, TaskOptions, TaskRun
 
 # Beyond this many tasks a graph is not drawn (the layout would take the browser
 # seconds); the timeline and the task table still show every task.

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from conveyor.errors import ConveyorError
-from conveyor.server import views
+from conveyor.server import job_views, run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 from conveyor.server.ui.graphs import job_graph_data
@@ -29,8 +29,8 @@ def jobs_page(request: Request, q: str | None = None) -> Response:
         job = state.workspace.jobs[name]
         if wanted and wanted not in f"{job.name}\n{job.description or ''}".lower():
             continue
-        recent = state.instance.runs(job.name, limit=views.RECENT_RUNS)
-        jobs.append(views.job_summary(state.instance, job, recent))
+        recent = state.instance.runs(job.name, limit=job_views.RECENT_RUNS)
+        jobs.append(job_views.job_summary(state.instance, job, recent))
         statuses[job.name] = [str(r.status) for r in reversed(recent)]
     return render(request, "jobs.html", {"jobs": jobs, "q": q or "", "statuses": statuses})
 
@@ -45,7 +45,7 @@ def job_page(request: Request, job_name: str) -> Response:
         return not_found(request, str(e))
     ws = state.workspace.workspace
     place = ws.places.get(job.name) if ws is not None else None
-    detail = views.job_detail(state.instance, state.workspace.jobs, job, place=place)
+    detail = job_views.job_detail(state.instance, state.workspace.jobs, job, place=place)
     page = state.instance.query_runs(RunFilter(job_names=(job.name,)), limit=RECENT_RUNS)
     disabled = state.instance.trigger_states.disabled()
     return render(
@@ -54,7 +54,7 @@ def job_page(request: Request, job_name: str) -> Response:
         {
             "job": detail,
             "graph": job_graph_data(detail.graph),
-            "runs": [views.run_summary(r) for r in page.runs],
+            "runs": [run_views.run_summary(r) for r in page.runs],
             "more_runs": page.next_cursor is not None,
             "disabled": {t for owner, t in disabled if owner == job.name},
         },

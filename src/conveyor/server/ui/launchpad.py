@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from conveyor.definitions.job import Job
 from conveyor.errors import ConveyorError, NotFoundError
-from conveyor.server import actions, views
+from conveyor.server import actions, job_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow, authorize
 from conveyor.server.ui import forms
@@ -106,7 +106,7 @@ def _interval(text: str) -> tuple[str, str] | None:
 
 def check(job: Job, form: dict[str, str] | None) -> Check:
     """Read the launchpad's inputs and check the launch they describe, recording nothing."""
-    fields = forms.build(views.config_schema(job))
+    fields = forms.build(job_views.config_schema(job))
     data = form or {}
     source = data.get("source", "form")
     text = data.get("config_text", "")
@@ -146,7 +146,7 @@ def _context(state: Any, job: Job, result: Check) -> dict[str, Any]:
         "partitions": partitions,
         "intervals": recent_intervals(job),
         "needs_interval": job.timed_trigger is not None,
-        "schema_text": json.dumps(views.config_schema(job), indent=2),
+        "schema_text": json.dumps(job_views.config_schema(job), indent=2),
     }
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from conveyor.definitions.job import Job
-from conveyor.server import views
+from conveyor.server import job_views, run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 from conveyor.server.ui.templating import render
@@ -50,7 +50,7 @@ def upcoming(
                 continue
             times = [
                 at
-                for at in views.next_fire_times(job, trigger, start, PER_TRIGGER)
+                for at in job_views.next_fire_times(job, trigger, start, PER_TRIGGER)
                 if at - start <= HORIZON
             ]
             if times:
@@ -70,9 +70,9 @@ def overview(request: Request) -> Response:
         request,
         "overview.html",
         {
-            "active": [views.run_summary(r) for r in active.runs],
+            "active": [run_views.run_summary(r) for r in active.runs],
             "more_active": active.next_cursor is not None,
-            "failed": [views.run_summary(r) for r in failed.runs],
+            "failed": [run_views.run_summary(r) for r in failed.runs],
             "upcoming": upcoming(state.workspace.jobs, instance.trigger_states.disabled()),
             "daemons": daemons,
             "now": time.time(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from conveyor.server import views
+from conveyor.server import run_views
 from conveyor.server.api.pools import pools
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
@@ -24,5 +24,5 @@ def pools_page(request: Request) -> Response:
     return render(
         request,
         "pools.html",
-        {"pools": found, "runs": {k: views.run_summary(r) for k, r in runs.items()}},
+        {"pools": found, "runs": {k: run_views.run_summary(r) for k, r in runs.items()}},
     )

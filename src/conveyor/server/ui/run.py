@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.errors import ConveyorError, NotFoundError
-from conveyor.server import actions, views
+from conveyor.server import actions, job_views, run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow, authorize
 from conveyor.server.state import ServerState
@@ -52,7 +52,7 @@ class LogView:
     follow: bool
 
 
-def default_task(run: views.RunDetail) -> str | None:
+def default_task(run: run_views.RunDetail) -> str | None:
     """The task the page opens on: the first failed one, else the first running, else the
     last to end (none before a task started)."""
     for status in ("failure", "running", "up_for_retry"):
@@ -68,7 +68,7 @@ def default_task(run: views.RunDetail) -> str | None:
 
 
 def log_view(
-    state: ServerState, run: views.RunDetail, key: str, attempt: int | None, stream: str
+    state: ServerState, run: run_views.RunDetail, key: str, attempt: int | None, stream: str
 ) -> LogView:
     task = next((t for t in run.tasks if t.key == key), None)
     attempts = [(a.attempt, a.status) for a in task.attempts] if task is not None else []
@@ -96,10 +96,10 @@ def result_text(state: ServerState, run_id: str, key: str) -> str | None:
     return text
 
 
-def live_context(state: ServerState, run: views.RunDetail, task: str | None) -> dict[str, Any]:
+def live_context(state: ServerState, run: run_views.RunDetail, task: str | None) -> dict[str, Any]:
     """What the polled parts of the page show."""
     job = state.workspace.jobs.get(run.job_name)
-    graph = views.job_graph(job) if job is not None and job.graph is not None else None
+    graph = job_views.job_graph(job) if job is not None and job.graph is not None else None
     ended = run.status in ENDED
     failed_tasks = any(t.status in ("failure", "canceled") for t in run.tasks)
     return {
@@ -113,14 +113,14 @@ def live_context(state: ServerState, run: views.RunDetail, task: str | None) -> 
         "can_rerun": ended,
         "job_loaded": run.job_name in state.workspace.jobs,
         "live_url": f"/runs/{run.id}/live" + (f"?task={quote(task, safe='')}" if task else ""),
-        "events": views.run_events(state.instance, run.id)[-EVENTS_SHOWN:],
+        "events": run_views.run_events(state.instance, run.id)[-EVENTS_SHOWN:],
     }
 
 
-def _load(request: Request, run_id: str) -> views.RunDetail | Response:
+def _load(request: Request, run_id: str) -> run_views.RunDetail | Response:
     state = state_of(request)
     try:
-        return views.run_detail(state.instance, views.resolve_run(state.instance, run_id))
+        return run_views.run_detail(state.instance, run_views.resolve_run(state.instance, run_id))
     except NotFoundError as e:
         return not_found(request, str(e))
 
@@ -179,7 +179,7 @@ def cancel(request: Request, run_id: str) -> Response:
     """Ask the run to stop, then show it."""
     state = state_of(request)
     try:
-        run = state.instance.run(views.resolve_run(state.instance, run_id))
+        run = state.instance.run(run_views.resolve_run(state.instance, run_id))
     except NotFoundError as e:
         return not_found(request, str(e))
     authorize(request, Action.CANCEL, run.job_name)
@@ -196,7 +196,7 @@ async def rerun(request: Request, run_id: str) -> Response:
     state = state_of(request)
     mode = (await form_data(request)).get("mode", "failure")
     try:
-        run = state.instance.run(views.resolve_run(state.instance, run_id))
+        run = state.instance.run(run_views.resolve_run(state.instance, run_id))
     except NotFoundError as e:
         return not_found(request, str(e))
     authorize(request, Action.LAUNCH, run.job_name)

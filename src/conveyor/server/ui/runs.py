@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from conveyor.errors import ConfigError
-from conveyor.server import views
+from conveyor.server import run_views
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
 from conveyor.server.ui.templating import render
@@ -62,7 +62,7 @@ def runs_page(
         request,
         "runs.html",
         {
-            "runs": [views.run_summary(r) for r in page.runs],
+            "runs": [run_views.run_summary(r) for r in page.runs],
             "job": job,
             "status": status,
             "jobs": sorted(state.workspace.jobs),

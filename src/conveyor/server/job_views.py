@@ -1,8 +1,5 @@
-"""Read models shared by the API and the UI: what a page or a response shows of a job or a run.
-
-Each model is a pydantic class (the API's schema documents it), built by one
-function from the instance and the loaded workspace, so that the JSON of
-``/api/...`` and the HTML of a page never disagree about a job or a run.
+"""Read models of jobs shared by the API and the UI: a job's summary, graph, config
+schema and triggers with their next fire times, built from the loaded workspace.
 """
 
 from __future__ import annotations
@@ -16,84 +13,14 @@ from conveyor.definitions.job import Job
 from conveyor.definitions.params import config_param
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.triggers import CHAIN_TYPES, Trigger
-from conveyor.errors import ConfigError, NotFoundError
+from conveyor.server.run_views import RunSummary, run_summary
 from conveyor.storage.instance import Instance
-from conveyor.storage.records import EventRecord, RunRecord, TaskDetails, TaskRunRecord
+from conveyor.storage.records import RunRecord
 
 # How many recent runs a job's summary draws its durations (sparkline) from.
 RECENT_RUNS = 20
 # How many next fire times a trigger shows.
 NEXT_TIMES = 3
-
-
-class RunSummary(BaseModel):
-    """One run as a list shows it."""
-
-    id: str
-    job_name: str
-    status: str
-    trigger: str
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    duration: float | None = Field(description="seconds from start to end (or to now)")
-    tags: dict[str, str]
-    partition: str | None
-    interval_start: datetime | None
-    interval_end: datetime | None
-    parent_run_id: str | None
-    root_run_id: str | None
-    error: str | None
-
-
-class TaskAttempt(BaseModel):
-    """One attempt of a task in a run."""
-
-    attempt: int
-    status: str
-    started_at: datetime | None
-    ended_at: datetime | None
-    duration: float | None
-    error_type: str | None
-    error_message: str | None
-    error_traceback: str | None
-    retry_wait: float | None = Field(description="seconds waited before the next attempt")
-
-
-class TaskRun(BaseModel):
-    """A task in a run, with all of its attempts; ``status`` is the latest attempt's."""
-
-    key: str
-    task_name: str
-    status: str
-    depends_on: list[str]
-    started_at: datetime | None
-    ended_at: datetime | None
-    duration: float | None
-    attempts: list[TaskAttempt]
-
-
-class Event(BaseModel):
-    """Something that happened in a run: a failure, a retry, a hook error..."""
-
-    id: int
-    task_key: str | None
-    attempt: int | None
-    at: datetime
-    kind: str
-    message: str
-    data: dict[str, Any] | None
-
-
-class RunDetail(RunSummary):
-    """One run with what its page shows: config, tasks, errors, and related runs."""
-
-    job_version: str
-    run_config: dict[str, Any]
-    selection: list[str] | None
-    tasks: list[TaskRun]
-    parent: RunSummary | None
-    children: list[RunSummary] = Field(description="reruns and retries of this run")
 
 
 class TaskOptions(BaseModel):
@@ -171,117 +98,6 @@ class JobDetail(JobSummary):
 
 
 # -- runs --------------------------------------------------------------------------------------
-
-
-def run_summary(run: RunRecord) -> RunSummary:
-    return RunSummary(
-        id=run.id,
-        job_name=run.job_name,
-        status=str(run.status),
-        trigger=run.trigger,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        ended_at=run.ended_at,
-        duration=run.duration,
-        tags=run.tags,
-        partition=run.partition_key,
-        interval_start=run.interval_start,
-        interval_end=run.interval_end,
-        parent_run_id=run.parent_run_id,
-        root_run_id=run.root_run_id,
-        error=run.error,
-    )
-
-
-def task_attempt(a: TaskRunRecord) -> TaskAttempt:
-    return TaskAttempt(
-        attempt=a.attempt,
-        status=str(a.status),
-        started_at=a.started_at,
-        ended_at=a.ended_at,
-        duration=a.duration,
-        error_type=a.error_type,
-        error_message=a.error_message,
-        error_traceback=a.error_traceback,
-        retry_wait=a.retry_wait,
-    )
-
-
-def task_run(t: TaskDetails) -> TaskRun:
-    return TaskRun(
-        key=t.key,
-        task_name=t.task_name,
-        status=str(t.status),
-        depends_on=t.depends_on,
-        started_at=t.started_at,
-        ended_at=t.ended_at,
-        duration=t.duration,
-        attempts=[task_attempt(a) for a in t.attempts],
-    )
-
-
-def event(e: EventRecord) -> Event:
-    return Event(
-        id=e.id,
-        task_key=e.task_key,
-        attempt=e.attempt,
-        at=e.at,
-        kind=e.kind,
-        message=e.message,
-        data=e.data,
-    )
-
-
-def task_runs(instance: Instance, run_id: str) -> list[TaskRun]:
-    """The tasks of run ``run_id`` with their attempts (``NotFoundError`` if no such run)."""
-    return [task_run(t) for t in instance.run_details(run_id).tasks]
-
-
-def run_events(instance: Instance, run_id: str, kinds: list[str] | None = None) -> list[Event]:
-    """The events of run ``run_id``, oldest first (of ``kinds`` only, if given)."""
-    instance.run(run_id)
-    return [event(e) for e in instance.event_store.for_run(run_id, kinds=kinds)]
-
-
-def child_runs(instance: Instance, run: RunRecord, limit: int = 100) -> list[RunRecord]:
-    """The runs whose parent is ``run`` (its reruns and retries), oldest first."""
-    return instance.run_store.children(run, limit)
-
-
-def run_detail(instance: Instance, run_id: str) -> RunDetail:
-    """Run ``run_id`` with its tasks, attempts, config and related runs."""
-    details = instance.run_details(run_id)
-    run = details.run
-    parent = None
-    if run.parent_run_id is not None:
-        parent = run_summary(instance.run(run.parent_run_id))
-    return RunDetail(
-        **run_summary(run).model_dump(),
-        job_version=run.job_version,
-        run_config=run.run_config,
-        selection=run.selection,
-        tasks=[task_run(t) for t in details.tasks],
-        parent=parent,
-        children=[run_summary(r) for r in child_runs(instance, run)],
-    )
-
-
-def resolve_run(instance: Instance, run_id: str) -> str:
-    """The full id of run ``run_id`` (its first characters will do); ``NotFoundError``
-    when no run has it, or it is not a run id at all."""
-    text = run_id.strip().lower()
-    if not text or len(text) > 32 or any(c not in "0123456789abcdef" for c in text):
-        raise NotFoundError(
-            f"no run {run_id!r}: a run id is 32 hex characters (its first 4 or more will do); "
-            f"list runs with GET /api/runs"
-        )
-    try:
-        return instance.run_store.resolve_id(text)
-    except ConfigError as e:  # too short, or more than one run starts so
-        raise NotFoundError(f"no one run {run_id!r}: {e}") from None
-
-
-# -- jobs --------------------------------------------------------------------------------------
 
 
 def job_summary(instance: Instance, job: Job, recent: list[RunRecord] | None = None) -> JobSummary:
