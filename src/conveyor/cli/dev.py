@@ -20,8 +20,6 @@ from conveyor.cli.serve import host_port_options
 from conveyor.cli.workspace import load_workspace, workspace_options
 
 if TYPE_CHECKING:
-    import socket
-
     from conveyor.server.devdaemon import DaemonChild
     from conveyor.server.reload import CodeWatcher
     from conveyor.workspace import Workspace
@@ -58,7 +56,7 @@ def dev_command(target: str | None, module: str | None, host: str, port: int) ->
     from conveyor.server.app import create_app
     from conveyor.server.devdaemon import DaemonChild
     from conveyor.server.reload import CodeWatcher, Reloader, code_of
-    from conveyor.server.runner import announce_when_up, make_server
+    from conveyor.server.runner import announce_when_up, bind, make_server
     from conveyor.server.state import LoadError, ServerState, WorkspaceHolder
     from conveyor.storage.instance import Instance
 
@@ -71,7 +69,7 @@ def dev_command(target: str | None, module: str | None, host: str, port: int) ->
     code = code_of(target, module)
     home = os.environ.get("CONVEYOR_HOME") or str(Path(DEV_HOME).resolve())
     os.environ["CONVEYOR_HOME"] = home  # the daemon child and the run workers inherit it
-    sock = _bind(host, port)
+    sock = bind(host, port)
     instance = Instance.from_env()
     processes: dict[str, str] = {}
     holder = WorkspaceHolder(lambda: _load(target, module), module or target or "")
@@ -163,32 +161,6 @@ def _load(target: str | None, module: str | None) -> Workspace:
     ws = load_workspace(target, module)
     check_references(ws)
     return ws
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port``, or an error naming ``--port``/``--host``."""
-    import errno
-    import socket
-
-    from conveyor.errors import ConfigError
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"port {port} of {host} is in use (another conveyor dev?): stop what uses it, "
-                f"or choose another port with --port (--port 0 takes any free one)"
-            ) from None
-        raise ConfigError(
-            f"cannot serve on {host}:{port}: {e.strerror or e}; choose another address with "
-            f"--host or another port with --port"
-        ) from None
-    return sock
 
 
 def _stop_all(watcher: CodeWatcher, daemon: DaemonChild, served: bool) -> list[str]:

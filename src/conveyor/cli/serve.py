@@ -8,6 +8,8 @@ from conveyor.cli.workspace import load_workspace, workspace_options
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
+# The exit code after Ctrl-C, as a shell gives a program that SIGINT ended (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 def host_port_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -36,7 +38,8 @@ def server_command(target: str | None, module: str | None, host: str, port: int)
 
     Reads the instance of CONVEYOR_HOME / CONVEYOR_DATABASE_URL, whose schema
     must be current (`conveyor db upgrade`). Runs are started by `conveyor
-    daemon`, which runs beside it against the same database.
+    daemon`, which runs beside it against the same database. Exits 130 after
+    Ctrl-C, 0 after SIGTERM.
     """
     from conveyor.server.app import create_app
     from conveyor.server.runner import serve
@@ -48,7 +51,20 @@ def server_command(target: str | None, module: str | None, host: str, port: int)
     error = holder.reload()
     if error is not None:
         raise click.ClickException(error.message)
-    serve(create_app(ServerState(instance, holder)), host, port, announce="conveyor server")
+    import signal
+
+    try:
+        stopped_by = serve(
+            create_app(ServerState(instance, holder)), host, port, announce="conveyor server"
+        )
+    finally:
+        instance.close()
+    if stopped_by is None:
+        raise click.ClickException("the server stopped by itself; see the lines above")
+    interrupted = stopped_by == signal.SIGINT
+    click.echo(f"conveyor server: stopped by {'Ctrl-C' if interrupted else 'SIGTERM'}", err=True)
+    if interrupted:
+        click.get_current_context().exit(EXIT_INTERRUPTED)
 
 
 @click.group("db")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import signal
+import socket
 import sys
 import threading
 import time
@@ -10,8 +13,31 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from conveyor.errors import ConfigError
+
 # How long to wait for the first answer before saying the server is slow to start.
 ANSWER_WAIT = 30.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or an error naming ``--port``/``--host``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} of {host} is in use (another Conveyor server?): stop what uses it, "
+                f"or choose another port with --port (--port 0 takes any free one)"
+            ) from None
+        raise ConfigError(
+            f"cannot serve on {host}:{port}: {e.strerror or e}; choose another address with "
+            f"--host or another port with --port"
+        ) from None
+    return sock
 
 
 def make_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
@@ -67,10 +93,24 @@ def announce_when_up(
     return thread
 
 
-def serve(app: FastAPI, host: str, port: int, *, announce: str) -> None:
-    """Serve until SIGINT or SIGTERM, printing ``<announce>: <url>`` once it answers."""
+def serve(app: FastAPI, host: str, port: int, *, announce: str) -> int | None:
+    """Serve until SIGINT or SIGTERM, printing ``<announce>: <url>`` once it answers.
 
+    Returns the signal that stopped it (None if it stopped by itself, such as when
+    the port is taken).
+    """
+    sock = bind(host, port)
     server = make_server(app, host, port)
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        server.should_exit = True
+
+    # uvicorn installs its own handlers while it serves, then puts these back and
+    # raises the signal that stopped it: it lands here instead of killing the process.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
     def say(url: str) -> None:
         if url:
@@ -79,4 +119,8 @@ def serve(app: FastAPI, host: str, port: int, *, announce: str) -> None:
             print(f"{announce}: no answer after {ANSWER_WAIT:.0f} s", file=sys.stderr, flush=True)
 
     announce_when_up(server, host, say)
-    server.run()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return stopped_by[0] if stopped_by else None
