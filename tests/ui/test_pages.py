@@ -54,7 +54,7 @@ def test_jobs_list_search_and_job_page(window: Window, served: Served) -> None:
 def test_runs_list_filters_counts_and_cursor_pages(window: Window, served: Served) -> None:
     page = window.page
     launched = [actions.launch(served.state, "flaky") for _ in range(3)]
-    launched.append(actions.launch(served.state, "hourly"))
+    launched.append(actions.launch(served.state, "hourly", tags={"team": "risk"}))
     wait_until(lambda: all(_ended(served, r.id) for r in launched), 90, "the runs to end")
     window.go("/runs?limit=2")
     table = page.locator("main table.data tbody tr")
@@ -76,6 +76,19 @@ def test_runs_list_filters_counts_and_cursor_pages(window: Window, served: Serve
     window.go("/runs?job=flaky")
     expect(table).to_have_count(3)
     window.shot("runs")
+
+    window.go("/runs")
+    page.get_by_label("Tag", exact=True).fill("team=risk")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"tag=team%3Drisk"))
+    expect(table).to_have_count(1)
+    expect(table.first).to_contain_text("hourly")
+    expect(page.locator(".counts")).to_contain_text("all 1")
+    window.go("/runs?trigger=manual&job=flaky")
+    expect(table).to_have_count(3)
+    window.go("/runs?tag=no-equals-sign")
+    expect(page.get_by_role("alert")).to_contain_text("is not KEY=VALUE; write it as team=risk")
+    expect(table).to_have_count(4)
 
 
 def test_a_workspace_that_fails_to_load_shows_its_traceback(

@@ -1,4 +1,5 @@
-"""The runs list: filters (job, status), counts per status, and pages read by cursor.
+"""The runs list: filters (job, status, a tag, the trigger), counts per status, and
+pages read by cursor.
 
 A page is read after the cursor of the one before (``Instance.query_runs``), never by
 offset, so the hundredth page costs what the first does on a million runs. "Newer"
@@ -7,6 +8,7 @@ is the browser's back button, or the first page: a cursor only reads onwards.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,15 +28,40 @@ PAGE_SIZE = 50
 MAX_PAGE = 500
 
 
-def runs_url(
-    job: str | None, status: str | None, cursor: str | None = None, limit: int = PAGE_SIZE
-) -> str:
-    """The URL of the runs list with these filters (a stable link to a page)."""
-    pairs = (("job", job), ("status", status), ("cursor", cursor))
-    query = {k: v for k, v in pairs if v}
-    if limit != PAGE_SIZE:
-        query["limit"] = str(limit)
-    return "/runs" + (f"?{urlencode(query)}" if query else "")
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What the runs list is filtered by, as its URL says."""
+
+    job: str | None = None
+    status: str | None = None
+    tag: str | None = None  # KEY=VALUE
+    trigger: str | None = None
+
+    def url(self, cursor: str | None = None, limit: int = PAGE_SIZE, **change: str | None) -> str:
+        """The URL of the runs list with these filters (``change`` replaces some): a
+        stable link to a page."""
+        values = {**asdict(self), **change, "cursor": cursor}
+        query = {k: v for k, v in values.items() if v}
+        if limit != PAGE_SIZE:
+            query["limit"] = str(limit)
+        return "/runs" + (f"?{urlencode(query)}" if query else "")
+
+    def run_filter(self, with_status: bool = True) -> RunFilter:
+        """The storage filter; ``ConfigError`` for a tag that is not KEY=VALUE."""
+        tags: tuple[tuple[str, str], ...] = ()
+        if self.tag:
+            key, sep, value = self.tag.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(
+                    f"the tag filter {self.tag!r} is not KEY=VALUE; write it as team=risk"
+                )
+            tags = ((key.strip(), value.strip()),)
+        return RunFilter(
+            job_names=(self.job,) if self.job else (),
+            statuses=(self.status,) if self.status and with_status else (),
+            tags=tags,
+            trigger=self.trigger,
+        )
 
 
 @router.get("/runs")
@@ -42,16 +69,26 @@ def runs_page(
     request: Request,
     job: str | None = None,
     status: str | None = None,
+    tag: str | None = None,
+    trigger: str | None = None,
     cursor: str | None = None,
     limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE),
 ) -> Response:
-    """Runs newest first, filtered by job and status, ``limit`` a page."""
+    """Runs newest first, filtered by job, status, a tag and the trigger, ``limit`` a page."""
     state = state_of(request)
-    job = (job or "").strip() or None
-    status = status if status in {s.value for s in RunStatus} else None
-    base = RunFilter(job_names=(job,) if job else ())
-    wanted = RunFilter(job_names=base.job_names, statuses=(status,) if status else ())
+    f = Filters(
+        job=(job or "").strip() or None,
+        status=status if status in {s.value for s in RunStatus} else None,
+        tag=(tag or "").strip() or None,
+        trigger=(trigger or "").strip() or None,
+    )
     problem = None
+    try:
+        wanted, base = f.run_filter(), f.run_filter(with_status=False)
+    except ConfigError as e:
+        problem = str(e)
+        f = replace(f, tag=None)
+        wanted, base = f.run_filter(), f.run_filter(with_status=False)
     try:
         page = state.instance.query_runs(wanted, limit=limit, cursor=cursor or None)
     except ConfigError as e:
@@ -63,17 +100,18 @@ def runs_page(
         "runs.html",
         {
             "runs": [run_views.run_summary(r) for r in page.runs],
-            "job": job,
-            "status": status,
+            "job": f.job,
+            "status": f.status,
+            "tag": f.tag,
+            "trigger": f.trigger,
+            "filtered": any((f.job, f.status, f.tag, f.trigger)),
             "jobs": sorted(state.workspace.jobs),
             "statuses": [s.value for s in RunStatus],
             "counts": counts,
             "total": sum(counts.values()),
-            "next_url": runs_url(job, status, page.next_cursor, limit)
-            if page.next_cursor
-            else None,
-            "first_url": runs_url(job, status, None, limit) if cursor else None,
-            "count_url": lambda s: runs_url(job, s, None, limit),
+            "next_url": f.url(page.next_cursor, limit) if page.next_cursor else None,
+            "first_url": f.url(None, limit) if cursor else None,
+            "count_url": lambda s: f.url(None, limit, status=s),
             "problem": problem,
             "limit": limit,
         },
