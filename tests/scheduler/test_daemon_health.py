@@ -90,3 +90,23 @@ def test_a_running_daemon_beats_about_once_a_second_counting_every_pass(
     # the passes between two beats are counted, not written one by one
     assert later.passes > 2
     assert later.started_at == first.started_at
+
+
+def test_a_daemon_that_stops_removes_its_row_one_that_dies_leaves_it(tmp_path: Path) -> None:
+    instance = Instance.at(tmp_path / "home")
+    stopping, dying = _daemon(instance), _daemon(instance)
+    dying.tick()  # a pass, then nothing: as if killed
+    stop = threading.Event()
+    thread = threading.Thread(target=stopping.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(
+            lambda: stopping.id in {d.daemon_id for d in instance.daemon_status.all()},
+            30,
+            "the running daemon's first beat",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert [d.daemon_id for d in instance.daemon_status.all()] == [dying.id]

@@ -81,3 +81,15 @@ def test_daemon_health(api: Api) -> None:
     gone = api.get("/api/daemon")
     assert gone["healthy"] is False
     assert gone["daemons"][0]["alive"] is False
+    two_days_ago = time.time() - 2 * 24 * 3600
+    status.beat(
+        "d2",
+        host="there",
+        pid=2,
+        started_at=two_days_ago,
+        pass_seconds=0.1,
+        error=None,
+        at=two_days_ago,
+    )
+    # a daemon silent for more than a day (killed long ago) is no longer listed
+    assert [d["daemon_id"] for d in api.get("/api/daemon")["daemons"]] == ["d1"]

@@ -216,6 +216,15 @@ class Daemon:
         finally:
             if self._workers is not None:
                 self._workers.close()
+            self._sign_off()
+
+    def _sign_off(self) -> None:
+        """Remove this daemon's health row: it stopped, and says so rather than fall
+        silent (a daemon killed leaves its row, and is reported silent)."""
+        try:
+            self.instance.daemon_status.forget(self.id)
+        except Exception as e:  # the database is away: the row ages into "silent"
+            log.debug("the daemon's health row was not removed: %s", e)
 
     def tick(self) -> None:
         """One pass; raises what a step raised (every step ran, unless the database

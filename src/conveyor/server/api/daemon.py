@@ -16,6 +16,8 @@ router = APIRouter(prefix="/daemon", tags=["daemon"], dependencies=[Depends(allo
 
 # A daemon not heard from for this many seconds is reported as not running.
 SILENT = 30.0
+# A daemon silent for this long (killed, never signed off) is no longer listed.
+FORGOTTEN = 24 * 3600.0
 
 
 class Daemon(BaseModel):
@@ -49,6 +51,8 @@ def daemon_health(instance: Instance) -> DaemonHealth:
     daemons = []
     for d in instance.daemon_status.all():
         since = max(0.0, now - d.last_pass_at.timestamp())
+        if since > FORGOTTEN:
+            continue
         failing = d.last_error is not None and d.last_error_at == d.last_pass_at
         daemons.append(
             Daemon(
