@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from conveyor import __version__
 from conveyor.server import errors
 from conveyor.server.state import ServerState
 
 STATIC = Path(__file__).parent / "static"
+# The version of the vendored Swagger UI that /docs serves.
+SWAGGER_UI = "5.17.14"
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -24,7 +27,8 @@ def create_app(state: ServerState) -> FastAPI:
         title="Conveyor",
         version=__version__,
         description="Jobs written as Python code: their runs, logs, results and triggers.",
-        docs_url="/docs",
+        # /docs is ours: FastAPI's loads Swagger UI from a CDN, and users may be offline.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.conveyor = state
@@ -36,7 +40,21 @@ def create_app(state: ServerState) -> FastAPI:
         app.include_router(router, include_in_schema=False)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_api_route("/docs", _api_docs, include_in_schema=False)
     return app
+
+
+def _api_docs() -> HTMLResponse:
+    """The API's schema in Swagger UI, served from the package (see static/VENDORED.md)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Conveyor API",
+        swagger_js_url=f"/static/swagger-ui-bundle-{SWAGGER_UI}.js",
+        swagger_css_url=f"/static/swagger-ui-{SWAGGER_UI}.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )
 
 
 def state_of(request: Request) -> ServerState:
