@@ -135,3 +135,15 @@ def test_webhook_errors(api: Api) -> None:
     assert "report-hook" in message
     assert api.error("POST", "/api/webhooks/report-hook", 422, [1, 2])
     assert api.get("/api/runs")["runs"] == []
+
+
+def test_a_job_a_sensor_watches_lists_the_sensor_among_its_triggers(api: Api) -> None:
+    [report] = [j for j in api.get("/api/jobs") if j["name"] == "report"]
+    assert "sensor:new_files" in report["triggers"]
+    triggers = api.get("/api/jobs/report/triggers")
+    [watching] = [t for t in triggers if t["type"] == "sensor"]
+    assert watching["expr"] == "new_files"
+    assert watching["description"] == "sensor new_files, evaluated every 1h 00m"
+    assert watching["next_fire_times"] == []
+    detail = api.get("/api/jobs/report")
+    assert "sensor:new_files" in [t["trigger"] for t in detail["trigger_details"]]

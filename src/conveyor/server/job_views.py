@@ -4,18 +4,22 @@ schema and triggers with their next fire times, built from the loaded workspace.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from conveyor.definitions.durations import format_duration
 from conveyor.definitions.job import Job
 from conveyor.definitions.params import config_param
 from conveyor.definitions.resources import Resource
+from conveyor.definitions.sensor import Sensor
 from conveyor.definitions.triggers import CHAIN_TYPES, Trigger
 from conveyor.server.run_views import RunSummary, run_summary
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
+from conveyor.storage.trigger_state import sensor_trigger
 
 # How many recent runs a job's summary draws its durations (sparkline) from.
 RECENT_RUNS = 20
@@ -100,22 +104,33 @@ class JobDetail(JobSummary):
 # -- runs --------------------------------------------------------------------------------------
 
 
-def job_summary(instance: Instance, job: Job, recent: list[RunRecord] | None = None) -> JobSummary:
-    """``job`` with its last run and its recent runs' durations."""
+def job_summary(
+    instance: Instance,
+    job: Job,
+    recent: list[RunRecord] | None = None,
+    sensors: Iterable[Sensor] = (),
+) -> JobSummary:
+    """``job`` with its last run and its recent runs' durations; ``sensors``: the
+    workspace's, those that ask for runs of ``job`` are among its triggers."""
     runs = recent if recent is not None else instance.runs(job.name, limit=RECENT_RUNS)
     return JobSummary(
         name=job.name,
         kind=job.kind,
         description=job.description,
         tags=job.tags,
-        triggers=[str(t) for t in job.triggers],
+        triggers=[str(t) for t in job.triggers]
+        + [sensor_trigger(x.name) for x in sensors_of(job, sensors)],
         last_run=run_summary(runs[0]) if runs else None,
         recent_durations=[r.duration for r in reversed(runs)],
     )
 
 
 def job_summaries(
-    instance: Instance, jobs: dict[str, Job], q: str | None = None, tags: list[str] | None = None
+    instance: Instance,
+    jobs: dict[str, Job],
+    q: str | None = None,
+    tags: list[str] | None = None,
+    sensors: Iterable[Sensor] = (),
 ) -> list[JobSummary]:
     """The jobs, by name, that match ``q`` (in the name or description, any case) and
     carry every tag of ``tags`` (``key`` or ``key=value``)."""
@@ -128,7 +143,7 @@ def job_summaries(
             continue
         if any(k not in job.tags or (eq and job.tags[k] != v) for k, eq, v in wanted):
             continue
-        out.append(job_summary(instance, job))
+        out.append(job_summary(instance, job, sensors=sensors))
     return out
 
 
@@ -276,11 +291,31 @@ def describe_trigger(trigger: Trigger) -> str:
     return str(trigger)
 
 
+def sensors_of(job: Job, sensors: Iterable[Sensor]) -> list[Sensor]:
+    """The sensors of ``sensors`` that ask for runs of ``job``."""
+    return [s for s in sensors if s.job_name == job.name]
+
+
 def trigger_views(
-    job: Job, now: datetime | None = None, count: int = NEXT_TIMES
+    job: Job,
+    now: datetime | None = None,
+    count: int = NEXT_TIMES,
+    sensors: Iterable[Sensor] = (),
 ) -> list[TriggerView]:
-    """The job's triggers, with the next ``count`` fire times of the timed one."""
+    """The job's triggers, with the next ``count`` fire times of the timed one, then the
+    sensors of ``sensors`` that ask for its runs."""
     at = now or datetime.now(UTC)
+    watching = [
+        TriggerView(
+            trigger=sensor_trigger(x.name),
+            type="sensor",
+            expr=x.name,
+            timezone=None,
+            description=f"sensor {x.name}, evaluated every {format_duration(x.interval)}",
+            next_fire_times=[],
+        )
+        for x in sensors_of(job, sensors)
+    ]
     return [
         TriggerView(
             trigger=str(t),
@@ -291,7 +326,7 @@ def trigger_views(
             next_fire_times=next_fire_times(job, t, at, count),
         )
         for t in job.triggers
-    ]
+    ] + watching
 
 
 def chains(jobs: dict[str, Job], job: Job) -> tuple[list[str], list[str]]:
@@ -307,17 +342,21 @@ def chains(jobs: dict[str, Job], job: Job) -> tuple[list[str], list[str]]:
 
 
 def job_detail(
-    instance: Instance, jobs: dict[str, Job], job: Job, place: str | None = None
+    instance: Instance,
+    jobs: dict[str, Job],
+    job: Job,
+    place: str | None = None,
+    sensors: Iterable[Sensor] = (),
 ) -> JobDetail:
     """Everything a job's page shows of it, but its runs (list those with ``RunFilter``)."""
     up, down = chains(jobs, job)
     span = job.interval
     return JobDetail(
-        **job_summary(instance, job).model_dump(),
+        **job_summary(instance, job, sensors=sensors).model_dump(),
         place=place,
         graph=job_graph(job),
         config_schema=config_schema(job),
-        trigger_details=trigger_views(job),
+        trigger_details=trigger_views(job, sensors=sensors),
         upstream=up,
         downstream=down,
         partitions=list(job.partitions) if job.partitions is not None else None,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from conveyor.definitions.job import Job
+from conveyor.definitions.sensor import Sensor
 from conveyor.errors import NotFoundError, WorkspaceError
 from conveyor.storage.instance import Instance
 from conveyor.workspace import Workspace
@@ -59,6 +60,10 @@ class WorkspaceHolder:
     @property
     def jobs(self) -> dict[str, Job]:
         return self.workspace.jobs if self.workspace is not None else {}
+
+    @property
+    def sensors(self) -> dict[str, Sensor]:
+        return self.workspace.sensors if self.workspace is not None else {}
 
     def job(self, name: str) -> Job:
         """Job ``name``, or ``NotFoundError`` naming the jobs there are."""

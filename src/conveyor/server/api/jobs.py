@@ -29,7 +29,9 @@ def list_jobs(
 ) -> list[job_views.JobSummary]:
     """The jobs of the workspace, by name, with their last run and recent durations."""
     state = state_of(request)
-    return job_views.job_summaries(state.instance, state.workspace.jobs, q, tag)
+    return job_views.job_summaries(
+        state.instance, state.workspace.jobs, q, tag, state.workspace.sensors.values()
+    )
 
 
 @router.get("/{job_name}")
@@ -39,7 +41,9 @@ def get_job(request: Request, job_name: str) -> job_views.JobDetail:
     job = state.workspace.job(job_name)
     ws = state.workspace.workspace
     place = ws.places.get(job.name) if ws is not None else None
-    return job_views.job_detail(state.instance, state.workspace.jobs, job, place)
+    return job_views.job_detail(
+        state.instance, state.workspace.jobs, job, place, state.workspace.sensors.values()
+    )
 
 
 @router.get("/{job_name}/graph")
@@ -60,8 +64,12 @@ def get_triggers(
     job_name: str,
     count: Annotated[int, Query(ge=1, le=100, description="next fire times to show")] = 3,
 ) -> list[job_views.TriggerView]:
-    """The job's triggers, with the next fire times of its timed one."""
-    return job_views.trigger_views(state_of(request).workspace.job(job_name), count=count)
+    """The job's triggers, with the next fire times of its timed one, and the sensors
+    that ask for its runs."""
+    state = state_of(request)
+    return job_views.trigger_views(
+        state.workspace.job(job_name), count=count, sensors=state.workspace.sensors.values()
+    )
 
 
 @router.post("/{job_name}/config-check")

@@ -30,7 +30,9 @@ def jobs_page(request: Request, q: str | None = None) -> Response:
         if wanted and wanted not in f"{job.name}\n{job.description or ''}".lower():
             continue
         recent = state.instance.runs(job.name, limit=job_views.RECENT_RUNS)
-        jobs.append(job_views.job_summary(state.instance, job, recent))
+        jobs.append(
+            job_views.job_summary(state.instance, job, recent, state.workspace.sensors.values())
+        )
         statuses[job.name] = [str(r.status) for r in reversed(recent)]
     return render(request, "jobs.html", {"jobs": jobs, "q": q or "", "statuses": statuses})
 
@@ -45,7 +47,13 @@ def job_page(request: Request, job_name: str) -> Response:
         return not_found(request, str(e))
     ws = state.workspace.workspace
     place = ws.places.get(job.name) if ws is not None else None
-    detail = job_views.job_detail(state.instance, state.workspace.jobs, job, place=place)
+    detail = job_views.job_detail(
+        state.instance,
+        state.workspace.jobs,
+        job,
+        place=place,
+        sensors=state.workspace.sensors.values(),
+    )
     page = state.instance.query_runs(RunFilter(job_names=(job.name,)), limit=RECENT_RUNS)
     disabled = state.instance.trigger_states.disabled()
     return render(
