@@ -311,7 +311,11 @@ def test_job_config_schema(api: Api) -> None:
 
 def test_job_triggers(api: Api) -> None:
     triggers = api.get("/api/jobs/report/triggers")
-    assert [t["trigger"] for t in triggers] == ["job.success:etl", "webhook:report-hook"]
+    assert [t["trigger"] for t in triggers] == [
+        "job.success:etl",
+        "webhook:report-hook",
+        "sensor:new_files",
+    ]
     assert all(t["next_fire_times"] == [] for t in triggers)
     assert len(api.get("/api/jobs/etl/triggers", count=5)[0]["next_fire_times"]) == 5
 
