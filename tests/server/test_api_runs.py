@@ -192,13 +192,18 @@ def test_full_rerun_runs_everything_again(api: Api) -> None:
 
 def test_rerun_refusals(api: Api) -> None:
     ok = api.run("flaky", PASS)["id"]
-    assert "nothing to rerun from failure" in api.error("POST", f"/api/runs/{ok}/rerun", 409, {})
+    nothing = api.error("POST", f"/api/runs/{ok}/rerun", 409, {})
+    assert "nothing to rerun from failure" in nothing
+    assert 'send {"full": true} to run every task again' in nothing
+    assert "full=True" not in nothing
     bad = {"run_config": {"tasks": {"risky": {"config": {"fail": "maybe"}}}}}
     assert api.error("POST", f"/api/runs/{ok}/rerun", 422, bad).startswith(
         "tasks.risky.config.fail:"
     )
     queued = api.launch("flaky")
-    assert "still queued" in api.error("POST", f"/api/runs/{queued}/rerun", 409, {"full": True})
+    still = api.error("POST", f"/api/runs/{queued}/rerun", 409, {"full": True})
+    assert "still queued" in still
+    assert f"POST /api/runs/{queued[:8]}/cancel" in still
 
 
 @pytest.fixture

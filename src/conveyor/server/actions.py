@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.definitions.job import Job
-from conveyor.errors import ConfigError
+from conveyor.errors import ConfigError, ExecutionError
 from conveyor.execution.rerun import RERUN_TAG, RETRY_TAG
 from conveyor.server.state import ServerState
 from conveyor.storage.records import RunRecord
@@ -140,9 +140,24 @@ def rerun(
     instance = state.instance
     parent = instance.run(instance.run_store.resolve_id(run_id))
     job = state.workspace.job(parent.job_name)
+    if not parent.status.is_terminal:
+        raise ExecutionError(
+            f"run {parent.id} is still {parent.status}; rerun it once it has ended, or cancel "
+            f"it first (POST /api/runs/{parent.id[:8]}/cancel)"
+        )
     config = parent.run_config if run_config is None else run_config
     _, cfg = prepare(job, config, parent.selection, None)
-    plan_rerun(job, parent.id, full=full, run_config=cfg.raw, instance=instance)
+    try:
+        plan_rerun(job, parent.id, full=full, run_config=cfg.raw, instance=instance)
+    except ExecutionError:
+        if parent.status is not RunStatus.SUCCESS:
+            raise
+        # plan_rerun says it in Python's and the command line's words
+        raise ExecutionError(
+            f"run {parent.id} of job {job.name!r} succeeded, so there is nothing to rerun "
+            f'from failure: send {{"full": true}} to run every task again, or a new '
+            f'"run_config" to run what it changes (the run page: Rerun all)'
+        ) from None
     tags = {k: v for k, v in parent.tags.items() if k not in (RETRY_TAG, RERUN_TAG)}
     interval = None
     if parent.interval_start is not None and parent.interval_end is not None:
