@@ -58,11 +58,16 @@ def install(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        where = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems)
-        return JSONResponse(
-            {"error": f"the request is not valid: {where}", "problems": problems},
-            status_code=422,
-        )
+        if any(p["type"] == "json_invalid" for p in problems):
+            at = next(p["loc"][-1] for p in problems if p["type"] == "json_invalid")
+            message = (
+                f"the request's body is not valid JSON (at character {at}); send a JSON "
+                f"object with Content-Type: application/json"
+            )
+        else:
+            where = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems)
+            message = f"the request is not valid: {where}"
+        return JSONResponse({"error": message, "problems": problems}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
