@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
 
+from conveyor.server import actions
 from tests.ui.conftest import Served, Window
+from tests.waiting import wait_until
 
 
 def test_start_a_backfill_and_see_its_progress(window: Window, served: Served) -> None:
@@ -48,3 +50,29 @@ def test_cancel_a_backfill_that_is_under_way(window: Window, served: Served) -> 
     # Nothing of it is left to run.
     expect(page.locator(".cells a.s-queued")).to_have_count(0)
     window.shot("backfill-canceled")
+
+
+def test_a_partition_backfill_names_what_it_skipped_and_counts_it(
+    window: Window, served: Served
+) -> None:
+    page = window.page
+    earlier = actions.launch(served.state, "regional", partition="eu")
+    wait_until(lambda: served.instance.run(earlier.id).status.is_terminal, 60, "the eu run")
+    window.go("/backfills?job=regional")
+    page.get_by_role("button", name="Start backfill").click()
+    expect(page).to_have_url(re.compile(r"/backfills/[0-9a-f]{32}$"))
+    expect(page.locator("#backfill-status")).to_have_text("done", timeout=90_000)
+    # All three partitions count: the one an earlier run covered among them.
+    expect(page.locator("#backfill-done")).to_have_text("3 of 3 succeeded (1 before this backfill)")
+    skipped = page.locator("#backfill-skipped li")
+    expect(skipped).to_have_count(1)
+    expect(skipped).to_contain_text("eu")
+    expect(skipped).to_contain_text("done already")
+    expect(skipped.get_by_role("link")).to_have_text(earlier.id[:8])
+    # A partitioned job without a schedule has no Interval column.
+    runs = page.locator("main table.data")
+    expect(runs.locator("thead th")).to_have_text(["Partition", "Status", "Run", "Duration"])
+    window.shot("backfill-partitions")
+    window.go("/backfills")
+    span = page.locator("main table.data tbody tr td.span").first
+    expect(span).to_have_text("3 partitions")

@@ -43,6 +43,11 @@ def test_launch_with_config_after_a_field_error(window: Window) -> None:
     expect(graph.locator('g.node[data-id="publish"]')).to_have_class(re.compile("s-success"))
     # The timeline shows both attempts of the task that was retried.
     expect(page.locator('.gantt .row[data-task="clean"] .bar')).to_have_count(2)
+    # The retried attempt is drawn red, and the box says it took two tries, uncut.
+    expect(page.locator('.gantt .row[data-task="clean"] .bar.s-failure')).to_have_count(1)
+    clean_line = graph.locator('g.node[data-id="clean"] text.sub')
+    expect(clean_line).to_contain_text("try 2")
+    assert "\u2026" not in (clean_line.text_content() or "")
     expect(page.locator('.gantt .row[data-task="publish"] .bar.s-success')).to_have_count(1)
     assert page.evaluate("window.stillHere") is True
     expect(page.locator("#run-tasks")).to_contain_text("the source was busy")

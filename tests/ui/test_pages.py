@@ -89,6 +89,12 @@ def test_runs_list_filters_counts_and_cursor_pages(window: Window, served: Serve
     window.go("/runs?tag=no-equals-sign")
     expect(page.get_by_role("alert")).to_contain_text("is not KEY=VALUE; write it as team=risk")
     expect(table).to_have_count(4)
+    # A status that is none: said, not silently dropped.
+    window.go("/runs?status=done")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("no status 'done'; statuses: queued")
+    expect(alert).to_contain_text("success")
+    expect(table).to_have_count(4)
 
 
 def test_a_workspace_that_fails_to_load_shows_its_traceback(

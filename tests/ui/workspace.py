@@ -170,3 +170,24 @@ def inbox(context: SensorContext) -> list[RunRequest]:
     """Looks for files in the inbox; there never are any here."""
     context.cursor = "empty"
     return []
+
+
+class Ratio(Config):
+    by: int = 0
+
+
+@task
+def numerator() -> int:
+    return 84
+
+
+@task
+def divide(value: int, config: Ratio) -> float:
+    """Divides by its config's `by`: 0 (the default) fails."""
+    return value / config.by
+
+
+@workflow
+def ratio() -> None:
+    """A step whose config decides whether it fails."""
+    divide(numerator())

@@ -7,6 +7,9 @@ of a run's page never disagree. ``job_views`` holds the same for jobs.
 
 from __future__ import annotations
 
+import heapq
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -162,6 +165,41 @@ def child_runs(instance: Instance, run: RunRecord, limit: int = 100) -> list[Run
     return instance.run_store.children(run, limit)
 
 
+def _natural(key: str) -> tuple[tuple[int, str | int], ...]:
+    """``key`` sorted as a person reads it: ``score[2]`` before ``score[10]``."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", key) if p)
+
+
+def ordered_tasks(tasks: list[TaskRun], graph_order: Sequence[str] = ()) -> list[TaskRun]:
+    """``tasks`` in the order of the job's plan: each after the tasks it depends on; among
+    those free to go, the job graph's order (``graph_order``, its node keys), then the
+    tasks the graph does not hold (made as the job ran: after the body that made them),
+    by key with numbers read as numbers. The order does not change as the run goes on."""
+    rank = {key: i for i, key in enumerate(graph_order)}
+    by_key = {t.key: t for t in tasks}
+
+    def priority(t: TaskRun) -> tuple[int, tuple[tuple[int, str | int], ...]]:
+        return (rank.get(t.key, len(rank)), _natural(t.key))
+
+    waiting = {t.key: {d for d in t.depends_on if d in by_key and d != t.key} for t in tasks}
+    ready = [(priority(t), t.key) for t in tasks if not waiting[t.key]]
+    heapq.heapify(ready)
+    out: list[TaskRun] = []
+    placed: set[str] = set()
+    while ready:
+        _, key = heapq.heappop(ready)
+        out.append(by_key[key])
+        placed.add(key)
+        for other, deps in waiting.items():
+            if key in deps:
+                deps.discard(key)
+                if not deps and other not in placed:
+                    heapq.heappush(ready, (priority(by_key[other]), other))
+    # A cycle cannot be recorded; were one there, its tasks go last rather than vanish.
+    out += sorted((t for t in tasks if t.key not in placed), key=priority)
+    return out
+
+
 def run_detail(instance: Instance, run_id: str) -> RunDetail:
     """Run ``run_id`` with its tasks, attempts, config and related runs."""
     details = instance.run_details(run_id)
@@ -174,7 +212,7 @@ def run_detail(instance: Instance, run_id: str) -> RunDetail:
         job_version=run.job_version,
         run_config=run.run_config,
         selection=run.selection,
-        tasks=[task_run(t) for t in details.tasks],
+        tasks=ordered_tasks([task_run(t) for t in details.tasks]),
         parent=parent,
         children=[run_summary(r) for r in child_runs(instance, run)],
     )

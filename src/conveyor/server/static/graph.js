@@ -11,6 +11,9 @@
   var SVG = "http://www.w3.org/2000/svg";
   var NODE_H = 42;
   var CHAR_W = 7.2;
+  // The detail line's character width, and the characters it is given room for.
+  var SUB_W = 6.6;
+  var SUB_CHARS = 24;
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(SVG, name);
@@ -24,13 +27,15 @@
   }
 
   function widthOf(node) {
-    // Room for the detail line as it will read at its longest ("running · attempt 2").
-    var chars = Math.max(node.label.length, Math.max((node.sub || "").length, 20) * 0.85);
-    return Math.max(110, Math.min(260, Math.round(chars * CHAR_W) + 30));
+    // Room for the label, and for the detail line as it will read at its longest
+    // ("success · 12.3 s · try 2", "running · attempt 2"), cut() measuring it alike.
+    var label = node.label.length * CHAR_W + 30;
+    var sub = Math.max((node.sub || "").length, SUB_CHARS) * SUB_W + 24;
+    return Math.max(110, Math.min(260, Math.ceil(Math.max(label, sub))));
   }
 
   function cut(text, width) {
-    var max = Math.floor((width - 24) / 6.6);
+    var max = Math.floor((width - 24) / SUB_W);
     return text.length > max ? text.slice(0, Math.max(1, max - 1)) + "\u2026" : text;
   }
 

@@ -3,6 +3,8 @@ watch its progress run by run, and cancel it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +20,8 @@ from conveyor.server.auth import Action, allow, authorize
 from conveyor.server.state import ServerState
 from conveyor.server.ui.formdata import form_pairs
 from conveyor.server.ui.templating import not_found, render
+from conveyor.storage.backfills import BackfillRecord
+from conveyor.storage.records import RunRecord
 
 router = APIRouter()
 
@@ -32,6 +36,88 @@ def backfillable(jobs: dict[str, Job]) -> list[Job]:
         for n in sorted(jobs)
         if jobs[n].timed_trigger is not None or jobs[n].partitions is not None
     ]
+
+
+# Of the runs that may cover what a backfill skipped, the newest this many are looked at.
+COVERING_RUNS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An interval or partition the backfill did not queue, and the run that covers it
+    (None when it cannot be found any more)."""
+
+    what: str
+    run: RunRecord | None
+
+    @property
+    def reason(self) -> str:
+        if self.run is None:
+            return "covered already"
+        status = str(self.run.status)
+        return "done already" if status == "success" else f"already {status}"
+
+
+def _label(start: datetime | None, end: datetime | None, key: str | None) -> str:
+    parts = []
+    if start is not None and end is not None:
+        parts.append(f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC")
+    if key is not None:
+        parts.append(key)
+    return " · ".join(parts)
+
+
+def skipped_items(
+    state: ServerState, record: BackfillRecord, runs: list[RunRecord]
+) -> list[Skipped]:
+    """What the backfill skipped (asked for, but a run covered it already or was queued for
+    it), each with the run covering it; empty when its job is not loaded any more."""
+    from conveyor.scheduler.backfill import intervals_between
+
+    spec = record.spec
+    job = state.workspace.jobs.get(record.job_name)
+    if job is None or not spec.get("skipped"):
+        return []
+    keys: list[str | None] = [None]
+    if spec.get("partitions"):
+        keys = list(spec["partitions"])
+    elif job.partitions is not None and spec.get("partition_count"):
+        keys = list(job.partitions)
+    spans: list[tuple[datetime | None, datetime | None]] = [(None, None)]
+    if spec.get("start") and spec.get("end"):
+        try:
+            found = intervals_between(
+                job, datetime.fromisoformat(spec["start"]), datetime.fromisoformat(spec["end"])
+            )
+        except ConveyorError:
+            return []
+        spans = [(i.start, i.end) for i in found]
+
+    def stamp(moment: datetime | None) -> float | None:
+        return None if moment is None else round(moment.timestamp(), 3)
+
+    mine = {(stamp(r.interval_start), r.partition_key) for r in runs}
+    others = [
+        r
+        for r in state.instance.run_store.list(job_name=job.name, limit=COVERING_RUNS)
+        if r.id not in {m.id for m in runs}
+    ]
+    rank = {"success": 0, "running": 1, "starting": 1, "queued": 2}
+    out: list[Skipped] = []
+    for key in keys:
+        for start, end in spans:
+            if (stamp(start), key) in mine:
+                continue
+            covering = [
+                r
+                for r in others
+                if r.partition_key == key
+                and stamp(r.interval_start) == stamp(start)
+                and str(r.status) in rank
+            ]
+            covering.sort(key=lambda r: rank[str(r.status)])
+            out.append(Skipped(_label(start, end, key), covering[0] if covering else None))
+    return out
 
 
 def _list_context(state: ServerState) -> dict[str, Any]:
@@ -87,12 +173,26 @@ def backfill_page(request: Request, backfill_id: str) -> Response:
         record = state.instance.backfills.get(backfill_id)
     except NotFoundError as e:
         return not_found(request, str(e))
-    runs = [run_views.run_summary(r) for r in state.instance.backfills.runs(record.id)]
+    records = state.instance.backfills.runs(record.id)
+    runs = [run_views.run_summary(r) for r in records]
     progress = state.instance.backfills.progress(record.id)
+    skipped = skipped_items(state, record, records)
     return render(
         request,
         "backfill.html",
-        {"backfill": record, "runs": runs, "progress": progress, "statuses": STATUSES},
+        {
+            "backfill": record,
+            "runs": runs,
+            "progress": progress,
+            "statuses": STATUSES,
+            "skipped": skipped,
+            # Everything it was asked for: what it queued and what it skipped.
+            "total": record.run_count + int(record.spec.get("skipped") or 0),
+            "done_before": sum(
+                1 for s in skipped if s.run is not None and s.reason == "done already"
+            ),
+            "has_interval": any(r.interval_start is not None for r in runs),
+        },
     )
 
 

@@ -311,3 +311,33 @@ def from_text(text: str) -> dict[str, Any]:
             f"(tasks:, config:, resources:)"
         )
     return value
+
+
+def defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of a run-config schema, nested as a config holds them."""
+    defs = schema.get("$defs") or {}
+
+    def walk(node: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, sub in (node.get("properties") or {}).items():
+            child, _ = _non_null(_resolve(sub, defs), defs)
+            if "default" in child:
+                out[str(key)] = child["default"]
+            elif child.get("properties"):
+                inner = walk(child)
+                if inner:
+                    out[str(key)] = inner
+        return out
+
+    return walk(_resolve(schema, defs))
+
+
+def scaffold(schema: Mapping[str, Any]) -> str:
+    """The editor's placeholder: the job's default config as YAML, or a comment saying
+    that the job takes no config."""
+    if not schema.get("properties"):
+        return "# this job takes no config"
+    found = defaults(schema)
+    if not found:
+        return "# no defaults: every value is yours to give"
+    return "# the defaults:\n" + to_text(found)

@@ -1,6 +1,10 @@
 """The timeline (Gantt) of a run: one row per task, one bar per attempt, the waits
-between retries drawn between the bars. Positions are percentages of the run's span,
-so the page draws it with plain HTML and CSS.
+between retries drawn between the bars. Positions are percentages of the span from the
+first task's start to the run's end, so the page draws it with plain HTML and CSS.
+
+An attempt that failed and was retried is drawn as a failure (red), the wait before its
+retry as a dotted line; every bar is at least ``MIN_WIDTH`` wide, so that a short failed
+attempt still shows.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from datetime import UTC, datetime
 from conveyor.server.run_views import RunDetail
 from conveyor.server.ui.templating import duration
 
-# A run with more tasks than this shows the first ones (by start) in its timeline.
+# A run with more tasks than this shows the first ones (in the plan's order) in its timeline.
 MAX_ROWS = 300
 AXIS_TICKS = 4
+# The narrowest bar, in percent of the track (the CSS adds a minimum in pixels).
+MIN_WIDTH = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,33 +62,33 @@ def timeline(run: RunDetail, now: datetime | None = None) -> Timeline:
     """The rows of ``run``'s timeline as of ``now``; running attempts reach ``now``."""
     now = now or datetime.now(UTC)
     starts = [a.started_at for t in run.tasks for a in t.attempts if a.started_at is not None]
-    t0 = run.started_at or (min(starts) if starts else None) or run.created_at
+    # From the first task's start: the time a run takes to start its first task is not
+    # the tasks' time, and would leave most of a short run's timeline empty.
+    t0 = min(starts) if starts else (run.started_at or run.created_at)
     ends = [a.ended_at for t in run.tasks for a in t.attempts if a.ended_at is not None]
     running = run.ended_at is None and run.status in ("starting", "running", "canceling")
     t1 = run.ended_at or (now if running else max([*ends, t0]))
-    if starts:
-        t0 = min(t0, *starts)
     span = max((t1 - t0).total_seconds(), 0.001)
-    ordered = sorted(
-        run.tasks,
-        key=lambda t: (t.started_at is None, t.started_at or now, t.key),
-    )
     rows = []
-    for t in ordered[:MAX_ROWS]:
+    # In the order of the task table (the plan's, see run_views.ordered_tasks).
+    for t in run.tasks[:MAX_ROWS]:
         row = Row(key=t.key, status=t.status, took=duration(t.duration))
         previous_end: datetime | None = None
         for a in t.attempts:
             if a.started_at is None:
                 continue
             end = a.ended_at or (now if running else t1)
-            left = _pct(a.started_at, t0, span)
-            width = max(_pct(end, t0, span) - left, 0.4)
-            what = f"{t.key} attempt {a.attempt}: {a.status.replace('_', ' ')}"
+            left = min(_pct(a.started_at, t0, span), 100 - MIN_WIDTH)
+            width = max(_pct(end, t0, span) - left, MIN_WIDTH)
+            # An attempt up for retry has ended: it failed, and another follows.
+            status = "failure" if a.status == "up_for_retry" else a.status
+            shown = "failed, retried" if a.status == "up_for_retry" else status.replace("_", " ")
+            what = f"{t.key} attempt {a.attempt}: {shown}"
             took = duration((end - a.started_at).total_seconds())
             error = f" ({a.error_type}: {a.error_message})" if a.error_type else ""
-            row.bars.append(Bar(left, width, a.status, f"{what}, {took}{error}"[:300]))
+            row.bars.append(Bar(left, width, status, f"{what}, {took}{error}"[:300]))
             if previous_end is not None and a.started_at > previous_end:
-                w_left = _pct(previous_end, t0, span)
+                w_left = min(_pct(previous_end, t0, span), left)
                 waited = duration((a.started_at - previous_end).total_seconds())
                 row.waits.append(
                     Wait(w_left, left - w_left, f"waited {waited} before attempt {a.attempt}")

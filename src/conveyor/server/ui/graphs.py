@@ -45,12 +45,13 @@ def job_graph_data(graph: JobGraph) -> dict[str, Any]:
 
 
 def task_line(t: TaskRun) -> str:
-    """A task's state in a few words: ``success · 1.2 s`` or ``running · attempt 2``."""
+    """A task's state in a few words: ``success · 1.2 s · try 2`` or ``running · attempt 2``
+    (short, to fit its box)."""
     status = t.status.replace("_", " ")
     if t.status == "running" and len(t.attempts) > 1:
         return f"{status} · attempt {len(t.attempts)}"
     took = duration(t.duration) if t.duration is not None else ""
-    retried = f" · {len(t.attempts)} tries" if len(t.attempts) > 1 else ""
+    retried = f" · try {len(t.attempts)}" if len(t.attempts) > 1 else ""
     return f"{status}{' · ' + took if took else ''}{retried}"
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -47,6 +47,12 @@ class Check:
     partition: str
     interval: str
     tags: str
+    fresh: bool = False
+
+    @property
+    def shown(self) -> bool:
+        """Whether the check has anything to say: nothing before the user's first input."""
+        return not (self.fresh and self.ok)
 
     @property
     def ok(self) -> bool:
@@ -104,8 +110,15 @@ def _interval(text: str) -> tuple[str, str] | None:
     return (start.strip(), end.strip())
 
 
+# What the launchpad says when a partitioned job is launched without a partition.
+PICK_PARTITION = "pick a partition"
+
+
 def check(job: Job, form: dict[str, str] | None) -> Check:
-    """Read the launchpad's inputs and check the launch they describe, recording nothing."""
+    """Read the launchpad's inputs and check the launch they describe, recording nothing.
+
+    Without ``form`` (the page as first shown) a missing partition is not an error yet.
+    """
     fields = forms.build(job_views.config_schema(job))
     data = form or {}
     source = data.get("source", "form")
@@ -130,34 +143,101 @@ def check(job: Job, form: dict[str, str] | None) -> Check:
             _tags(tags)
         except ValueError as e:
             errors.append(("tags", str(e).removeprefix("tags: ")))
+        checked = partition or None
+        if checked is None and job.partitions is not None:
+            # The partition's own message speaks of run() and --partition: the form's
+            # words instead, and the config checked with any key meanwhile.
+            if form is not None:
+                errors.append(("partition", PICK_PARTITION))
+            checked = next(iter(job.partitions), None)
         try:
-            actions.validate(job, config, partition=partition or None, interval=_interval(interval))
+            actions.validate(job, config, partition=checked, interval=_interval(interval))
         except ConveyorError as e:
             errors += forms.split_errors(str(e))
     other = forms.place_errors(fields, errors)
-    return Check(config, fields, text, source, errors, other, partition, interval, tags)
+    return Check(
+        config, fields, text, source, errors, other, partition, interval, tags, form is None
+    )
 
 
-def _context(state: Any, job: Job, result: Check) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class FromRun:
+    """The run the launchpad was opened from (``?from=ID``): its config, tags, partition
+    and interval fill the form, and it can be rerun from failure with the edited config."""
+
+    id: str
+    status: str
+    ended: bool
+
+    @property
+    def short(self) -> str:
+        return self.id[:8]
+
+
+def _from_run(state: Any, job: Job, run_id: str) -> tuple[FromRun, dict[str, str]] | None:
+    """The run ``run_id`` of ``job`` and the launchpad's inputs it fills; None if there
+    is no such run of this job."""
+    from conveyor.server import run_views
+
+    try:
+        run = state.instance.run(run_views.resolve_run(state.instance, run_id))
+    except ConveyorError:
+        return None
+    if run.job_name != job.name:
+        return None
+    interval = ""
+    if run.interval_start is not None and run.interval_end is not None:
+        interval = f"{run.interval_start.isoformat()}|{run.interval_end.isoformat()}"
+    tags = ", ".join(f"{k}={v}" for k, v in run.tags.items() if not k.startswith("conveyor/"))
+    data = {
+        "source": "editor",
+        "config_text": forms.to_text(run.run_config),
+        "partition": run.partition_key or "",
+        "interval": interval,
+        "tags": tags,
+    }
+    status = str(getattr(run.status, "value", run.status))
+    return FromRun(run.id, status, status in ("success", "failure", "canceled")), data
+
+
+def _context(state: Any, job: Job, result: Check, origin: FromRun | None = None) -> dict[str, Any]:
     partitions = list(job.partitions) if job.partitions is not None else None
+    intervals = recent_intervals(job)
+    if result.interval and all(value != result.interval for value, _ in intervals):
+        # The run opened from covered an older interval than the picker offers.
+        start, _, end = result.interval.partition("|")
+        intervals.insert(0, (result.interval, f"{start} → {end}"))
+    schema = job_views.config_schema(job)
     return {
         "job": job,
         "check": result,
         "partitions": partitions,
-        "intervals": recent_intervals(job),
+        "intervals": intervals,
         "needs_interval": job.timed_trigger is not None,
-        "schema_text": json.dumps(job_views.config_schema(job), indent=2),
+        "schema_text": json.dumps(schema, indent=2),
+        "scaffold": forms.scaffold(schema),
+        "origin": origin,
     }
 
 
 @router.get("/jobs/{job_name}/launch", dependencies=[Depends(allow(Action.READ))])
-def launchpad(request: Request, job_name: str) -> Response:
-    """The launch form of a job, with its config's fields and the YAML editor."""
+def launchpad(
+    request: Request, job_name: str, from_: str | None = Query(None, alias="from")
+) -> Response:
+    """The launch form of a job, with its config's fields and the YAML editor; filled
+    from a run of the job with ``?from=RUN_ID``."""
     state = state_of(request)
     try:
         job = state.workspace.job(job_name)
     except ConveyorError as e:
         return not_found(request, str(e))
+    if from_:
+        found = _from_run(state, job, from_)
+        if found is None:
+            return not_found(request, f"no run {from_!r} of job {job.name!r}")
+        origin, data = found
+        result = check(job, data)
+        return render(request, "launchpad.html", _context(state, job, result, origin))
     result = check(job, None)
     return render(request, "launchpad.html", _context(state, job, result))
 
@@ -189,8 +269,24 @@ async def launch(request: Request, job_name: str) -> Response:
     except NotFoundError as e:
         return not_found(request, str(e))
     authorize(request, Action.LAUNCH, job.name)
-    result = await run_in_threadpool(check, job, await form_data(request))
-    if result.ok:
+    data = await form_data(request)
+    result = await run_in_threadpool(check, job, data)
+    origin: FromRun | None = None
+    if data.get("from_run"):
+        found = await run_in_threadpool(_from_run, state, job, data["from_run"])
+        origin = found[0] if found is not None else None
+    if result.ok and origin is not None and data.get("action") == "rerun":
+        rerun_of = origin.id
+        try:
+            new = await run_in_threadpool(
+                lambda: actions.rerun(state, rerun_of, full=False, run_config=result.config)
+            )
+        except ConveyorError as e:
+            result.errors += forms.split_errors(str(e))
+            result.other = forms.place_errors(result.form, result.errors)
+        else:
+            return RedirectResponse(f"/runs/{new.id}", status_code=303)
+    elif result.ok:
         try:
             run = await run_in_threadpool(
                 lambda: actions.launch(
@@ -207,4 +303,4 @@ async def launch(request: Request, job_name: str) -> Response:
             result.other = forms.place_errors(result.form, result.errors)
         else:
             return RedirectResponse(f"/runs/{run.id}", status_code=303)
-    return render(request, "launchpad.html", _context(state, job, result))
+    return render(request, "launchpad.html", _context(state, job, result, origin))

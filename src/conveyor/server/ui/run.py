@@ -120,9 +120,15 @@ def live_context(state: ServerState, run: run_views.RunDetail, task: str | None)
 def _load(request: Request, run_id: str) -> run_views.RunDetail | Response:
     state = state_of(request)
     try:
-        return run_views.run_detail(state.instance, run_views.resolve_run(state.instance, run_id))
+        run = run_views.run_detail(state.instance, run_views.resolve_run(state.instance, run_id))
     except NotFoundError as e:
         return not_found(request, str(e))
+    job = state.workspace.jobs.get(run.job_name)
+    if job is not None:
+        # The graph's order among the tasks free to go, as the graph draws them.
+        order = list(job.graph.nodes) if job.graph is not None else [job.name]
+        run.tasks = run_views.ordered_tasks(run.tasks, order)
+    return run
 
 
 @router.get("/runs/{run_id}", dependencies=[Depends(allow(Action.READ))])

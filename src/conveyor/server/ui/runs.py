@@ -76,17 +76,25 @@ def runs_page(
 ) -> Response:
     """Runs newest first, filtered by job, status, a tag and the trigger, ``limit`` a page."""
     state = state_of(request)
+    statuses = [s.value for s in RunStatus]
+    wanted_status = (status or "").strip().lower() or None
     f = Filters(
         job=(job or "").strip() or None,
-        status=status if status in {s.value for s in RunStatus} else None,
+        status=wanted_status if wanted_status in statuses else None,
         tag=(tag or "").strip() or None,
         trigger=(trigger or "").strip() or None,
     )
     problem = None
+    if wanted_status is not None and f.status is None:
+        # Said, not silently dropped: the list below is of every status.
+        problem = (
+            f"no status {status!r}; statuses: {', '.join(statuses)}. "
+            f"The list shows runs of every status."
+        )
     try:
         wanted, base = f.run_filter(), f.run_filter(with_status=False)
     except ConfigError as e:
-        problem = str(e)
+        problem = f"{problem} {e}" if problem else str(e)
         f = replace(f, tag=None)
         wanted, base = f.run_filter(), f.run_filter(with_status=False)
     try:
@@ -106,7 +114,7 @@ def runs_page(
             "trigger": f.trigger,
             "filtered": any((f.job, f.status, f.tag, f.trigger)),
             "jobs": sorted(state.workspace.jobs),
-            "statuses": [s.value for s in RunStatus],
+            "statuses": statuses,
             "counts": counts,
             "total": sum(counts.values()),
             "next_url": f.url(page.next_cursor, limit) if page.next_cursor else None,
