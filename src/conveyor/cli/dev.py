@@ -56,7 +56,7 @@ def dev_command(target: str | None, module: str | None, host: str, port: int) ->
     from conveyor.server.app import create_app
     from conveyor.server.devdaemon import DaemonChild
     from conveyor.server.reload import CodeWatcher, Reloader, code_of
-    from conveyor.server.runner import announce_when_up, bind, make_server
+    from conveyor.server.runner import announce_when_up, bind, make_server, stop_on_signals
     from conveyor.server.state import LoadError, ServerState, WorkspaceHolder
     from conveyor.storage.instance import Instance
 
@@ -76,15 +76,7 @@ def dev_command(target: str | None, module: str | None, host: str, port: int) ->
     app = create_app(ServerState(instance, holder, processes=processes))
     server = make_server(app, host, port)
 
-    stopped_by: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped_by.append(signum)
-        server.should_exit = True
-
-    # uvicorn puts these back once it stops, and raises there the signal that stopped it.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopped_by = stop_on_signals(server)
 
     named = ["-m", module] if module else [str(Path(target or "").resolve())]
     daemon = DaemonChild([sys.executable, "-m", "conveyor.cli.dev", *named], say, processes)

@@ -108,6 +108,24 @@ def _answers(url: str) -> bool:
     return True
 
 
+def stop_on_signals(server: uvicorn.Server) -> list[int]:
+    """Make SIGINT and SIGTERM stop ``server``; the list they are noted in, first first.
+
+    uvicorn installs its own handlers while it serves, then puts these back and
+    raises the signal that stopped it: it lands here instead of ending the process,
+    so the caller says what stopped it and exits as it should (130, or 0).
+    """
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        server.should_exit = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stopped_by
+
+
 def serve(app: FastAPI, host: str, port: int, *, announce: str) -> int | None:
     """Serve until SIGINT or SIGTERM, printing ``<announce>: <url>`` once it answers.
 
@@ -116,16 +134,7 @@ def serve(app: FastAPI, host: str, port: int, *, announce: str) -> int | None:
     """
     sock = bind(host, port)
     server = make_server(app, host, port)
-    stopped_by: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped_by.append(signum)
-        server.should_exit = True
-
-    # uvicorn installs its own handlers while it serves, then puts these back and
-    # raises the signal that stopped it: it lands here instead of killing the process.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopped_by = stop_on_signals(server)
 
     def say(url: str) -> None:
         if url:
