@@ -15,3 +15,13 @@ def test_a_body_that_is_not_json_is_named_as_such(client: TestClient) -> None:
     )
     assert bad.status_code == 422
     assert bad.json()["error"].startswith("the request's body is not valid JSON (at character")
+
+
+def test_a_form_over_a_mebibyte_is_refused_saying_so(client: TestClient) -> None:
+    big = client.post(
+        "/jobs/guarded/launch",
+        content=b"tags=" + b"x" * (1024 * 1024 + 1),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert big.status_code == 413
+    assert "more than the 1,048,576 a form may be" in big.json()["error"]

@@ -41,6 +41,8 @@ def server_command(target: str | None, module: str | None, host: str, port: int)
     daemon`, which runs beside it against the same database. Exits 130 after
     Ctrl-C, 0 after SIGTERM.
     """
+    import signal
+
     from conveyor.server.app import create_app
     from conveyor.server.runner import serve
     from conveyor.server.state import ServerState, WorkspaceHolder
@@ -51,8 +53,6 @@ def server_command(target: str | None, module: str | None, host: str, port: int)
     error = holder.reload()
     if error is not None:
         raise click.ClickException(error.message)
-    import signal
-
     try:
         stopped_by = serve(
             create_app(ServerState(instance, holder)), host, port, announce="conveyor server"
