@@ -6,7 +6,9 @@ bounded wait, then SIGKILL) and starts another. Runs in flight are not the
 daemon's to stop: their workers are processes of their own sessions, and the
 new daemon watches them.
 
-The child's standard input is a pipe that only ``conveyor dev`` writes to:
+The child runs in a process group of its own, so the terminal's Ctrl-C
+reaches only ``conveyor dev``, which stops the child itself. Its standard
+input is a pipe that only ``conveyor dev`` writes to:
 if ``conveyor dev`` dies without stopping it (SIGKILL), the child reads the
 end of it and stops itself (``stop_with_parent``), so no daemon outlives it.
 """
@@ -59,7 +61,12 @@ class DaemonChild:
                 return None
             if self.proc is not None and self.proc.poll() is None:
                 return self.proc.pid
-            proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, env=os.environ.copy())
+            # A process group of its own: a Ctrl-C at the terminal reaches ``conveyor dev``
+            # alone, which then stops the daemon in order (and says so), instead of the
+            # daemon racing it to the exit.
+            proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, env=os.environ.copy(), process_group=0
+            )
             self.proc = proc
             self.processes["daemon"] = f"running (pid {proc.pid})"
             self.say(f"daemon {why} (pid {proc.pid})")
