@@ -107,6 +107,7 @@ class Job:
         self.freshness = o.freshness
         self.refresh = o.refresh
         self.pool = o.pool
+        self.access = o.access
         self.partitions = o.partitions
         self.interval = o.interval
         self.incremental_mode = o.incremental_mode

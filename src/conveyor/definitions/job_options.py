@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
+from conveyor.definitions.access import AccessList, parse_access
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.intervals import INCREMENTAL_MODES, JobInterval, parse_job_interval
@@ -53,6 +54,7 @@ class JobArgs(TypedDict, total=False):
     executor: Any
     on_success: Hook | Sequence[Hook] | None
     on_failure: Hook | Sequence[Hook] | None
+    access: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class JobOptions:
         executor: a name from ``EXECUTORS``, an executor object, or ``None``.
         on_success: hooks called when a run succeeds.
         on_failure: hooks called when a run fails.
+        access: who may do what to the job (``AccessList``); ``None``: the
+            instance roles decide.
     """
 
     name: str
@@ -98,6 +102,7 @@ class JobOptions:
     executor: Any
     on_success: tuple[Hook, ...]
     on_failure: tuple[Hook, ...]
+    access: AccessList | None = None
 
     @property
     def timed_trigger(self) -> Trigger | None:
@@ -158,6 +163,7 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
         executor=_executor(options.get("executor"), owner),
         on_success=normalize_hooks(options.get("on_success"), owner, "on_success"),
         on_failure=normalize_hooks(options.get("on_failure"), owner, "on_failure"),
+        access=parse_access(options.get("access"), owner),
     )
 
 

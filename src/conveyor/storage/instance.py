@@ -12,6 +12,8 @@ from typing import Any
 
 from conveyor.errors import ConfigError, ConveyorError, NotFoundError, StorageError
 from conveyor.storage import journal
+from conveyor.storage.access import AccessStore
+from conveyor.storage.audit import AuditStore
 from conveyor.storage.backfills import BackfillStore
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
 from conveyor.storage.daemon_status import DaemonStatusStore
@@ -19,6 +21,7 @@ from conveyor.storage.db import Database, check_database_url
 from conveyor.storage.deletion import Deleted, RunDeletion, epoch
 from conveyor.storage.events import EventStore
 from conveyor.storage.hosts import is_gone
+from conveyor.storage.identity import IdentityStore
 from conveyor.storage.leases import LeaseStore
 from conveyor.storage.logs import LogStore
 from conveyor.storage.pools import PoolStore
@@ -83,6 +86,11 @@ class Instance:
         self.daemon_status = DaemonStatusStore(db)
         # Backfills with the runs each queued (storage.backfills).
         self.backfills = BackfillStore(db, self.cancel_run)
+        # Users, groups, API tokens and sessions; access lists as an admin changed
+        # them; the audit log (storage.identity, storage.access, storage.audit).
+        self.identity = IdentityStore(db)
+        self.access = AccessStore(db)
+        self.audit = AuditStore(db)
 
     @classmethod
     def ephemeral(cls) -> Instance:

@@ -73,6 +73,9 @@ runs = Table(
     Column("interval_end", Float),
     # The key of a StaticPartitions the run processes, if any.
     Column("partition_key", String(255)),
+    # Who or what started the run: ``user:NAME``, ``token:ID (NAME)``, ``schedule``,
+    # ``chain``, ``sensor``, ``webhook``... (``None`` for runs made before migration 0009).
+    Column("launched_by", String(255)),
     Index("ix_runs_job_name_created_at", "job_name", "created_at"),
     Index("ix_runs_job_name_interval_start", "job_name", "interval_start"),
     Index("ix_runs_job_name_partition_key", "job_name", "partition_key"),
@@ -302,4 +305,113 @@ backfill_runs = Table(
     ),
     Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Index("ix_backfill_runs_run_id", "run_id"),
+)
+
+# Who may do what (storage.identity, storage.access, storage.audit, storage.secrets).
+# A user signs in with a password (an argon2id hash) or through OpenID Connect
+# (``oidc_subject``, the provider's ``iss`` and ``sub``); ``role`` is the instance role
+# (viewer, operator, editor, admin: definitions.access.Role).
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text),
+    Column("email", String(255)),
+    Column("oidc_subject", String(512), unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column(
+        "group_name", String(255), ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "user_name", String(255), ForeignKey("users.name", ondelete="CASCADE"), primary_key=True
+    ),
+    Index("ix_group_members_user_name", "user_name"),
+)
+
+# API tokens: only the SHA-256 of the secret is kept (the secret is 32 random bytes,
+# shown once); ``id`` is the public handle that lists and revocations name.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_name", String(255), ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    Index("ix_api_tokens_user_name", "user_name"),
+)
+
+# Browser sessions: the cookie holds a random secret, the table its SHA-256, so a
+# copy of the database opens no session. ``csrf`` is the session's CSRF token.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("secret_hash", String(64), primary_key=True),
+    Column("user_name", String(255), ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("address", String(64)),
+    Index("ix_sessions_user_name", "user_name"),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+# Access lists edited by an admin: each row replaces, for one job (or workload) and
+# one principal (``user:NAME`` or ``group:NAME``), what the code's ``access=`` gives;
+# an empty ``permissions`` list takes that principal's grant away.
+job_access = Table(
+    "job_access",
+    metadata,
+    Column("job_name", String(255), primary_key=True),
+    Column("principal", String(255), primary_key=True),
+    Column("permissions", JSON, nullable=False),
+    Column("changed_at", Float, nullable=False),
+    Column("changed_by", String(255), nullable=False),
+)
+
+# Who did what, when and from where. Append-only: storage.audit has no update or delete.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512)),
+    Column("detail", JSON),
+    Column("address", String(64)),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor_at", "actor", "at"),
+    Index("ix_audit_log_action_at", "action", "at"),
+)
+
+# Secrets, encrypted at rest (storage.secrets): the value is a Fernet token under the
+# instance's key (CONVEYOR_SECRET_KEY, or a key file made with mode 0600).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False),
 )
