@@ -32,6 +32,13 @@ COMMANDS = {
     "server": ("conveyor.cli.serve", "server_command"),
     "db": ("conveyor.cli.serve", "db_group"),
     "dev": ("conveyor.cli.dev", "dev_command"),
+    "users": ("conveyor.cli.users", "users_group"),
+    "groups": ("conveyor.cli.users", "groups_group"),
+    "tokens": ("conveyor.cli.tokens", "tokens_group"),
+    "access": ("conveyor.cli.access", "access_group"),
+    "secrets": ("conveyor.cli.secrets", "secrets_group"),
+    "login": ("conveyor.cli.remote", "login_command"),
+    "logout": ("conveyor.cli.remote", "logout_command"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -47,6 +54,13 @@ SUMMARIES = {
     "server": "Serve the web UI and REST API (beside a daemon) for production.",
     "db": "Upgrade the instance's database schema.",
     "dev": "Serve the UI and run the scheduler on a workspace, reloading it as it changes.",
+    "users": "Add, list and remove users, and set their roles.",
+    "groups": "Add and list groups, and their members.",
+    "tokens": "Create, list and revoke API tokens.",
+    "access": "Show, grant and revoke who may do what to a job.",
+    "secrets": "Set, list and delete secrets, stored encrypted.",
+    "login": "Sign in to a remote Conveyor server with an API token.",
+    "logout": "Forget the token of a remote Conveyor server.",
 }
 
 EXIT_FAILURE = 1

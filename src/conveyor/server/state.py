@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import Sensor
 from conveyor.errors import NotFoundError, WorkspaceError
+from conveyor.server.auth_settings import AuthSettings
 from conveyor.storage.instance import Instance
 from conveyor.workspace import Workspace
 
@@ -89,3 +90,5 @@ class ServerState:
     started_at: float = field(default_factory=time.time)
     # What `conveyor dev` runs beside the server (the daemon), for the overview.
     processes: dict[str, str] = field(default_factory=dict)
+    # Who may call, and how they prove it (server.auth_settings); local: no login.
+    auth: AuthSettings = field(default_factory=AuthSettings)
