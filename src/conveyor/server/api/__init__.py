@@ -13,16 +13,22 @@ OPTIONAL = ("conveyor.server.api.workspace",)
 
 def routers() -> list[APIRouter]:
     from conveyor.server.api import (
+        access,
+        audit,
         backfills,
         daemon,
+        groups,
         health,
         jobs,
         logs,
+        me,
         pools,
         results,
         runs,
         schedules,
         sensors,
+        tokens,
+        users,
         webhooks,
     )
 
@@ -38,6 +44,12 @@ def routers() -> list[APIRouter]:
         pools.router,
         daemon.router,
         webhooks.router,
+        me.router,
+        users.router,
+        groups.router,
+        tokens.router,
+        access.router,
+        audit.router,
     ]
     for name in OPTIONAL:
         if importlib.util.find_spec(name) is not None:

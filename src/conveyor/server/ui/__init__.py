@@ -11,10 +11,14 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from conveyor.server.ui import (
+        account,
+        admin,
         backfills,
         jobs,
         launchpad,
+        login,
         logs,
+        oidc,
         overview,
         pools,
         run,
@@ -32,4 +36,8 @@ def routers() -> list[APIRouter]:
         schedules.router,
         backfills.router,
         pools.router,
+        login.router,
+        oidc.router,
+        account.router,
+        admin.router,
     ]
