@@ -55,10 +55,12 @@ def postgres_required() -> bool:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Tests never touch ~/.conveyor: the default instance is reset for each test."""
-    monkeypatch.delenv("CONVEYOR_DATABASE_URL", raising=False)
-    monkeypatch.delenv("CONVEYOR_HOME", raising=False)
+    """Tests never touch ~/.conveyor, nor a server the developer signed in to with
+    `conveyor login`: the default instance is reset for each test."""
+    for name in ("CONVEYOR_DATABASE_URL", "CONVEYOR_HOME", "CONVEYOR_URL", "CONVEYOR_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
     instance_module._default = None
     yield
     if instance_module._default is not None:

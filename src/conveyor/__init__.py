@@ -25,6 +25,7 @@ from conveyor.definitions import (
     task,
     workflow,
 )
+from conveyor.definitions.secrets import Secret
 from conveyor.errors import (
     ConfigError,
     ConveyorError,
@@ -102,6 +103,7 @@ __all__ = [
     "RunStatus",
     "Schedule",
     "ScheduleError",
+    "Secret",
     "SelectionError",
     "SensorContext",
     "StaticPartitions",

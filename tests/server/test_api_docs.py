@@ -18,7 +18,7 @@ def _documented() -> set[tuple[str, str]]:
     block = text[text.index("### The REST API") :]
     block = block[block.index("```text") : block.index("```\n", block.index("```text") + 7)]
     found = set()
-    for method, path in re.findall(r"^(GET|POST|PUT|DELETE)\s+(/api/\S+)", block, re.M):
+    for method, path in re.findall(r"^(GET|POST|PUT|PATCH|DELETE)\s+(/api/\S+)", block, re.M):
         path = path.split("?")[0]
         # NAME, ID, KEY, JOB, PATH stand for one part of the path.
         found.add((method, re.sub(r"/[A-Z]+(?=/|$)", "/{}", path)))

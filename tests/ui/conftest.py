@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from playwright.sync_api import (
 
 from conveyor.scheduler.daemon import Daemon
 from conveyor.server.app import create_app
+from conveyor.server.auth_settings import AuthSettings
 from conveyor.server.runner import bound_url, make_server
 from conveyor.server.state import ServerState, WorkspaceHolder
 from conveyor.storage.instance import Instance
@@ -47,7 +49,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests (those served the app) are slow, with a longer timeout."""
     here = Path(__file__).parent
     for item in items:
-        if here in item.path.parents and "served" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if here in item.path.parents and ("served" in names or "served_login" in names):
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT))
 
@@ -62,9 +65,30 @@ class Served:
     marks: Path
 
 
+# The users of the login-mode tests (``served_login``): name -> role; all have PASSWORD.
+USERS = {"vera": "viewer", "otto": "operator", "ada": "admin"}
+PASSWORD = "browser tests only"
+
+
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    """The UI on 127.0.0.1 (port 0), a daemon executing runs, on ``tests/ui/workspace.py``."""
+    """The UI on 127.0.0.1 (port 0), a daemon executing runs, on ``tests/ui/workspace.py``;
+    no login (local mode), as ``conveyor dev`` serves."""
+    with serve(tmp_path, monkeypatch, AuthSettings()) as s:
+        yield s
+
+
+@pytest.fixture
+def served_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """As ``served``, in login mode, with the users of ``USERS``."""
+    with serve(tmp_path, monkeypatch, AuthSettings(mode="login")) as s:
+        for name, role in USERS.items():
+            s.instance.identity.add_user(name, role, password=PASSWORD)
+        yield s
+
+
+@contextmanager
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: AuthSettings) -> Iterator[Served]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"no Chromium at {CHROMIUM}")
     home = tmp_path / "home"
@@ -77,7 +101,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     holder = WorkspaceHolder(lambda: load_file(WORKSPACE), str(WORKSPACE))
     assert holder.reload() is None
     assert holder.workspace is not None
-    state = ServerState(instance, holder)
+    state = ServerState(instance, holder, auth=auth)
     server = make_server(create_app(state), "127.0.0.1", 0)
     serving = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
     stop = threading.Event()
@@ -88,6 +112,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
         daemon_thread = threading.Thread(target=daemon.run, args=(stop,), name="ui-test-daemon")
         daemon_thread.start()
         url = wait_until(lambda: bound_url(server, "127.0.0.1"), 30, "the UI server to listen")
+        assert url is not None
         yield Served(url, instance, state, marks)
     finally:
         stop.set()
@@ -136,10 +161,18 @@ class Window:
 @pytest.fixture
 def window(browser: Browser, served: Served) -> Iterator[Window]:
     """A 1366x768 page on the served UI; fails the test on any browser error."""
+    with open_window(browser, served.url) as w:
+        yield w
+
+
+@contextmanager
+def open_window(browser: Browser, url: str) -> Iterator[Window]:
+    """A 1366x768 page (in a context of its own: its own cookies) on the UI at ``url``;
+    fails the test on any browser error."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     context.set_default_timeout(EXPECT_MS)
     page = context.new_page()
-    w = Window(page, served.url)
+    w = Window(page, url)
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,7 @@ from conveyor.cli.workspace import (
 )
 
 if TYPE_CHECKING:
+    from conveyor.cli.credentials import Remote
     from conveyor.scheduler.daemon import Daemon
 
 # The exit code after Ctrl-C, as a shell gives a program that SIGINT ended (128 + 2).
@@ -106,8 +107,23 @@ def trigger_command(
 ) -> None:
     """Queue a run of JOB (or of every job with trigger tag:NAME) for the daemon to start.
 
-    A job with partitions gets one run per key (or per --partition).
+    A job with partitions gets one run per key (or per --partition). On a
+    server (--url, CONVEYOR_URL or `conveyor login`), name JOB or tag:NAME
+    alone: the runs are queued there, for the server's daemon.
     """
+    from conveyor.cli.credentials import current_remote
+
+    remote = current_remote()
+    if remote is not None:
+        if refresh:
+            raise click.UsageError("--refresh is for local triggers; a server does not take it")
+        _remote_trigger(
+            remote,
+            _remote_arg(args, module, "JOB or tag:NAME", "trigger"),
+            read_config_file(config_file) if config_file else None,
+            partitions,
+        )
+        return
     target, chosen = split_args(args, module, "JOB or tag:NAME")
     assert chosen is not None
     which = chosen
@@ -172,7 +188,31 @@ def backfill_command(
     out (its end, or now). A job with partitions gets one run per key (per
     interval when there are intervals). The daemon starts the runs within
     the job's concurrency; running the same backfill again queues nothing twice.
+    On a server, name the JOB alone: the runs are queued there.
     """
+    from conveyor.cli.client import client
+    from conveyor.cli.credentials import current_remote
+
+    remote = current_remote()
+    if remote is not None:
+        body = {
+            "job_name": _remote_arg(args, module, "JOB", "backfill"),
+            "start": start,
+            "end": end,
+            "partitions": list(partitions) or None,
+        }
+        with client(remote) as api:
+            done = api.backfill(body)
+        spec = done["spec"]
+        _backfilled(
+            done["job_name"],
+            spec.get("intervals", 0),
+            spec.get("partition_count", 0),
+            spec.get("queued", 0),
+            spec.get("skipped", 0),
+            done["id"],
+        )
+        return
     target, name = split_args(args, module, "JOB")
     from conveyor.scheduler.backfill import backfill
     from conveyor.storage.instance import Instance
@@ -187,13 +227,68 @@ def backfill_command(
         instance=Instance.from_env(),
         origin=ws.origin,
     )
-    parts = []
-    if result.intervals:
-        parts.append(plural(len(result.intervals), "interval"))
-    if result.partitions:
-        parts.append(plural(len(result.partitions), "partition"))
-    click.echo(
-        f"{job.name}: {' x '.join(parts)}, {plural(len(result.queued), 'run')} queued, "
-        f"{result.skipped} already queued or done"
+    _backfilled(
+        job.name,
+        len(result.intervals),
+        len(result.partitions),
+        len(result.queued),
+        result.skipped,
+        result.backfill_id,
     )
-    click.echo(f"backfill {result.backfill_id}")
+
+
+def _backfilled(
+    job_name: str, intervals: int, partitions: int, queued: int, skipped: int, bid: str | None
+) -> None:
+    """What a backfill queued, in two lines."""
+    parts = []
+    if intervals:
+        parts.append(plural(intervals, "interval"))
+    if partitions:
+        parts.append(plural(partitions, "partition"))
+    click.echo(
+        f"{job_name}: {' x '.join(parts)}, {plural(queued, 'run')} queued, "
+        f"{skipped} already queued or done"
+    )
+    click.echo(f"backfill {bid}")
+
+
+def _remote_arg(args: tuple[str, ...], module: str | None, what: str, command: str) -> str:
+    """The one word (``what``) a command takes on a server, which has its own workspace."""
+    if module or len(args) != 1:
+        raise click.UsageError(
+            f"on a server, give {what} alone (conveyor {command} {what.split()[0]}): the "
+            f"server's workspace has the jobs; for a local FILE or -m MODULE, give --local "
+            f"(conveyor --local {command} ...)"
+        )
+    return args[0]
+
+
+def _remote_trigger(
+    remote: Remote,
+    which: str,
+    run_config: dict[str, Any] | None,
+    partitions: tuple[str, ...],
+) -> None:
+    """``trigger`` on a server: one launch (``POST /api/runs``) per job and partition key."""
+    from conveyor.cli.client import client
+    from conveyor.errors import NotFoundError
+
+    with client(remote) as api:
+        if which.startswith("tag:"):
+            names = [j["name"] for j in api.jobs() if which in j["triggers"]]
+            if not names:
+                raise NotFoundError(
+                    f"no job of the server at {remote.url} has the trigger {which!r}"
+                )
+        else:
+            names = [which]
+        for name in names:
+            keys: list[str | None] = list(dict.fromkeys(partitions))
+            if not keys:
+                keys = list(api.job(name).get("partitions") or [None])
+            for key in keys:
+                body: dict[str, Any] = {"job_name": name, "partition": key}
+                if run_config is not None:
+                    body["run_config"] = run_config
+                click.echo(api.launch(body)["id"])

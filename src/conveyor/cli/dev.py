@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from conveyor.cli.serve import host_port_options
+from conveyor.cli.serve import EXIT_REFUSED, host_port_options, is_loopback
 from conveyor.cli.workspace import load_workspace, workspace_options
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ def dev_command(target: str | None, module: str | None, host: str, port: int) ->
     not load is shown in the UI (with its traceback) while the last good jobs
     stay. Ctrl-C (SIGINT) or SIGTERM stops the server, the watcher and the
     daemon, and exits 130 after Ctrl-C, 0 after SIGTERM.
+
+    No login is asked: every caller is the local admin, so it serves a
+    loopback address only (exit 2 otherwise; `conveyor server` has logins).
     """
     import signal
     import threading
@@ -66,6 +69,14 @@ def dev_command(target: str | None, module: str | None, host: str, port: int) ->
         raise click.UsageError(
             "name a workspace: a file such as pipelines.py, a folder of them, or -m MODULE"
         )
+    if not is_loopback(host):
+        click.echo(
+            f"conveyor dev: refusing to serve {host}: it asks no login, so anyone who can "
+            f"reach it would be an admin. Serve 127.0.0.1 (the default), or run `conveyor "
+            f"server` with users (`conveyor users add NAME --role admin`) or single sign-on.",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_REFUSED)
     code = code_of(target, module)
     home = os.environ.get("CONVEYOR_HOME") or str(Path(DEV_HOME).resolve())
     os.environ["CONVEYOR_HOME"] = home  # the daemon child and the run workers inherit it

@@ -86,11 +86,30 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="conveyor")
 @click.option("--debug", is_flag=True, help="Print tracebacks of errors.")
-def cli(debug: bool) -> None:
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Talk to the Conveyor server at URL (default: CONVEYOR_URL, or the server of "
+    "`conveyor login`).",
+)
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="The API token to show the server (default: CONVEYOR_TOKEN, or the one "
+    "`conveyor login` stored).",
+)
+@click.option(
+    "--local", is_flag=True, help="Use the local instance even when a server is configured."
+)
+def cli(debug: bool, url: str | None, token: str | None, local: bool) -> None:
     """Conveyor: run, schedule and watch jobs written as Python code.
 
     Runs are recorded in the instance at CONVEYOR_HOME (default ~/.conveyor),
     on SQLite there unless CONVEYOR_DATABASE_URL names a PostgreSQL database.
+
+    With a server (--url, CONVEYOR_URL, or `conveyor login URL`), the commands
+    run, rerun, runs, logs, trigger, backfill and schedules talk to it through
+    its REST API instead, on the jobs of the server's workspace.
     """
     if debug:
         os.environ["CONVEYOR_DEBUG"] = "1"
@@ -115,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except ConveyorError as e:
-        _fail(e, EXIT_USAGE)
+        # A remote server's own failure is not the caller's (RemoteError.exit_code).
+        _fail(e, getattr(e, "exit_code", EXIT_USAGE))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

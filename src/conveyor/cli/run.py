@@ -5,13 +5,16 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from conveyor.cli.workspace import load_workspace, split_args, workspace_options
 from conveyor.definitions.job import EXECUTORS
 from conveyor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from conveyor.cli.credentials import Remote
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -108,7 +111,27 @@ def run_command(
     takes a slot of the job's concurrency (and pool) and goes on in a worker
     process, or stays queued for a daemon when no slot is free (or older runs
     of the job are queued); either way the command prints its id at once.
+
+    On a server (conveyor --url URL, CONVEYOR_URL, or `conveyor login`), name
+    the JOB alone: it is a job of the server's workspace, queued there for the
+    server's daemon and followed here to its end (--detach: its id at once).
     """
+    from conveyor.cli.credentials import current_remote
+
+    remote = current_remote()
+    if remote is not None:
+        if executor is not None:
+            raise click.UsageError("--executor is for local runs; a server runs the job's own")
+        return _remote_run(
+            remote,
+            _remote_job_arg(args, module),
+            read_config_file(config_file) if config_file else None,
+            list(selection) or None,
+            parse_tags(tags),
+            echo,
+            detach,
+            partition,
+        )
     target, job_name = split_args(args, module, "JOB name", required=False)
     ws = load_workspace(target, module)
     job = ws.job(job_name)
@@ -169,6 +192,7 @@ def _detach(
     from conveyor.execution.launch import check_partition, prepare
     from conveyor.execution.runner import start
     from conveyor.scheduler.admission import admit, queued_ahead
+    from conveyor.storage.runs import local_launcher
     from conveyor.storage.states import RunStatus
 
     plan, cfg = prepare(job, run_config, selection, None)
@@ -184,6 +208,7 @@ def _detach(
         selection=plan.selection if plan is not None else None,
         origin=origin,
         partition=key,
+        launched_by=local_launcher(),
     )
     click.echo(run.id)
     short = run.id[:8]
@@ -258,9 +283,19 @@ def rerun_command(run_id: str, full: bool, config_file: str | None, echo: bool) 
     Tasks that succeeded are reused from their stored results unless --full.
     With --config, the file's config replaces the run's, and the tasks whose
     config it changes run again too. A run that succeeded has nothing to
-    rerun from failure: give --full or --config.
+    rerun from failure: give --full or --config. On a server, the rerun is
+    queued there and followed here to its end.
     """
+    from conveyor.cli.client import client
+    from conveyor.cli.credentials import current_remote
+    from conveyor.cli.report import follow_remote
+
     run_config = read_config_file(config_file) if config_file else None
+    remote = current_remote()
+    if remote is not None:
+        with client(remote) as api:
+            run = api.rerun(run_id, full=full, run_config=run_config)
+            return follow_remote(api, run["id"], run["job_name"], echo=echo)
     from conveyor.execution.rerun import plan_rerun, rerun_job
     from conveyor.storage.instance import Instance
     from conveyor.workspace import load
@@ -298,31 +333,72 @@ def _task_count(job: Any, selection: list[str] | None) -> int | None:
 
 
 def _run_and_report(job_name: str, total: int | None, start: Any) -> int:
-    from conveyor.cli.output import TaskProgress, console, styled, took
+    from conveyor.cli.output import TaskProgress
+    from conveyor.cli.report import print_end, print_start
 
-    out = console()
-    tasks = f" {_plural(total, 'task')}" if total else ""
-    out.print(f"[bold]{job_name}[/]: running{tasks}")
+    print_start(job_name, total)
     progress = TaskProgress(total)
     began = time.monotonic()
     try:
         result = start(progress)
     finally:
         progress.stop()
-    elapsed = time.monotonic() - began
-    out.print(
-        f"run [bold]{result.run_id}[/] {styled(str(result.status))} in {took(elapsed)}: "
-        f"{progress.summary(result.status)}"
-    )
-    if not result.success:
-        for key, err in result.failures.items():
-            message = str(getattr(err, "original", err))
-            kind = type(getattr(err, "original", err)).__name__
-            out.print(f"  [red]{key}[/]: {kind}: {message}")
-        first = next(iter(result.failures), None)
-        if first is not None:
-            out.print(
-                f"  details: conveyor runs show {result.run_id[:8]}   "
-                f"traceback: conveyor logs {result.run_id[:8]} --task '{first}' --stderr"
-            )
+    failures = []
+    for key, err in result.failures.items():
+        original = getattr(err, "original", err)
+        # The task's own exception may hold a secret's value: print it as the records do.
+        failures.append((key, type(original).__name__, result.masked(str(original))))
+    print_end(result.run_id, str(result.status), time.monotonic() - began, progress, failures)
     return 0 if result.success else 1
+
+
+def _remote_job_arg(args: tuple[str, ...], module: str | None) -> str | None:
+    """The JOB of ``run`` on a server: one word, no workspace (the server has its own)."""
+    if module or len(args) > 1:
+        raise click.UsageError(
+            "on a server, name the job alone (conveyor run JOB): the server's workspace has "
+            "it; to run a job of a local FILE or -m MODULE, give --local (conveyor --local run ...)"
+        )
+    return args[0] if args else None
+
+
+def _remote_run(
+    remote: Remote,
+    job_name: str | None,
+    run_config: dict[str, Any] | None,
+    selection: list[str] | None,
+    tags: dict[str, str],
+    echo: bool,
+    detach: bool,
+    partition: str | None,
+) -> int:
+    """Queue a run of ``job_name`` on the server, then follow it (or print its id)."""
+    from conveyor.cli.client import client
+    from conveyor.cli.report import follow_remote
+
+    with client(remote) as api:
+        if job_name is None:
+            names = [j["name"] for j in api.jobs()]
+            if len(names) != 1:
+                raise click.UsageError(
+                    f"name the JOB to run; the server at {remote.url} has "
+                    f"{', '.join(names) if names else 'no jobs you may read'}"
+                )
+            job_name = names[0]
+        body: dict[str, Any] = {"job_name": job_name, "tags": tags}
+        if run_config is not None:
+            body["run_config"] = run_config
+        if selection:
+            body["selection"] = selection
+        if partition is not None:
+            body["partition"] = partition
+        run = api.launch(body)
+        if detach:
+            click.echo(run["id"])
+            click.echo(
+                f"run {run['id'][:8]} queued on {remote.url}; follow it with: "
+                f"conveyor runs show {run['id'][:8]}",
+                err=True,
+            )
+            return 0
+        return follow_remote(api, run["id"], run["job_name"], echo=echo)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from conveyor.cli.main import echo_json
 from conveyor.storage.states import RunStatus
+
+if TYPE_CHECKING:
+    from conveyor.cli.credentials import Remote
+    from conveyor.server.run_views import RunSummary, TaskRun
+
+# The most runs the API lists a page at a time.
+MAX_PAGE = 1000
 
 
 @click.group("runs")
@@ -41,19 +49,35 @@ def runs_group() -> None:
 def list_runs(
     job_name: str | None, status: str | None, limit: int, before: str | None, as_json: bool
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (on a server: the runs you may read)."""
+    from conveyor.cli.credentials import current_remote
+
+    remote = current_remote()
+    if remote is not None:
+        _print_runs(_remote_runs(remote, job_name, status, limit, before), as_json, remote.url)
+        return
+    from conveyor.server.run_views import run_summary
     from conveyor.storage.instance import Instance
 
     runs = Instance.from_env().runs(job_name, limit=limit, status=status, before=before)
     if as_json:
         echo_json([r.to_dict() for r in runs])
         return
+    _print_runs([run_summary(r) for r in runs], False, None)
+
+
+def _print_runs(runs: list[RunSummary], as_json: bool, url: str | None) -> None:
+    """The runs list, as a table (or, from a server, the API's JSON)."""
+    if as_json:
+        echo_json([r.model_dump(mode="json") for r in runs])
+        return
     from rich.table import Table
 
     from conveyor.cli.output import console, styled, took, when
 
     if not runs:
-        console().print("no runs yet; start one with `conveyor run FILE [JOB]`")
+        where = f"conveyor --url {url} run JOB" if url else "conveyor run FILE [JOB]"
+        console().print(f"no runs yet; start one with `{where}`")
         return
     table = Table(box=None, header_style="bold")
     for col in ("RUN", "JOB", "STATUS", "STARTED", "DURATION", "TRIGGER", "TAGS"):
@@ -72,11 +96,51 @@ def list_runs(
     console().print(table)
 
 
+def _remote_runs(
+    remote: Remote, job_name: str | None, status: str | None, limit: int, before: str | None
+) -> list[RunSummary]:
+    """The server's newest ``limit`` runs (created before run ``before``, when given)."""
+    from conveyor.cli.client import client
+    from conveyor.server.run_views import RunSummary
+
+    out: list[RunSummary] = []
+    with client(remote) as api:
+        bound = api.run(before) if before is not None else None
+        cursor = None
+        while len(out) < limit:
+            page = api.runs(
+                job=job_name,
+                status=status,
+                limit=min(limit - len(out) + 1, MAX_PAGE),
+                cursor=cursor,
+                created_before=bound["created_at"] if bound is not None else None,
+            )
+            rows = [r for r in page["runs"] if bound is None or r["id"] != bound["id"]]
+            out += [RunSummary.model_validate(r) for r in rows[: limit - len(out)]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    return out
+
+
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_run(run_id: str, as_json: bool) -> None:
     """Show a run (a full id or its first characters) with its tasks."""
+    from conveyor.cli.client import client
+    from conveyor.cli.credentials import current_remote
+    from conveyor.server.run_views import RunDetail, run_summary, task_run
+
+    remote = current_remote()
+    if remote is not None:
+        with client(remote) as api:
+            detail = RunDetail.model_validate(api.run(run_id))
+        if as_json:
+            echo_json(detail.model_dump(mode="json"))
+            return
+        _print_run(detail, detail.job_version, detail.selection, detail.tasks)
+        return
     from conveyor.storage.instance import Instance
 
     instance = Instance.from_env()
@@ -84,24 +148,32 @@ def show_run(run_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(details.to_dict())
         return
+    run = details.run
+    tasks = [task_run(t) for t in details.tasks]
+    _print_run(run_summary(run), run.job_version, run.selection, tasks)
+
+
+def _print_run(
+    run: RunSummary, job_version: str, selection: list[str] | None, tasks: list[TaskRun]
+) -> None:
+    """A run's fields, then its tasks as a table."""
     from rich.table import Table
 
     from conveyor.cli.output import console, styled, took, when
 
-    run = details.run
     out = console()
     out.print(f"[bold]run {run.id}[/]  {styled(run.status)}")
     fields = [
-        ("job", f"{run.job_name} (version {run.job_version})"),
+        ("job", f"{run.job_name} (version {job_version})"),
         ("created", when(run.created_at)),
         ("started", when(run.started_at)),
         ("ended", when(run.ended_at)),
         ("duration", took(run.duration)),
         ("trigger", run.trigger),
         ("interval", _span(run.interval_start, run.interval_end)),
-        ("partition", run.partition_key or "-"),
+        ("partition", run.partition or "-"),
         ("tags", " ".join(f"{k}={v}" for k, v in run.tags.items()) or "-"),
-        ("selection", " ".join(run.selection) if run.selection else "-"),
+        ("selection", " ".join(selection) if selection else "-"),
         ("parent run", run.parent_run_id or "-"),
         ("error", run.error or "-"),
     ]
@@ -110,7 +182,7 @@ def show_run(run_id: str, as_json: bool) -> None:
     table = Table(box=None, header_style="bold")
     for col in ("TASK", "STATUS", "ATTEMPTS", "DURATION", "DEPENDS ON", "ERROR"):
         table.add_column(col, overflow="fold")
-    for t in details.tasks:
+    for t in tasks:
         last = t.attempts[-1]
         error = last.error_message or ""
         if last.error_type:
@@ -141,6 +213,11 @@ def show_run(run_id: str, as_json: bool) -> None:
 )
 def cancel_run(run_id: str, wait: bool, timeout: float) -> int:
     """Cancel a run: a queued run at once; a running one stops its tasks and ends canceled."""
+    from conveyor.cli.credentials import current_remote
+
+    remote = current_remote()
+    if remote is not None:
+        return _remote_cancel(remote, run_id, wait, timeout)
     import time
 
     from conveyor.storage.instance import Instance
@@ -182,7 +259,14 @@ def delete_runs(
     """
     import sys
 
+    from conveyor.cli.credentials import current_remote
     from conveyor.storage.deletion import epoch
+
+    if current_remote() is not None:
+        raise click.UsageError(
+            "runs delete works on the local instance only (the server has no API for it); "
+            "give --local, on the server's machine: conveyor --local runs delete ..."
+        )
     from conveyor.storage.instance import Instance
 
     if run_ids and (job_name is not None or before is not None):
@@ -221,6 +305,26 @@ def delete_runs(
         f"{_size(done.bytes)} of logs and results){_left(active)}"
     )
     return 0
+
+
+def _remote_cancel(remote: Remote, run_id: str, wait: bool, timeout: float) -> int:
+    """``runs cancel`` on a server: ask it to cancel, then (``wait``) watch the run stop."""
+    import time
+
+    from conveyor.cli.client import client
+
+    with client(remote) as api:
+        answer = api.cancel(run_id)
+        rid, status = answer["run_id"], RunStatus(answer["status"])
+        if status.is_terminal and status is not RunStatus.CANCELED:
+            click.echo(f"run {rid} had already ended: {status}")
+            return 0
+        deadline = time.monotonic() + timeout
+        while wait and not status.is_terminal and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = RunStatus(api.run(rid)["status"])
+    click.echo(f"run {rid}: {status}")
+    return 0 if status.is_terminal or not wait else 1
 
 
 def _plural(n: int, noun: str) -> str:

@@ -10,6 +10,10 @@ A capture also writes each line, as it is completed, to the attempt's live
 file (``storage.logs``) when the run has a home: a process killed in the
 middle of a task (its timeout, a cancel, a memory limit, SIGKILL) leaves every
 line it wrote there, and ``conveyor logs`` reads them while the task runs.
+
+With the run's ``Redactor``, its secret values read ``***`` in all of it: the
+live files, the text stored, and what is echoed. The live files and the echo
+then go a whole line at a time, so that a value written in pieces is masked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, TextIO
 
 from conveyor.definitions.context import RunContext
 from conveyor.storage.logs import live_file
+from conveyor.storage.redact import Redactor
 
 
 class Capture:
@@ -38,18 +43,25 @@ class Capture:
     capture of an attempt it stops (``written``) when the task runs here.
     """
 
-    __slots__ = ("_fds", "_pending", "echo", "err", "ident", "live", "out")
+    __slots__ = ("_echoing", "_fds", "_pending", "echo", "err", "ident", "live", "out", "redactor")
 
     def __init__(
-        self, echo: bool, live: str | None = None, ident: tuple[str, str, int] | None = None
+        self,
+        echo: bool,
+        live: str | None = None,
+        ident: tuple[str, str, int] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.echo = echo
+        self.redactor = redactor
         self.out: list[str] = []
         self.err: list[str] = []
         self.live = live
         self.ident = ident
         self._fds: dict[str, int] = {}
         self._pending: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        # What is echoed to each stream, held to the end of its line while redacting.
+        self._echoing: dict[str, tuple[TextIO, str]] = {}
         if ident is not None:
             _open[ident] = self
 
@@ -59,14 +71,40 @@ class Capture:
             pending = self._pending[stream]
             pending.append(s)
             if "\n" in s:
-                self._flush(stream)
+                self._flush(stream, whole=False)
 
     def text(self, stream: str) -> str:
-        return "".join(self.out if stream == "stdout" else self.err)
+        text = "".join(self.out if stream == "stdout" else self.err)
+        return self.redactor.text(text) if self.redactor else text
+
+    def shown(self, s: str) -> str:
+        """A whole line ``s`` as it is echoed: masked."""
+        return self.redactor.text(s) if self.redactor else s
+
+    def echo_to(self, stream: str, original: TextIO, s: str) -> None:
+        """Echo a write to ``original``; while redacting, a line at a time, so that a
+        value written in pieces is masked whole."""
+        if not self.redactor:
+            original.write(s)
+            return
+        _, held = self._echoing.get(stream, (original, ""))
+        text = held + s
+        cut = text.rfind("\n") + 1
+        if cut:
+            original.write(self.redactor.text(text[:cut]))
+        self._echoing[stream] = (original, text[cut:])
+
+    def _end_echo(self) -> None:
+        for original, held in self._echoing.values():
+            if held and self.redactor:
+                with contextlib.suppress(Exception):
+                    original.write(self.redactor.text(held))
+        self._echoing.clear()
 
     def close(self, *, keep: bool = False) -> None:
         """Write the rest to the live files and close them; with ``keep``, the run's process
         can still find the capture (``written``): the task was stopped by a ``BaseException``."""
+        self._end_echo()
         if self.live is not None:
             for stream in self._pending:
                 if self._pending[stream]:
@@ -79,10 +117,20 @@ class Capture:
         if self.ident is not None and not keep:
             _open.pop(self.ident, None)
 
-    def _flush(self, stream: str) -> None:
+    def _flush(self, stream: str, *, whole: bool = True) -> None:
         pending = self._pending[stream]
-        data = "".join(pending).encode("utf-8", "replace")
+        text = "".join(pending)
         pending.clear()
+        if self.redactor:
+            if not whole:
+                # The line being written stays until it is complete: a value written
+                # in pieces is then masked whole.
+                cut = text.rfind("\n") + 1
+                if cut < len(text):
+                    pending.append(text[cut:])
+                text = text[:cut]
+            text = self.redactor.text(text)
+        data = text.encode("utf-8", "replace")
         fd = self._fds.get(stream)
         try:
             if fd is None:
@@ -140,7 +188,7 @@ class _Router(io.TextIOBase):
             return self.original.write(s)
         cap.write(self.stream, s)
         if cap.echo:
-            self.original.write(s)
+            cap.echo_to(self.stream, self.original, s)
         return len(s)
 
     def flush(self) -> None:
@@ -202,7 +250,7 @@ class _CaptureHandler(logging.Handler):
         cap.write("stdout", line)
         if cap.echo:
             original = sys.stderr.original if isinstance(sys.stderr, _Router) else sys.stderr
-            original.write(line)
+            original.write(cap.shown(line))
 
 
 class _Formatter(logging.Formatter):

@@ -35,10 +35,12 @@ from conveyor.execution.plan import Plan, build_plan
 from conveyor.execution.resources import opened
 from conveyor.execution.result import RunResult
 from conveyor.execution.runconfig import RunConfig, validate_run_config
+from conveyor.execution.secrets import resolve_run
 from conveyor.execution.state import Listener, RunState
 from conveyor.execution.timeouts import RunCanceled
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
+from conveyor.storage.runs import local_launcher
 from conveyor.storage.states import RunStatus, TaskStatus
 
 INPUT_PREFIX = "input:"
@@ -106,8 +108,13 @@ def execute_job(
     reuse: Mapping[str, dict[str, Any]] | None = None,
     partition: str | None = None,
     interval: Interval | tuple[Any, Any] | None = None,
+    launched_by: str | None = None,
 ) -> RunResult:
-    """Run ``job`` in this process and return its ``RunResult`` (see ``Job.run``)."""
+    """Run ``job`` in this process and return its ``RunResult`` (see ``Job.run``).
+
+    The run records ``launched_by``, by default the OS user of this process
+    (``local:<user>``).
+    """
     inst = instance if instance is not None else Instance.default()
     run_tags = {**job.tags, **_check_tags(tags)}
     plan, cfg = prepare(job, run_config, selection, input_values)
@@ -126,8 +133,12 @@ def execute_job(
         then=RunStatus.RUNNING,
         interval=None if span is None else (span.start.timestamp(), span.end.timestamp()),
         partition=key,
+        launched_by=launched_by if launched_by is not None else local_launcher(),
     )
     state = _state(run, job, inst, cfg, echo=echo, listener=listener, reuse=reuse)
+    failed = _resolve_secrets(state)
+    if failed is not None:
+        return _result(state, RunStatus.FAILURE, failed, raise_on_error)
     return _execute(state, plan, chosen, raise_on_error)
 
 
@@ -186,6 +197,9 @@ def execute_run(
         instance.run_store.set_status(run_id, RunStatus.FAILURE, error=str(e), token=token)
         raise
     state = _state(run, job, instance, cfg, echo=echo, reuse=reuse)
+    failed = _resolve_secrets(state)
+    if failed is not None:
+        raise failed
     return _execute(
         state,
         plan,
@@ -206,11 +220,13 @@ def _state(
     reuse: Mapping[str, dict[str, Any]] | None = None,
 ) -> RunState:
     """The state of recorded run ``run`` as it starts executing here."""
+    recorder = instance.recorder(run.id, run.token)
+    recorder.redactor = cfg.redactor
     return RunState(
         run_id=run.id,
         job=job,
         instance=instance,
-        recorder=instance.recorder(run.id, run.token),
+        recorder=recorder,
         token=run.token,
         config=cfg,
         tags=run.tags,
@@ -220,6 +236,24 @@ def _state(
         interval=_interval(run),
         partition=run.partition_key,
     )
+
+
+def _resolve_secrets(state: RunState) -> ConveyorError | None:
+    """Resolve the run's ``Secret`` references, in its own process, before any task; the
+    error that failed the run (recorded) when one cannot be resolved."""
+    try:
+        resolve_run(
+            state.config,
+            state.instance.secrets,
+            reader=f"run:{state.run_id} ({state.job.name})",
+        )
+    except ConveyorError as e:
+        state.instance.run_store.set_status(
+            state.run_id, RunStatus.FAILURE, error=str(e), token=state.token
+        )
+        _release(state)
+        return e
+    return None
 
 
 def _interval(run: RunRecord) -> Interval | None:
@@ -304,6 +338,7 @@ def _result(
         failures=state.failures,
         error=error,
         instance=state.instance,
+        redactor=state.config.redactor,
     )
     if raise_on_error and not result.success:
         result.raise_error()

@@ -7,6 +7,7 @@ from typing import Any
 from conveyor.errors import ConveyorError, NotFoundError, UserCodeError
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunDetails, TaskRunRecord
+from conveyor.storage.redact import Redactor
 from conveyor.storage.states import RunStatus, TaskStatus
 
 
@@ -35,6 +36,7 @@ class RunResult:
         failures: dict[str, ConveyorError],
         error: ConveyorError | None,
         instance: Instance,
+        redactor: Redactor | None = None,
     ) -> None:
         self.run_id = run_id
         self.job_name = job_name
@@ -45,6 +47,12 @@ class RunResult:
         self._statuses = statuses
         self._instance = instance
         self._task_runs: list[TaskRunRecord] | None = None
+        self._redactor = redactor
+
+    def masked(self, text: str) -> str:
+        """``text`` with the run's secret values replaced by ``***``, as the run's records
+        show them: for printing an error (the errors here are the tasks' own)."""
+        return self._redactor.text(text) if self._redactor else text
 
     @property
     def success(self) -> bool:

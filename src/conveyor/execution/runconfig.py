@@ -3,11 +3,14 @@
 Shape: ``{"tasks": {key: {"config": {...}}}, "config": {...}, "resources": {key: {...}}}``.
 Every error names the value's full path, e.g.
 ``tasks.extract.config.limit: input should be a valid integer``.
+
+A value may be a reference ``Secret("name")``: validated as that text here, and
+replaced by the secret's value only when the run starts (``execution.secrets``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +22,29 @@ from conveyor.definitions.params import config_param
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.task import Task
 from conveyor.errors import ConfigError
+from conveyor.execution.secrets import mask_plain, plain_values, resolve
+from conveyor.storage.redact import Redactor
 
 TOP_KEYS = ("tasks", "config", "resources")
 
 
 @dataclass(slots=True)
 class RunConfig:
-    """A validated run config."""
+    """A validated run config.
+
+    ``raw`` is what a run stores: the config as given, but for the plain values of
+    ``SecretStr`` fields, which read ``***``. ``given`` is the config as given, its
+    references resolved once the run starts (``execution.secrets.resolve_run``,
+    which also sets ``lookup`` and fills ``redactor`` with the run's secret values).
+    """
 
     raw: dict[str, Any]
     task_configs: dict[str, BaseModel] = field(default_factory=dict)
     job_config: BaseModel | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    given: dict[str, Any] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=Redactor)
+    lookup: Callable[[str], str] | None = None
 
     def task_config(self, key: str, task: Task[Any]) -> BaseModel | None:
         """The config of task ``key``; validated now if the key was not known up front."""
@@ -39,8 +53,11 @@ class RunConfig:
         p = config_param(task.params)
         if p is None:
             return None
-        entry = _task_entry(self.raw.get("tasks", {}), key)
+        entry = _task_entry(self.given.get("tasks", {}), key)
         model = validate_model(p.annotation, entry, f"tasks.{key}.config")
+        self.redactor.add(plain_values(model))
+        if self.lookup is not None:
+            model = resolve(model, self.lookup, f"tasks.{key}.config")
         self.task_configs[key] = model
         return model
 
@@ -71,7 +88,7 @@ def validate_run_config(
         raise ConfigError(
             f"run config: unknown key {unknown[0]!r}; the keys are {', '.join(TOP_KEYS)}"
         )
-    out = RunConfig(raw=raw)
+    out = RunConfig(raw=raw, given=raw)
     problems: list[str] = []
     tasks = _mapping(raw.get("tasks"), "tasks")
     if job.graph is not None:
@@ -118,6 +135,9 @@ def validate_run_config(
     if problems:
         # Every problem at once, so that one edit of the config can fix them all.
         raise ConfigError("; ".join(problems))
+    plain = plain_values([out.task_configs, out.job_config, out.resources])
+    out.raw = mask_plain(raw, plain)
+    out.redactor.add(plain)
     return out
 
 

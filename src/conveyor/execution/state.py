@@ -32,6 +32,8 @@ class RunMeta:
     partition: str | None = None
     # Where the tasks' live log files go (``storage.logs``); None: output kept in memory only.
     log_dir: str | None = None
+    # The run's secret values, masked in what its tasks write (``storage.redact``).
+    redact: tuple[str, ...] = ()
 
 
 # Called as listener(task_key, status) whenever a task attempt changes state.
@@ -75,6 +77,7 @@ class RunState:
             self.tags.get(REFRESH_TAG) == "true",
             self.partition,
             self.instance.log_store.live_dir(self.run_id),
+            self.config.redactor.values,
         )
 
     @property

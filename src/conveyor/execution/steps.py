@@ -37,6 +37,7 @@ from conveyor.errors import (
 from conveyor.execution.aio import run_coroutine
 from conveyor.execution.capture import Capture, current_capture, make_logger, written
 from conveyor.execution.state import RunMeta, RunState
+from conveyor.storage.redact import redactor_of
 from conveyor.storage.states import TaskStatus
 
 log = logging.getLogger("conveyor")
@@ -215,7 +216,12 @@ def call_task(
                 kwargs[name] = resources[name]
             else:
                 kwargs[name] = getattr(spec.config, name)
-    cap = Capture(echo, meta.log_dir, (meta.run_id, spec.key, attempt))
+    cap = Capture(
+        echo,
+        meta.log_dir,
+        (meta.run_id, spec.key, attempt),
+        redactor_of(meta.redact) if meta.redact else None,
+    )
     token = current_capture.set(cap)
     report = Report()
     started = time.monotonic()

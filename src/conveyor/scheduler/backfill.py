@@ -70,6 +70,7 @@ def backfill(
     partitions: Sequence[str] | None = None,
     instance: Instance | None = None,
     origin: dict[str, Any] | None = None,
+    launched_by: str = "backfill",
 ) -> BackfillResult:
     """Queue one run per missing interval, partition key, or both, of ``job``.
 
@@ -78,7 +79,8 @@ def backfill(
     job with ``partitions=`` gets one run per key (``partitions`` picks some),
     for each period when there are periods. Intervals and keys that a
     successful run already covers are skipped. The scheduler daemon starts
-    the runs, within the job's concurrency.
+    the runs, within the job's concurrency. Each run records ``launched_by``:
+    who asked for the backfill (the server passes the user), else ``backfill``.
     """
     from conveyor.execution.launch import default_origin
 
@@ -116,6 +118,7 @@ def backfill(
                     if interval is None
                     else (interval.start.timestamp(), interval.end.timestamp()),
                     "partition": key,
+                    "launched_by": launched_by,
                 },
             )
             if rid is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.definitions.job import Job
+from conveyor.definitions.triggers import CHAIN_TYPES, TIMED
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.ticks import TickSpec
@@ -26,6 +27,17 @@ log = logging.getLogger("conveyor.daemon")
 
 # The most ticks fired in one transaction.
 FIRE_BATCH = 500
+
+
+def trigger_kind(trigger: str) -> str:
+    """What a run fired by ``trigger`` records as its launcher: ``schedule`` (timed
+    triggers and interval walks), ``chain``, ``sensor``, ``webhook``, ``retry``..."""
+    kind = trigger.split(":", 1)[0]
+    if kind in TIMED or kind == "interval":
+        return "schedule"
+    if kind in CHAIN_TYPES:
+        return "chain"
+    return kind
 
 
 class Ticks:
@@ -53,6 +65,7 @@ class Ticks:
 
         The run takes ``partition`` when given (or its parent's), else one run
         is queued per key of the job's partitions, each under its own tick key.
+        The run records the kind of ``trigger`` as who launched it (``launched_by``).
         """
         run: dict[str, Any] = {
             "job_version": job.version,
@@ -60,6 +73,7 @@ class Ticks:
             "origin": {**self.origin, "job": job.name},
             "interval": interval,
             "run_config": run_config,
+            "launched_by": trigger_kind(trigger),
         }
         if parent is not None:
             run.update(

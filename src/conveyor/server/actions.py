@@ -78,8 +78,10 @@ def launch(
     partition: str | None = None,
     interval: tuple[Any, Any] | None = None,
     selection: Sequence[str] | None = None,
+    launched_by: str | None = None,
 ) -> RunRecord:
-    """Queue a run of job ``job_name``, validated first; returns the queued run.
+    """Queue a run of job ``job_name``, validated first; returns the queued run, which
+    records ``launched_by`` (the caller's ``Principal.label``).
 
     Raises:
         NotFoundError: no such job in the workspace.
@@ -103,6 +105,7 @@ def launch(
         origin=_origin(state, job),
         interval=None if span is None else (span.start.timestamp(), span.end.timestamp()),
         partition=key,
+        launched_by=launched_by,
     )
 
 
@@ -121,12 +124,14 @@ def rerun(
     *,
     full: bool = False,
     run_config: Mapping[str, Any] | None = None,
+    launched_by: str | None = None,
 ) -> RunRecord:
     """Queue run ``run_id`` again: from failure (its succeeded tasks reused, unless
     ``run_config`` changes their config) or in ``full``; returns the queued run.
 
     The new run has the run as its parent, the same selection, partition and
-    interval, and the tag ``conveyor/rerun`` (``failure`` or ``full``).
+    interval, and the tag ``conveyor/rerun`` (``failure`` or ``full``); it records
+    ``launched_by``.
 
     Raises:
         NotFoundError: no such run, or its job is not in the workspace any more.
@@ -175,6 +180,7 @@ def rerun(
         root_run_id=parent.root_run_id or parent.id,
         interval=interval,
         partition=parent.partition_key,
+        launched_by=launched_by,
     )
 
 
@@ -198,9 +204,11 @@ def backfill(
     start: str | None = None,
     end: str | None = None,
     partitions: Sequence[str] | None = None,
+    launched_by: str | None = None,
 ) -> Backfilled:
     """Queue one run per missing interval (between ``start`` and ``end``) and/or partition
-    key of job ``job_name``; what a successful run covers already is skipped.
+    key of job ``job_name``; what a successful run covers already is skipped. Each run
+    records ``launched_by`` (``backfill`` when not given).
 
     Raises:
         NotFoundError: no such job.
@@ -213,7 +221,13 @@ def backfill(
     if partitions is not None and not partitions:
         raise ConfigError("partitions: give at least one key, or leave it out for every key")
     done = queue_backfill(
-        job, start, end, partitions=partitions, instance=state.instance, origin=_origin(state, job)
+        job,
+        start,
+        end,
+        partitions=partitions,
+        instance=state.instance,
+        origin=_origin(state, job),
+        launched_by=launched_by or "backfill",
     )
     assert done.backfill_id is not None
     return Backfilled(

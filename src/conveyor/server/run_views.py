@@ -27,6 +27,12 @@ class RunSummary(BaseModel):
     job_name: str
     status: str
     trigger: str
+    launched_by: str | None = Field(
+        None,
+        description="who or what started the run: a user, a token (`alice (token ID)`), "
+        "`local:<OS user>`, or a trigger kind (`schedule`, `chain`, `sensor`, `webhook`, "
+        "`backfill`, `retry`); empty for runs recorded before access control",
+    )
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -96,6 +102,7 @@ def run_summary(run: RunRecord) -> RunSummary:
         job_name=run.job_name,
         status=str(run.status),
         trigger=run.trigger,
+        launched_by=run.launched_by,
         created_at=run.created_at,
         started_at=run.started_at,
         ended_at=run.ended_at,

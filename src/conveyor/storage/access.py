@@ -5,15 +5,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import delete, select
 
-from conveyor.definitions.access import Permission
+from conveyor.definitions.access import AccessList, Permission
 from conveyor.storage.db import Database
 from conveyor.storage.schema import job_access
 from conveyor.storage.upsert import insert_or_update
 
 Changes = dict[str, frozenset[Permission]]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One principal on a job's access list as it holds: what it may do, and where that
+    comes from (the job's code, or an admin's change, which replaces the code's)."""
+
+    principal: str
+    permissions: frozenset[Permission]  # empty: an admin took the code's grant away
+    source: Literal["code", "admin"]
+    code: frozenset[Permission] | None  # what the code gives it, if the code lists it
+
+
+def effective(declared: AccessList | None, changes: Changes) -> list[Grant] | None:
+    """The job's list as it holds (its code's ``declared`` list with the admin's
+    ``changes``), by principal; ``None`` when the job has none (the roles hold)."""
+    if declared is None and not changes:
+        return None
+    code = dict(declared.grants) if declared is not None else {}
+    out = [
+        Grant(p, changes[p], "admin", code.get(p))
+        if p in changes
+        else Grant(p, code[p], "code", code[p])
+        for p in sorted(set(code) | set(changes))
+    ]
+    return out
 
 
 class AccessStore:

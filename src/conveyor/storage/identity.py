@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from conveyor.definitions.access import Role, parse_role
 from conveyor.errors import ConfigError, DefinitionError, NotFoundError
 from conveyor.storage.db import Database
 from conveyor.storage.schema import api_tokens, group_members, groups, sessions, users
+from conveyor.storage.upsert import insert_or_update
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,254}$")
 MIN_PASSWORD = 8
@@ -136,23 +138,31 @@ class IdentityStore:
         check_name(name, "user")
         role = _role(role)
         hashed = self._hash(password) if password is not None else None
-        with self.db.write() as conn:
-            if conn.execute(select(users.c.name).where(users.c.name == name)).first():
-                raise ConfigError(
-                    f"user {name!r} exists already; change it with `conveyor users set-role` "
-                    f"or remove it first"
-                )
-            conn.execute(
-                insert(users).values(
-                    name=name,
-                    role=role.value,
-                    password_hash=hashed,
-                    email=email,
-                    oidc_subject=oidc_subject,
-                    created_at=time.time(),
-                    disabled=False,
-                )
-            )
+        try:
+            with self.db.write() as conn:
+                if oidc_subject is not None:
+                    self._check_subject_free(conn, oidc_subject, name)
+                # ON CONFLICT: two admins adding one name at once make one user, and the
+                # other hears that it exists (a look first would let both insert).
+                added = conn.execute(
+                    insert_or_update(conn, users, ["name"]).returning(users.c.name),
+                    {
+                        "name": name,
+                        "role": role.value,
+                        "password_hash": hashed,
+                        "email": email,
+                        "oidc_subject": oidc_subject,
+                        "created_at": time.time(),
+                        "disabled": False,
+                    },
+                ).first()
+                if added is None:
+                    raise ConfigError(
+                        f"user {name!r} exists already; change it with `conveyor users "
+                        f"set-role` or remove it first"
+                    )
+        except IntegrityError:  # the subject was linked by another writer meanwhile
+            raise ConfigError(_subject_taken(oidc_subject, None)) from None
         user = self.user(name)
         assert user is not None
         return user
@@ -201,7 +211,23 @@ class IdentityStore:
             self.end_sessions(name)
 
     def link_oidc(self, name: str, subject: str) -> None:
-        self._update_user(name, oidc_subject=subject)
+        """Sign-ins with OIDC subject ``subject`` are user ``name``'s from now on;
+        ``ConfigError`` if another user has it."""
+        try:
+            with self.db.write() as conn:
+                self._check_subject_free(conn, subject, name)
+                if not conn.execute(
+                    update(users).where(users.c.name == name).values(oidc_subject=subject)
+                ).rowcount:
+                    raise NotFoundError(f"no user {name!r}; list them with `conveyor users list`")
+        except IntegrityError:
+            raise ConfigError(_subject_taken(subject, None)) from None
+
+    @staticmethod
+    def _check_subject_free(conn: Connection, subject: str, name: str) -> None:
+        owner = conn.execute(select(users.c.name).where(users.c.oidc_subject == subject)).scalar()
+        if owner is not None and owner != name:
+            raise ConfigError(_subject_taken(subject, owner))
 
     def user_by_oidc(self, subject: str) -> User | None:
         with self.db.read() as conn:
@@ -241,9 +267,12 @@ class IdentityStore:
     def add_group(self, name: str) -> None:
         check_name(name, "group")
         with self.db.write() as conn:
-            if conn.execute(select(groups.c.name).where(groups.c.name == name)).first():
-                raise ConfigError(f"group {name!r} exists already")
-            conn.execute(insert(groups).values(name=name, created_at=time.time()))
+            added = conn.execute(
+                insert_or_update(conn, groups, ["name"]).returning(groups.c.name),
+                {"name": name, "created_at": time.time()},
+            ).first()
+        if added is None:
+            raise ConfigError(f"group {name!r} exists already")
 
     def remove_group(self, name: str) -> None:
         with self.db.write() as conn:
@@ -270,13 +299,10 @@ class IdentityStore:
                 )
             if not conn.execute(select(users.c.name).where(users.c.name == user)).first():
                 raise NotFoundError(f"no user {user!r}; list them with `conveyor users list`")
-            exists = conn.execute(
-                select(group_members.c.user_name).where(
-                    group_members.c.group_name == group, group_members.c.user_name == user
-                )
-            ).first()
-            if not exists:
-                conn.execute(insert(group_members).values(group_name=group, user_name=user))
+            conn.execute(
+                insert_or_update(conn, group_members, ["group_name", "user_name"]),
+                {"group_name": group, "user_name": user},
+            )
 
     def remove_member(self, group: str, user: str) -> None:
         with self.db.write() as conn:
@@ -408,6 +434,13 @@ class IdentityStore:
     def end_sessions(self, user: str) -> None:
         with self.db.write() as conn:
             conn.execute(delete(sessions).where(sessions.c.user_name == user))
+
+
+def _subject_taken(subject: str | None, owner: str | None) -> str:
+    who = f"user {owner!r}" if owner is not None else "another user"
+    return (
+        f"OIDC subject {subject!r} is linked to {who} already; remove that user, or sign in as it"
+    )
 
 
 def _role(role: Role | str) -> Role:

@@ -30,6 +30,7 @@ from conveyor.storage.records import RunDetails, RunRecord, group_attempts
 from conveyor.storage.results import ResultStore
 from conveyor.storage.run_queries import RunFilter, RunPage, RunQueries
 from conveyor.storage.runs import RunStore
+from conveyor.storage.secrets import SecretStore
 from conveyor.storage.sensors import SensorStore
 from conveyor.storage.signals import SignalStore
 from conveyor.storage.states import RunStatus
@@ -91,6 +92,7 @@ class Instance:
         self.identity = IdentityStore(db)
         self.access = AccessStore(db)
         self.audit = AuditStore(db)
+        self.secrets = SecretStore(db, self.audit, home)  # encrypted (storage.secrets)
 
     @classmethod
     def ephemeral(cls) -> Instance:

@@ -27,6 +27,7 @@ from conveyor.storage import journal
 from conveyor.storage.db import is_transient
 from conveyor.storage.journal import Batch
 from conveyor.storage.logs import LogStore
+from conveyor.storage.redact import Redactor
 from conveyor.storage.results import ResultStore
 from conveyor.storage.states import RunStatus, TaskStatus, check_task
 from conveyor.storage.task_runs import MUTABLE
@@ -68,6 +69,8 @@ class RunRecorder:
         # Why this run may no longer write, once the database refused its token.
         self.lost: str | None = None
         self.on_lost: Callable[[str], None] | None = None
+        # The run's secret values, masked in every error, event and log it writes.
+        self.redactor: Redactor | None = None
         self._offline_since: float | None = None
         self._final: tuple[str, str | None] | None = None
         # The batch taken from the queues and not yet known to be written, and the
@@ -125,6 +128,10 @@ class RunRecorder:
                 self._rows[k] = row
             row["status"] = status.value
             if fields:
+                if self.redactor:
+                    for name in ("error_message", "error_traceback"):
+                        if isinstance(fields.get(name), str):
+                            fields[name] = self.redactor.text(fields[name])
                 row.update(fields)
             self._dirty[k] = None
         self._ensure_thread()
@@ -142,6 +149,8 @@ class RunRecorder:
         attempt: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        if self.redactor:
+            message, data = self.redactor.text(message), self.redactor.tree(data)
         row = {
             "run_id": self.run_id,
             "task_key": task_key,
@@ -160,6 +169,8 @@ class RunRecorder:
 
         Raises ``StorageError`` when the bytes cannot be written; nothing is recorded then.
         """
+        if self.redactor:
+            data = self.redactor.bytes(data)
         pointer = self._log_store.put(self.run_id, key, attempt, stream, data)
         with self._lock:
             self._logs.append(pointer)
@@ -225,7 +236,7 @@ class RunRecorder:
             if self.lost is not None:
                 raise LeaseLostError(self.lost)
             if run_status is not None:
-                self._final = (str(run_status), error)
+                self._final = (str(run_status), self._redacted(error))
             if self._inflight is None:
                 batch = self._take()
                 if batch.empty:
@@ -344,7 +355,7 @@ class RunRecorder:
             self._thread.join()
         if run_status is not None:
             with self._flush_lock:
-                self._final = (str(run_status), error)
+                self._final = (str(run_status), self._redacted(error))
         deadline = time.monotonic() + self.wait_limit
         wait = FLUSH_INTERVAL
         while True:
@@ -363,6 +374,9 @@ class RunRecorder:
             # The last try comes at the deadline, not a backoff step before it.
             time.sleep(min(wait, left))
             wait = min(wait * 2, MAX_RETRY_WAIT)
+
+    def _redacted(self, text: str | None) -> str | None:
+        return self.redactor.text(text) if self.redactor and text is not None else text
 
     def _gave_up(self, error: BaseException) -> str:
         first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__

@@ -88,6 +88,9 @@ class RunRecord:
     host: str | None = None
     pid: int | None = None
     pid_started: float | None = None
+    # Who or what started the run (a user, a token, ``local:<OS user>``, or the
+    # trigger kind: ``schedule``, ``chain``, ``sensor``, ``webhook``, ``backfill``).
+    launched_by: str | None = None
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 

@@ -49,7 +49,9 @@ class RunFilter:
 
     ``job_names`` and ``statuses`` match any one of theirs; each of ``tags``
     (key, value) must be among the run's tags. Times are UTC epoch seconds:
-    ``*_after`` includes its instant, ``*_before`` does not.
+    ``*_after`` includes its instant, ``*_before`` does not. The runs of
+    ``hidden_jobs`` are left out whatever else matches (the jobs the caller may
+    not read: no list, page or count shows them).
     """
 
     job_names: tuple[str, ...] = ()
@@ -60,6 +62,7 @@ class RunFilter:
     created_before: float | None = None
     started_after: float | None = None
     started_before: float | None = None
+    hidden_jobs: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -84,7 +87,10 @@ class RunQueries:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ConfigError(f"limit={limit!r}: must be a whole number from 1 to {MAX_LIMIT}")
         after = [] if cursor is None else [_before(runs, decode_cursor(cursor))]
-        names = _strings(filter.job_names, "job_names")
+        hidden = set(_strings(filter.hidden_jobs, "hidden_jobs"))
+        names = [n for n in _strings(filter.job_names, "job_names") if n not in hidden]
+        if filter.job_names and not names:
+            return RunPage([], None)
         if 1 < len(names) <= MAX_MERGED_JOBS:
             # Newest first within each job, by its (job_name, created_at) index, then merged:
             # one walk of all runs would skip past the other jobs' runs, and sorting all runs
@@ -124,6 +130,8 @@ class RunQueries:
         out: list[ColumnElement[bool]] = []
         if f.job_names:
             out.append(c.job_name.in_(_strings(f.job_names, "job_names")))
+        if f.hidden_jobs:
+            out.append(c.job_name.not_in(_strings(f.hidden_jobs, "hidden_jobs")))
         if f.statuses:
             out.append(c.status.in_(_statuses(f.statuses)))
         if f.trigger is not None:

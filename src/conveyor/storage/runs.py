@@ -77,6 +77,9 @@ class NewRun(TypedDict, total=False):
     # [start, end) in epoch seconds
     interval: tuple[float, float] | None
     partition: str | None
+    # Who or what started the run: a user ("alice"), a token ("alice (token 83e5…)"),
+    # "local:<OS user>", or the trigger kind ("schedule", "chain", "sensor", ...).
+    launched_by: str | None
 
 
 class RunStore:
@@ -113,6 +116,7 @@ class RunStore:
             "interval_start": interval[0] if interval else None,
             "interval_end": interval[1] if interval else None,
             "partition_key": fields.get("partition"),
+            "launched_by": _launched_by(fields.get("launched_by")),
             # A run created to start at once is started once: its first token.
             "token": 0 if status is RunStatus.QUEUED else 1,
             **(_NO_PROCESS if status is RunStatus.QUEUED else this_process().columns()),
@@ -807,3 +811,24 @@ def _start_of(run_id: str, token: int) -> tuple[Any, ...]:
         runs.c.token == token,
         runs.c.status == str(RunStatus.STARTING),
     )
+
+
+def local_launcher() -> str:
+    """``launched_by`` of a run started on this machine outside the server:
+    ``local:<OS user>``."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name: no USER variable and no passwd entry
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"local:{user}"
+
+
+def _launched_by(value: str | None) -> str | None:
+    """``launched_by`` as stored: stripped, cut to its column's 255 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"launched_by must be a string naming who started the run, got {value!r}")
+    return value.strip()[:255] or None

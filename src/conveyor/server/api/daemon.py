@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, redact_jobs
 from conveyor.storage.instance import Instance
 
 router = APIRouter(prefix="/daemon", tags=["daemon"], dependencies=[Depends(allow(Action.READ))])
@@ -87,4 +87,9 @@ def daemon_health(instance: Instance) -> DaemonHealth:
 @router.get("")
 def get_daemon(request: Request) -> DaemonHealth:
     """The daemons' health: when each passed last, how long that took, its errors."""
-    return daemon_health(state_of(request).instance)
+    health = daemon_health(state_of(request).instance)
+    for d in health.daemons:
+        d.last_error = redact_jobs(request, d.last_error)
+    if not health.healthy:
+        health.message = redact_jobs(request, health.message) or ""
+    return health

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from conveyor.server import actions, job_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, job_of, visible_jobs, visible_sensors
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(allow(Action.READ))])
 
@@ -28,9 +28,12 @@ def list_jobs(
     tag: Annotated[list[str] | None, Query(description="KEY or KEY=VALUE; all must match")] = None,
 ) -> list[job_views.JobSummary]:
     """The jobs of the workspace, by name, with their last run and recent durations."""
-    state = state_of(request)
     return job_views.job_summaries(
-        state.instance, state.workspace.jobs, q, tag, state.workspace.sensors.values()
+        state_of(request).instance,
+        visible_jobs(request),
+        q,
+        tag,
+        visible_sensors(request).values(),
     )
 
 
@@ -38,24 +41,24 @@ def list_jobs(
 def get_job(request: Request, job_name: str) -> job_views.JobDetail:
     """One job: its graph, config schema, triggers with next fire times, and chains."""
     state = state_of(request)
-    job = state.workspace.job(job_name)
+    job = job_of(request, job_name)
     ws = state.workspace.workspace
     place = ws.places.get(job.name) if ws is not None else None
     return job_views.job_detail(
-        state.instance, state.workspace.jobs, job, place, state.workspace.sensors.values()
+        state.instance, visible_jobs(request), job, place, state.workspace.sensors.values()
     )
 
 
 @router.get("/{job_name}/graph")
 def get_graph(request: Request, job_name: str) -> job_views.JobGraph:
     """The job's task graph, each task with its retry, timeout, cpu, memory and pool."""
-    return job_views.job_graph(state_of(request).workspace.job(job_name))
+    return job_views.job_graph(job_of(request, job_name))
 
 
 @router.get("/{job_name}/config-schema")
 def get_config_schema(request: Request, job_name: str) -> dict[str, Any]:
     """The JSON schema of the job's run config (what the launchpad's form is made from)."""
-    return job_views.config_schema(state_of(request).workspace.job(job_name))
+    return job_views.config_schema(job_of(request, job_name))
 
 
 @router.get("/{job_name}/triggers")
@@ -68,7 +71,7 @@ def get_triggers(
     that ask for its runs."""
     state = state_of(request)
     return job_views.trigger_views(
-        state.workspace.job(job_name), count=count, sensors=state.workspace.sensors.values()
+        job_of(request, job_name), count=count, sensors=state.workspace.sensors.values()
     )
 
 
@@ -80,5 +83,5 @@ def check_config(
 ) -> ConfigCheck:
     """Check a run config without launching anything: 422 naming the field path if it
     does not fit (the launchpad calls this as the user types)."""
-    job = state_of(request).workspace.job(job_name)
+    job = job_of(request, job_name)
     return ConfigCheck(valid=True, run_config=actions.validate(job, run_config))

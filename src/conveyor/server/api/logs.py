@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.errors import ConfigError, NotFoundError
 from conveyor.server import run_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, run_for
 from conveyor.storage.instance import Instance
 from conveyor.storage.logs import LogTail
 from conveyor.storage.states import TaskStatus
@@ -117,7 +117,7 @@ def read_log(
     """Bytes of the task's stdout or stderr from ``offset`` on, including what a running
     task has written so far."""
     instance = state_of(request).instance
-    rid = check_task(instance, run_id, task_key)
+    rid = check_task(instance, run_for(request, run_id).id, task_key)
     ended, _ = task_ended(instance, rid, task_key)
     data = log_bytes(instance, rid, task_key, stream)
     if offset > len(data):
@@ -158,7 +158,8 @@ async def stream_log(
     its run has. It starts while the task is still running.
     """
     instance = state_of(request).instance
-    rid = await run_in_threadpool(check_task, instance, run_id, task_key)
+    run = await run_in_threadpool(run_for, request, run_id)
+    rid = await run_in_threadpool(check_task, instance, run.id, task_key)
 
     async def events() -> AsyncIterator[str]:
         tail = LogTail(instance.log_store, rid, task_key, stream)

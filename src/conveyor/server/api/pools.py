@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 from conveyor.definitions.job import Job
 from conveyor.errors import NotFoundError
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, audit, hidden_jobs, visible_jobs
 from conveyor.storage.instance import Instance
 
 router = APIRouter(prefix="/pools", tags=["pools"])
 READ = [Depends(allow(Action.READ))]
-OPERATE = [Depends(allow(Action.OPERATE))]
+# A pool's limit holds for every job that names it: admins set it.
+ADMIN = [Depends(allow(Action.ADMIN))]
 
 
 class Pool(BaseModel):
@@ -43,15 +44,29 @@ def pool_users(jobs: dict[str, Job]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in users.items()}
 
 
-def pool_view(instance: Instance, name: str, limit: int | None, users: list[str]) -> Pool:
-    return Pool(name=name, limit=limit, holders=instance.pool_holders(name), jobs=users)
+def pool_view(
+    instance: Instance,
+    name: str,
+    limit: int | None,
+    users: list[str],
+    hidden: frozenset[str] = frozenset(),
+) -> Pool:
+    """The pool, with the holders that are runs of jobs not in ``hidden``."""
+    holders = instance.pool_holders(name)
+    if hidden and holders:
+        runs = instance.run_store.get_many(holders)
+        holders = [h for h in holders if h in runs and runs[h].job_name not in hidden]
+    return Pool(name=name, limit=limit, holders=holders, jobs=users)
 
 
-def pools(instance: Instance, jobs: dict[str, Job]) -> list[Pool]:
-    """Every pool with a limit or named by a job, by name."""
+def pools(
+    instance: Instance, jobs: dict[str, Job], hidden: frozenset[str] = frozenset()
+) -> list[Pool]:
+    """Every pool with a limit or named by one of ``jobs``, by name; the runs of
+    ``hidden`` jobs are left out of the holders."""
     limits, users = instance.pool_store.all(), pool_users(jobs)
     return [
-        pool_view(instance, n, limits.get(n), users.get(n, []))
+        pool_view(instance, n, limits.get(n), users.get(n, []), hidden)
         for n in sorted(set(limits) | set(users))
     ]
 
@@ -59,34 +74,35 @@ def pools(instance: Instance, jobs: dict[str, Job]) -> list[Pool]:
 @router.get("", dependencies=READ)
 def list_pools(request: Request) -> list[Pool]:
     """The pools, with their limits and current holders."""
-    state = state_of(request)
-    return pools(state.instance, state.workspace.jobs)
+    return pools(state_of(request).instance, visible_jobs(request), hidden_jobs(request))
 
 
 @router.get("/{name}", dependencies=READ)
 def get_pool(request: Request, name: str) -> Pool:
     """One pool: its limit, and the runs holding its slots now."""
     state = state_of(request)
-    users = pool_users(state.workspace.jobs).get(name)
+    users = pool_users(visible_jobs(request)).get(name)
     limit = state.instance.pool_store.get(name)
     if limit is None and users is None:
         raise NotFoundError(
             f"no pool {name!r}: no limit is set for it and no job names it; set one with "
             f"PUT /api/pools/{name}"
         )
-    return pool_view(state.instance, name, limit, users or [])
+    return pool_view(state.instance, name, limit, users or [], hidden_jobs(request))
 
 
-@router.put("/{name}", dependencies=OPERATE)
+@router.put("/{name}", dependencies=ADMIN)
 def set_pool(request: Request, name: str, body: Annotated[LimitIn, Body()]) -> Pool:
     """Allow at most ``limit`` runs in the pool at once."""
     state = state_of(request)
     state.instance.pool_store.set(name, body.limit)
+    audit(request, "pool set", name, limit=body.limit)
     users = pool_users(state.workspace.jobs).get(name, [])
     return pool_view(state.instance, name, body.limit, users)
 
 
-@router.delete("/{name}", dependencies=OPERATE, status_code=204)
+@router.delete("/{name}", dependencies=ADMIN, status_code=204)
 def delete_pool(request: Request, name: str) -> None:
     """Remove the pool's limit: its runs are limited no more."""
     state_of(request).instance.pool_store.delete(name)
+    audit(request, "pool delete", name)

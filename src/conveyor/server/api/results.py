@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from conveyor.errors import NotFoundError
 from conveyor.server import run_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, run_for
 from conveyor.storage.instance import Instance
 
 router = APIRouter(tags=["results"], dependencies=[Depends(allow(Action.READ))])
@@ -84,4 +84,4 @@ def task_result(instance: Instance, run_id: str, task_key: str) -> TaskResult:
 @router.get("/runs/{run_id}/tasks/{task_key}/result")
 def get_result(request: Request, run_id: str, task_key: str) -> TaskResult:
     """The task's output: JSON where it can be, otherwise its type, size and repr."""
-    return task_result(state_of(request).instance, run_id, task_key)
+    return task_result(state_of(request).instance, run_for(request, run_id).id, task_key)

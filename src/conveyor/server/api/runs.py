@@ -12,7 +12,17 @@ from pydantic import BaseModel, Field
 from conveyor.errors import ConfigError
 from conveyor.server import actions, run_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow, authorize
+from conveyor.server.auth import (
+    Action,
+    allow,
+    audit,
+    authorize,
+    hidden_jobs,
+    job_of,
+    may_read,
+    principal_of,
+    run_for,
+)
 from conveyor.storage.run_queries import MAX_LIMIT, RunFilter
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -72,6 +82,7 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 def run_filter(
+    request: Request,
     job: Annotated[list[str] | None, Query(description="job names; any matches")] = None,
     status: Annotated[list[str] | None, Query(description="statuses; any matches")] = None,
     tag: Annotated[list[str] | None, Query(description="KEY=VALUE; all must match")] = None,
@@ -103,6 +114,7 @@ def run_filter(
                 f"swap them or widen the range"
             )
     return RunFilter(
+        hidden_jobs=tuple(sorted(hidden_jobs(request))),
         job_names=tuple(job or ()),
         statuses=tuple(status or ()),
         tags=tuple(tags),
@@ -138,7 +150,8 @@ def count_runs(
 def launch_run(request: Request, body: LaunchRequest) -> run_views.RunSummary:
     """Queue a run of a job; the daemon starts it. The config is checked first: 422
     naming the field path (``tasks.extract.config.limit: ...``), and nothing is recorded."""
-    authorize(request, Action.LAUNCH, body.job_name)
+    principal = authorize(request, Action.LAUNCH, body.job_name)
+    job_of(request, body.job_name)
     run = actions.launch(
         state_of(request),
         body.job_name,
@@ -147,7 +160,9 @@ def launch_run(request: Request, body: LaunchRequest) -> run_views.RunSummary:
         partition=body.partition,
         interval=(body.interval.start, body.interval.end) if body.interval else None,
         selection=body.selection,
+        launched_by=principal.label,
     )
+    audit(request, "launch", run.id, job=run.job_name)
     return run_views.run_summary(run)
 
 
@@ -155,15 +170,24 @@ def launch_run(request: Request, body: LaunchRequest) -> run_views.RunSummary:
 def get_run(request: Request, run_id: str) -> run_views.RunDetail:
     """One run (its id or first characters): tasks with attempts and errors, config,
     tags, trigger, parent and child runs."""
-    instance = state_of(request).instance
-    return run_views.run_detail(instance, run_views.resolve_run(instance, run_id))
+    detail = run_views.run_detail(state_of(request).instance, run_for(request, run_id).id)
+    return readable_detail(request, detail)
+
+
+def readable_detail(request: Request, detail: run_views.RunDetail) -> run_views.RunDetail:
+    """``detail`` without the parent and child runs (of other jobs, by chains) the caller
+    may not read."""
+    parent = detail.parent
+    if parent is not None and not may_read(request, parent.job_name):
+        parent = None
+    children = [c for c in detail.children if may_read(request, c.job_name)]
+    return detail.model_copy(update={"parent": parent, "children": children})
 
 
 @router.get("/{run_id}/tasks", dependencies=READ)
 def get_tasks(request: Request, run_id: str) -> list[run_views.TaskRun]:
     """The run's tasks in the order they started, each with its attempts."""
-    instance = state_of(request).instance
-    return run_views.task_runs(instance, run_views.resolve_run(instance, run_id))
+    return run_views.task_runs(state_of(request).instance, run_for(request, run_id).id)
 
 
 @router.get("/{run_id}/events", dependencies=READ)
@@ -173,18 +197,17 @@ def get_events(
     kind: Annotated[list[str] | None, Query(description="only events of these kinds")] = None,
 ) -> list[run_views.Event]:
     """What happened in the run, oldest first: failures, retries, hook errors..."""
-    instance = state_of(request).instance
-    return run_views.run_events(instance, run_views.resolve_run(instance, run_id), kind)
+    return run_views.run_events(state_of(request).instance, run_for(request, run_id).id, kind)
 
 
 @router.post("/{run_id}/cancel", dependencies=[Depends(allow(Action.CANCEL))])
 def cancel_run(request: Request, run_id: str) -> Canceled:
     """Ask the run to stop: a queued run ends ``canceled`` at once, a running one goes
     ``canceling`` until its process has stopped its tasks. An ended run stays as it is."""
-    state = state_of(request)
-    rid = run_views.resolve_run(state.instance, run_id)
-    authorize(request, Action.CANCEL, state.instance.run(rid).job_name)
-    return Canceled(run_id=rid, status=str(actions.cancel(state, rid)))
+    run = run_for(request, run_id, Action.CANCEL)
+    status = actions.cancel(state_of(request), run.id)
+    audit(request, "cancel", run.id, job=run.job_name)
+    return Canceled(run_id=run.id, status=str(status))
 
 
 @router.post("/{run_id}/rerun", status_code=201, dependencies=[Depends(allow(Action.LAUNCH))])
@@ -196,7 +219,14 @@ def rerun_run(
     is nothing to rerun from failure."""
     state = state_of(request)
     ask = body or RerunRequest()
-    rid = run_views.resolve_run(state.instance, run_id)
-    authorize(request, Action.LAUNCH, state.instance.run(rid).job_name)
-    run = actions.rerun(state, rid, full=ask.full, run_config=ask.run_config)
+    old = run_for(request, run_id, Action.LAUNCH)
+    job_of(request, old.job_name)
+    run = actions.rerun(
+        state,
+        old.id,
+        full=ask.full,
+        run_config=ask.run_config,
+        launched_by=principal_of(request).label,
+    )
+    audit(request, "rerun", run.id, job=run.job_name, of=old.id, full=ask.full)
     return run_views.run_summary(run)

@@ -17,7 +17,7 @@ from conveyor.definitions.triggers import Trigger
 from conveyor.errors import NotFoundError
 from conveyor.server import job_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, audit, job_of, visible_jobs
 from conveyor.storage.instance import Instance
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
@@ -139,8 +139,7 @@ def upcoming(instance: Instance, jobs: dict[str, Job], hours: float = 24) -> lis
 @router.get("", dependencies=READ)
 def list_schedules(request: Request) -> list[Schedule]:
     """The timed triggers of the workspace's jobs, on or off, with their next fire times."""
-    state = state_of(request)
-    return schedules(state.instance, state.workspace.jobs)
+    return schedules(state_of(request).instance, visible_jobs(request))
 
 
 @router.get("/upcoming", dependencies=READ)
@@ -149,8 +148,7 @@ def list_upcoming(
     hours: Annotated[float, Query(gt=0, le=24 * 31, description="how far ahead to look")] = 24,
 ) -> list[UpcomingTick]:
     """What runs next: the ticks due within ``hours``, soonest first."""
-    state = state_of(request)
-    return upcoming(state.instance, state.workspace.jobs, hours)
+    return upcoming(state_of(request).instance, visible_jobs(request), hours)
 
 
 @router.get("/{job_name}", dependencies=READ)
@@ -161,14 +159,16 @@ def get_schedule(
 ) -> Schedule:
     """The job's timed trigger: on or off, its next fire times and its last tick."""
     state = state_of(request)
-    job = state.workspace.job(job_name)
+    job = job_of(request, job_name)
     return schedule_view(state.instance, job, state.instance.trigger_states.disabled(), count)
 
 
 def _switch(request: Request, job_name: str, enabled: bool) -> Schedule:
     state = state_of(request)
-    job = state.workspace.job(job_name)
-    state.instance.trigger_states.set_enabled(job.name, str(timed_trigger(job)), enabled)
+    job = job_of(request, job_name)
+    trigger = str(timed_trigger(job))
+    state.instance.trigger_states.set_enabled(job.name, trigger, enabled)
+    audit(request, "switch schedule", job.name, trigger=trigger, enabled=enabled)
     return schedule_view(state.instance, job, state.instance.trigger_states.disabled())
 
 
@@ -193,5 +193,5 @@ def get_ticks(
 ) -> list[Tick]:
     """The schedule's ticks, newest first, with the runs they queued."""
     state = state_of(request)
-    job = state.workspace.job(job_name)
+    job = job_of(request, job_name)
     return tick_history(state.instance, job.name, str(timed_trigger(job)), limit)

@@ -13,14 +13,15 @@ from conveyor.definitions.sensor import Sensor as SensorDefinition
 from conveyor.errors import NotFoundError
 from conveyor.server.api.schedules import MAX_TICKS, Tick, tick_history
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, allow_on_job, audit, authorize, visible_sensors
 from conveyor.server.state import ServerState
 from conveyor.storage.instance import Instance
 from conveyor.storage.trigger_state import sensor_trigger
 
 router = APIRouter(prefix="/sensors", tags=["sensors"])
 READ = [Depends(allow(Action.READ))]
-OPERATE = [Depends(allow(Action.OPERATE))]
+# A sensor's switch and cursor need operate on its job: the route names the job.
+OPERATE = [Depends(allow_on_job(Action.OPERATE))]
 
 
 class Sensor(BaseModel):
@@ -39,15 +40,19 @@ class CursorIn(BaseModel):
     cursor: str | None = Field(description="the sensor's new cursor; null starts it afresh")
 
 
-def sensor_of(state: ServerState, name: str) -> SensorDefinition:
-    """Sensor ``name`` of the workspace; ``NotFoundError`` naming the sensors there are."""
-    ws = state.workspace.workspace
-    sensors = ws.sensors if ws is not None else {}
+def sensor_of(request: Request, name: str, action: Action = Action.READ) -> SensorDefinition:
+    """Sensor ``name`` of the workspace, if the caller may do ``action`` on its job;
+    ``NotFoundError`` naming the sensors the caller may read otherwise (a sensor of a
+    job it may not read is not there for it)."""
+    state: ServerState = state_of(request)
+    sensors = visible_sensors(request)
+    missing = (
+        f"no sensor {name!r} in {state.workspace.description}; its sensors: "
+        f"{', '.join(sorted(sensors)) or 'none'}"
+    )
     if name not in sensors:
-        raise NotFoundError(
-            f"no sensor {name!r} in {state.workspace.description}; its sensors: "
-            f"{', '.join(sorted(sensors)) or 'none'}"
-        )
+        raise NotFoundError(missing)
+    authorize(request, action, sensors[name].job_name, missing=missing)
     return sensors[name]
 
 
@@ -68,23 +73,21 @@ def sensor_view(instance: Instance, sensor: SensorDefinition) -> Sensor:
 @router.get("", dependencies=READ)
 def list_sensors(request: Request) -> list[Sensor]:
     """The workspace's sensors, by name."""
-    state = state_of(request)
-    ws = state.workspace.workspace
-    sensors = ws.sensors if ws is not None else {}
-    return [sensor_view(state.instance, sensors[n]) for n in sorted(sensors)]
+    sensors = visible_sensors(request)
+    return [sensor_view(state_of(request).instance, sensors[n]) for n in sorted(sensors)]
 
 
 @router.get("/{name}", dependencies=READ)
 def get_sensor(request: Request, name: str) -> Sensor:
     """One sensor, with its cursor and when it was last evaluated."""
-    state = state_of(request)
-    return sensor_view(state.instance, sensor_of(state, name))
+    return sensor_view(state_of(request).instance, sensor_of(request, name))
 
 
 def _switch(request: Request, name: str, enabled: bool) -> Sensor:
     state = state_of(request)
-    sensor = sensor_of(state, name)
+    sensor = sensor_of(request, name, Action.OPERATE)
     state.instance.trigger_states.set_enabled(sensor.name, sensor_trigger(sensor.name), enabled)
+    audit(request, "switch sensor", sensor.name, job=sensor.job_name, enabled=enabled)
     return sensor_view(state.instance, sensor)
 
 
@@ -104,9 +107,10 @@ def switch_off(request: Request, name: str) -> Sensor:
 def set_cursor(request: Request, name: str, body: Annotated[CursorIn, Body()]) -> Sensor:
     """Set the sensor's cursor (what its next evaluation starts from)."""
     state = state_of(request)
-    sensor = sensor_of(state, name)
+    sensor = sensor_of(request, name, Action.OPERATE)
     _, evaluated = state.instance.sensor_store.get(sensor.name)
     state.instance.sensor_store.save(sensor.name, body.cursor, evaluated or 0.0)
+    audit(request, "set sensor cursor", sensor.name, job=sensor.job_name, cursor=body.cursor)
     return sensor_view(state.instance, sensor)
 
 
@@ -116,5 +120,5 @@ def get_ticks(
 ) -> list[Tick]:
     """The runs the sensor asked for, newest first."""
     state = state_of(request)
-    sensor = sensor_of(state, name)
+    sensor = sensor_of(request, name)
     return tick_history(state.instance, sensor.job_name, sensor_trigger(sensor.name), limit)

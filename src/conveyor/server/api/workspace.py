@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, audit, redact_jobs, visible_jobs, visible_sensors
 from conveyor.server.reload import reloader_of
 from conveyor.server.state import ServerState
 
@@ -66,7 +66,21 @@ def describe(state: ServerState) -> WorkspaceState:
 def get_workspace(request: Request) -> WorkspaceState:
     """The workspace: where its code is, when it loaded, its jobs, and the load error if
     the last load failed."""
-    return describe(state_of(request))
+    return readable(request, describe(state_of(request)))
+
+
+def readable(request: Request, ws: WorkspaceState) -> WorkspaceState:
+    """``ws`` with only the jobs and sensors the caller may read, and a load error only
+    if it names none of the others."""
+    if ws.error is not None and redact_jobs(request, ws.error.message) != ws.error.message:
+        ws.error = WorkspaceLoadError(
+            message=redact_jobs(request, ws.error.message) or "",
+            traceback="",
+            at=ws.error.at,
+        )
+    ws.jobs = sorted(visible_jobs(request))
+    ws.sensors = sorted(visible_sensors(request))
+    return ws
 
 
 @router.post("/reload", dependencies=[Depends(allow(Action.OPERATE))])
@@ -79,4 +93,5 @@ def reload_workspace(request: Request) -> WorkspaceState:
         reloader.reload()
     else:
         state.workspace.reload()
-    return describe(state)
+    audit(request, "code reload", state.workspace.description)
+    return readable(request, describe(state))

@@ -82,3 +82,15 @@
     if (view) view.scrollTop = view.scrollHeight;
   });
 })();
+
+// Every request htmx makes carries the page's CSRF token (from <meta name="csrf-token">):
+// the server refuses a state-changing request from a browser without it.
+(function () {
+  "use strict";
+  document.addEventListener("htmx:configRequest", function (event) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && event.detail && event.detail.headers) {
+      event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content");
+    }
+  });
+})();

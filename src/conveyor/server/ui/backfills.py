@@ -15,8 +15,9 @@ from starlette.responses import Response
 from conveyor.definitions.job import Job
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.server import actions, run_views
+from conveyor.server.api.backfills import backfill_for, readable_backfills
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow, authorize
+from conveyor.server.auth import Action, allow, audit, authorize, job_of, may, visible_jobs
 from conveyor.server.state import ServerState
 from conveyor.server.ui.formdata import form_pairs
 from conveyor.server.ui.templating import not_found, render
@@ -120,12 +121,13 @@ def skipped_items(
     return out
 
 
-def _list_context(state: ServerState) -> dict[str, Any]:
-    records = state.instance.backfills.list(limit=LISTED)
+def _list_context(request: Request, state: ServerState) -> dict[str, Any]:
+    records = readable_backfills(request, limit=LISTED)
+    launchable = {n: j for n, j in visible_jobs(request).items() if may(request, Action.LAUNCH, n)}
     return {
         "backfills": records,
         "progress": {b.id: state.instance.backfills.progress(b.id) for b in records},
-        "jobs": backfillable(state.workspace.jobs),
+        "jobs": backfillable(launchable),
         "statuses": STATUSES,
     }
 
@@ -134,7 +136,7 @@ def _list_context(state: ServerState) -> dict[str, Any]:
 def backfills_page(request: Request, job: str | None = None) -> Response:
     """The backfills, newest first, and the form that starts one."""
     state = state_of(request)
-    context = _list_context(state)
+    context = _list_context(request, state)
     context.update(form={"job": job or ""}, problem=None)
     return render(request, "backfills.html", context)
 
@@ -147,8 +149,9 @@ async def start_backfill(request: Request) -> Response:
     form = dict(pairs)
     keys = [v for k, v in pairs if k == "partition" and v]
     job_name = form.get("job", "")
-    authorize(request, Action.LAUNCH, job_name or None)
+    label = authorize(request, Action.LAUNCH, job_name or None).label
     try:
+        job_of(request, job_name)
         done = await run_in_threadpool(
             lambda: actions.backfill(
                 state,
@@ -156,12 +159,14 @@ async def start_backfill(request: Request) -> Response:
                 start=form.get("start") or None,
                 end=form.get("end") or None,
                 partitions=keys or None,
+                launched_by=label,
             )
         )
     except ConveyorError as e:
-        context = await run_in_threadpool(_list_context, state)
+        context = await run_in_threadpool(_list_context, request, state)
         context.update(form=form, problem=str(e), keys=keys)
         return render(request, "backfills.html", context)
+    audit(request, "backfill", done.backfill_id, job=job_name)
     return RedirectResponse(f"/backfills/{done.backfill_id}", status_code=303)
 
 
@@ -170,7 +175,7 @@ def backfill_page(request: Request, backfill_id: str) -> Response:
     """One backfill: its progress per interval or partition, and its runs."""
     state = state_of(request)
     try:
-        record = state.instance.backfills.get(backfill_id)
+        record = backfill_for(request, backfill_id)
     except NotFoundError as e:
         return not_found(request, str(e))
     records = state.instance.backfills.runs(record.id)
@@ -192,6 +197,7 @@ def backfill_page(request: Request, backfill_id: str) -> Response:
                 1 for s in skipped if s.run is not None and s.reason == "done already"
             ),
             "has_interval": any(r.interval_start is not None for r in runs),
+            "can_cancel": may(request, Action.CANCEL, record.job_name),
         },
     )
 
@@ -201,9 +207,9 @@ def cancel_backfill(request: Request, backfill_id: str) -> Response:
     """Cancel the backfill's runs that have not ended, then show it."""
     state = state_of(request)
     try:
-        record = state.instance.backfills.get(backfill_id)
+        record = backfill_for(request, backfill_id, Action.CANCEL)
     except NotFoundError as e:
         return not_found(request, str(e))
-    authorize(request, Action.CANCEL, record.job_name)
-    state.instance.backfills.cancel(record.id)
+    n = state.instance.backfills.cancel(record.id)
+    audit(request, "cancel backfill", record.id, job=record.job_name, runs_canceled=n)
     return RedirectResponse(f"/backfills/{record.id}", status_code=303)

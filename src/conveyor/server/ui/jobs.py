@@ -9,7 +9,7 @@ from starlette.responses import Response
 from conveyor.errors import ConveyorError
 from conveyor.server import job_views, run_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, job_of, visible_jobs, visible_sensors
 from conveyor.server.ui.graphs import job_graph_data
 from conveyor.server.ui.templating import not_found, render
 from conveyor.storage.run_queries import RunFilter
@@ -25,14 +25,14 @@ def jobs_page(request: Request, q: str | None = None) -> Response:
     state = state_of(request)
     wanted = (q or "").strip().lower()
     jobs, statuses = [], {}
-    for name in sorted(state.workspace.jobs):
-        job = state.workspace.jobs[name]
+    readable = visible_jobs(request)
+    sensors = visible_sensors(request).values()
+    for name in sorted(readable):
+        job = readable[name]
         if wanted and wanted not in f"{job.name}\n{job.description or ''}".lower():
             continue
         recent = state.instance.runs(job.name, limit=job_views.RECENT_RUNS)
-        jobs.append(
-            job_views.job_summary(state.instance, job, recent, state.workspace.sensors.values())
-        )
+        jobs.append(job_views.job_summary(state.instance, job, recent, sensors))
         statuses[job.name] = [str(r.status) for r in reversed(recent)]
     return render(request, "jobs.html", {"jobs": jobs, "q": q or "", "statuses": statuses})
 
@@ -42,14 +42,14 @@ def job_page(request: Request, job_name: str) -> Response:
     """A job: graph, triggers with next fire times, chains, and recent runs."""
     state = state_of(request)
     try:
-        job = state.workspace.job(job_name)
+        job = job_of(request, job_name)
     except ConveyorError as e:
         return not_found(request, str(e))
     ws = state.workspace.workspace
     place = ws.places.get(job.name) if ws is not None else None
     detail = job_views.job_detail(
         state.instance,
-        state.workspace.jobs,
+        visible_jobs(request),
         job,
         place=place,
         sensors=state.workspace.sensors.values(),

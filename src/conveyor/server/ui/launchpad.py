@@ -23,7 +23,7 @@ from conveyor.definitions.job import Job
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.server import actions, job_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow, authorize
+from conveyor.server.auth import Action, allow, audit, authorize, job_of, may
 from conveyor.server.ui import forms
 from conveyor.server.ui.formdata import form_data
 from conveyor.server.ui.templating import not_found, render
@@ -200,7 +200,9 @@ def _from_run(state: Any, job: Job, run_id: str) -> tuple[FromRun, dict[str, str
     return FromRun(run.id, status, status in ("success", "failure", "canceled")), data
 
 
-def _context(state: Any, job: Job, result: Check, origin: FromRun | None = None) -> dict[str, Any]:
+def _context(
+    request: Request, state: Any, job: Job, result: Check, origin: FromRun | None = None
+) -> dict[str, Any]:
     partitions = list(job.partitions) if job.partitions is not None else None
     intervals = recent_intervals(job)
     if result.interval and all(value != result.interval for value, _ in intervals):
@@ -217,6 +219,7 @@ def _context(state: Any, job: Job, result: Check, origin: FromRun | None = None)
         "schema_text": json.dumps(schema, indent=2),
         "scaffold": forms.scaffold(schema),
         "origin": origin,
+        "can_launch": may(request, Action.LAUNCH, job.name),
     }
 
 
@@ -228,7 +231,7 @@ def launchpad(
     from a run of the job with ``?from=RUN_ID``."""
     state = state_of(request)
     try:
-        job = state.workspace.job(job_name)
+        job = job_of(request, job_name)
     except ConveyorError as e:
         return not_found(request, str(e))
     if from_:
@@ -237,9 +240,9 @@ def launchpad(
             return not_found(request, f"no run {from_!r} of job {job.name!r}")
         origin, data = found
         result = check(job, data)
-        return render(request, "launchpad.html", _context(state, job, result, origin))
+        return render(request, "launchpad.html", _context(request, state, job, result, origin))
     result = check(job, None)
-    return render(request, "launchpad.html", _context(state, job, result))
+    return render(request, "launchpad.html", _context(request, state, job, result))
 
 
 @router.post(
@@ -252,11 +255,11 @@ async def check_launch(request: Request, job_name: str) -> Response:
     (form or editor) brought up to date. Always 200: a bad config is an answer."""
     state = state_of(request)
     try:
-        job = state.workspace.job(job_name)
+        job = job_of(request, job_name)
     except ConveyorError as e:
         return not_found(request, str(e))
     result = await run_in_threadpool(check, job, await form_data(request))
-    return render(request, "launch_check.html", _context(state, job, result))
+    return render(request, "launch_check.html", _context(request, state, job, result))
 
 
 @router.post("/jobs/{job_name}/launch", dependencies=[Depends(allow(Action.LAUNCH))])
@@ -265,10 +268,10 @@ async def launch(request: Request, job_name: str) -> Response:
     errors, when the config is wrong."""
     state = state_of(request)
     try:
-        job = state.workspace.job(job_name)
+        job = job_of(request, job_name)
     except NotFoundError as e:
         return not_found(request, str(e))
-    authorize(request, Action.LAUNCH, job.name)
+    label = authorize(request, Action.LAUNCH, job.name).label
     data = await form_data(request)
     result = await run_in_threadpool(check, job, data)
     origin: FromRun | None = None
@@ -279,12 +282,15 @@ async def launch(request: Request, job_name: str) -> Response:
         rerun_of = origin.id
         try:
             new = await run_in_threadpool(
-                lambda: actions.rerun(state, rerun_of, full=False, run_config=result.config)
+                lambda: actions.rerun(
+                    state, rerun_of, full=False, run_config=result.config, launched_by=label
+                )
             )
         except ConveyorError as e:
             result.errors += forms.split_errors(str(e))
             result.other = forms.place_errors(result.form, result.errors)
         else:
+            audit(request, "rerun", new.id, job=job.name, of=rerun_of, full=False)
             return RedirectResponse(f"/runs/{new.id}", status_code=303)
     elif result.ok:
         try:
@@ -296,11 +302,13 @@ async def launch(request: Request, job_name: str) -> Response:
                     tags=_tags(result.tags),
                     partition=result.partition or None,
                     interval=_interval(result.interval),
+                    launched_by=label,
                 )
             )
         except ConveyorError as e:
             result.errors += forms.split_errors(str(e))
             result.other = forms.place_errors(result.form, result.errors)
         else:
+            audit(request, "launch", run.id, job=job.name)
             return RedirectResponse(f"/runs/{run.id}", status_code=303)
-    return render(request, "launchpad.html", _context(state, job, result, origin))
+    return render(request, "launchpad.html", _context(request, state, job, result, origin))

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from markupsafe import escape
 from starlette.responses import Response
 
 from conveyor.errors import NotFoundError
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, run_for
 from conveyor.server.ui.templating import not_found, render
 from conveyor.storage.instance import Instance
 
@@ -88,6 +88,19 @@ def is_done(instance: Instance, run_id: str, key: str, attempt: int) -> bool:
     return False
 
 
+def _unreadable(request: Request, run_id: str) -> Response | None:
+    """The not-found page if there is no run ``run_id`` the caller may read, else None."""
+    try:
+        run_for(request, run_id)
+    except NotFoundError as e:
+        return not_found(request, str(e))
+    except HTTPException as e:
+        if e.status_code != 404:
+            raise
+        return not_found(request, str(e.detail))
+    return None
+
+
 def _stream(value: str) -> str:
     return "stderr" if value == "stderr" else "stdout"
 
@@ -103,10 +116,9 @@ def earlier(
 ) -> Response:
     """The page of a task's log before byte ``before`` (the "earlier lines" button)."""
     instance = state_of(request).instance
-    try:
-        instance.run(run_id)
-    except NotFoundError as e:
-        return not_found(request, str(e))
+    missing = _unreadable(request, run_id)
+    if missing is not None:
+        return missing
     data, _ = attempt_bytes(instance, run_id, task, attempt, _stream(stream))
     chunk = page_before(data, before, True)
     return render(
@@ -151,10 +163,9 @@ async def follow(
     then ``end`` (what became of it)."""
     instance = state_of(request).instance
     which = _stream(stream)
-    try:
-        instance.run(run_id)
-    except NotFoundError as e:
-        return not_found(request, str(e))
+    missing = await to_thread.run_sync(_unreadable, request, run_id)
+    if missing is not None:
+        return missing
 
     async def events() -> AsyncIterator[str]:
         shown = offset

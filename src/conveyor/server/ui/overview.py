@@ -4,7 +4,7 @@ whether the scheduler daemon is alive."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request
@@ -13,7 +13,7 @@ from starlette.responses import Response
 from conveyor.definitions.job import Job
 from conveyor.server import job_views, run_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, hidden_jobs, redact_jobs, visible_jobs
 from conveyor.server.ui.templating import render
 from conveyor.storage.run_queries import RunFilter
 
@@ -63,9 +63,14 @@ def overview(request: Request) -> Response:
     """What is running, what failed, what runs next, and the daemon's health."""
     state = state_of(request)
     instance = state.instance
-    active = instance.query_runs(RunFilter(statuses=ACTIVE), limit=25)
-    failed = instance.query_runs(RunFilter(statuses=("failure",)), limit=10)
-    daemons = instance.daemon_status.all()
+    hidden = tuple(sorted(hidden_jobs(request)))
+    active = instance.query_runs(RunFilter(statuses=ACTIVE, hidden_jobs=hidden), limit=25)
+    failed = instance.query_runs(RunFilter(statuses=("failure",), hidden_jobs=hidden), limit=10)
+    daemons = [
+        replace(d, last_error=redact_jobs(request, d.last_error))
+        for d in instance.daemon_status.all()
+    ]
+    jobs = visible_jobs(request)
     return render(
         request,
         "overview.html",
@@ -73,12 +78,12 @@ def overview(request: Request) -> Response:
             "active": [run_views.run_summary(r) for r in active.runs],
             "more_active": active.next_cursor is not None,
             "failed": [run_views.run_summary(r) for r in failed.runs],
-            "upcoming": upcoming(state.workspace.jobs, instance.trigger_states.disabled()),
+            "upcoming": upcoming(jobs, instance.trigger_states.disabled()),
             "daemons": daemons,
             "now": time.time(),
             "stale_after": STALE_AFTER,
             "processes": state.processes,
-            "jobs": len(state.workspace.jobs),
+            "jobs": len(jobs),
             "loaded_at": state.workspace.loaded_at,
         },
     )

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.server import actions, job_views, run_views
+from conveyor.server.api.runs import readable_detail
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow, authorize
+from conveyor.server.auth import Action, allow, audit, job_of, may, principal_of, run_for
 from conveyor.server.state import ServerState
 from conveyor.server.ui import forms
 from conveyor.server.ui.formdata import form_data
@@ -96,9 +97,12 @@ def result_text(state: ServerState, run_id: str, key: str) -> str | None:
     return text
 
 
-def live_context(state: ServerState, run: run_views.RunDetail, task: str | None) -> dict[str, Any]:
-    """What the polled parts of the page show."""
+def live_context(
+    request: Request, state: ServerState, run: run_views.RunDetail, task: str | None
+) -> dict[str, Any]:
+    """What the polled parts of the page show (the buttons only to who may use them)."""
     job = state.workspace.jobs.get(run.job_name)
+    operate = may(request, Action.CANCEL, run.job_name)
     graph = job_views.job_graph(job) if job is not None and job.graph is not None else None
     ended = run.status in ENDED
     failed_tasks = any(t.status in ("failure", "canceled") for t in run.tasks)
@@ -108,9 +112,10 @@ def live_context(state: ServerState, run: run_views.RunDetail, task: str | None)
         "ended": ended,
         "graph": run_graph_data(run, graph),
         "timeline": timeline(run),
-        "can_cancel": not ended and run.status != "canceling",
-        "can_rerun_failure": ended and (run.status != "success" or failed_tasks),
-        "can_rerun": ended,
+        "can_cancel": operate and not ended and run.status != "canceling",
+        "can_rerun_failure": operate and ended and (run.status != "success" or failed_tasks),
+        "can_rerun": operate and ended,
+        "can_launch": operate,
         "job_loaded": run.job_name in state.workspace.jobs,
         "live_url": f"/runs/{run.id}/live" + (f"?task={quote(task, safe='')}" if task else ""),
         "events": run_views.run_events(state.instance, run.id)[-EVENTS_SHOWN:],
@@ -120,9 +125,15 @@ def live_context(state: ServerState, run: run_views.RunDetail, task: str | None)
 def _load(request: Request, run_id: str) -> run_views.RunDetail | Response:
     state = state_of(request)
     try:
-        run = run_views.run_detail(state.instance, run_views.resolve_run(state.instance, run_id))
+        run = readable_detail(
+            request, run_views.run_detail(state.instance, run_for(request, run_id).id)
+        )
     except NotFoundError as e:
         return not_found(request, str(e))
+    except HTTPException as e:
+        if e.status_code != 404:
+            raise
+        return not_found(request, str(e.detail))
     job = state.workspace.jobs.get(run.job_name)
     if job is not None:
         # The graph's order among the tasks free to go, as the graph draws them.
@@ -153,7 +164,7 @@ def run_page(
     stream = "stderr" if stream == "stderr" else "stdout"
     logs = log_view(state, run, key, attempt, stream) if key is not None else None
     result = result_text(state, run.id, key) if key is not None else None
-    context = live_context(state, run, key)
+    context = live_context(request, state, run, key)
     context.update(
         logs=logs,
         result=result,
@@ -172,7 +183,7 @@ def run_live(request: Request, run_id: str, task: str | None = None) -> Response
     loaded = _load(request, run_id)
     if isinstance(loaded, Response):
         return loaded
-    return render(request, "run_live.html", live_context(state, loaded, task))
+    return render(request, "run_live.html", live_context(request, state, loaded, task))
 
 
 def _back(run_id: str, problem: str | None = None) -> RedirectResponse:
@@ -185,14 +196,14 @@ def cancel(request: Request, run_id: str) -> Response:
     """Ask the run to stop, then show it."""
     state = state_of(request)
     try:
-        run = state.instance.run(run_views.resolve_run(state.instance, run_id))
+        run = run_for(request, run_id, Action.CANCEL)
     except NotFoundError as e:
         return not_found(request, str(e))
-    authorize(request, Action.CANCEL, run.job_name)
     try:
         actions.cancel(state, run.id)
     except ConveyorError as e:
         return _back(run.id, str(e))
+    audit(request, "cancel", run.id, job=run.job_name)
     return _back(run.id)
 
 
@@ -202,12 +213,19 @@ async def rerun(request: Request, run_id: str) -> Response:
     state = state_of(request)
     mode = (await form_data(request)).get("mode", "failure")
     try:
-        run = state.instance.run(run_views.resolve_run(state.instance, run_id))
+        run = await run_in_threadpool(run_for, request, run_id, Action.LAUNCH)
     except NotFoundError as e:
         return not_found(request, str(e))
-    authorize(request, Action.LAUNCH, run.job_name)
     try:
-        new = await run_in_threadpool(actions.rerun, state, run.id, full=mode == "all")
+        job_of(request, run.job_name)
+    except NotFoundError as e:
+        return _back(run.id, str(e))
+    label = principal_of(request).label
+    try:
+        new = await run_in_threadpool(
+            lambda: actions.rerun(state, run.id, full=mode == "all", launched_by=label)
+        )
     except ConveyorError as e:
         return _back(run.id, str(e))
+    audit(request, "rerun", new.id, job=new.job_name, of=run.id, full=mode == "all")
     return RedirectResponse(f"/runs/{new.id}", status_code=303)

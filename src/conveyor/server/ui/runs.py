@@ -17,7 +17,7 @@ from starlette.responses import Response
 from conveyor.errors import ConfigError
 from conveyor.server import run_views
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow
+from conveyor.server.auth import Action, allow, hidden_jobs, visible_jobs
 from conveyor.server.ui.templating import render
 from conveyor.storage.run_queries import RunFilter
 from conveyor.storage.states import RunStatus
@@ -46,8 +46,9 @@ class Filters:
             query["limit"] = str(limit)
         return "/runs" + (f"?{urlencode(query)}" if query else "")
 
-    def run_filter(self, with_status: bool = True) -> RunFilter:
-        """The storage filter; ``ConfigError`` for a tag that is not KEY=VALUE."""
+    def run_filter(self, with_status: bool = True, hidden: tuple[str, ...] = ()) -> RunFilter:
+        """The storage filter, leaving out the runs of ``hidden`` jobs; ``ConfigError``
+        for a tag that is not KEY=VALUE."""
         tags: tuple[tuple[str, str], ...] = ()
         if self.tag:
             key, sep, value = self.tag.partition("=")
@@ -61,6 +62,7 @@ class Filters:
             statuses=(self.status,) if self.status and with_status else (),
             tags=tags,
             trigger=self.trigger,
+            hidden_jobs=hidden,
         )
 
 
@@ -91,12 +93,13 @@ def runs_page(
             f"no status {status!r}; statuses: {', '.join(statuses)}. "
             f"The list shows runs of every status."
         )
+    hidden = tuple(sorted(hidden_jobs(request)))
     try:
-        wanted, base = f.run_filter(), f.run_filter(with_status=False)
+        wanted, base = f.run_filter(hidden=hidden), f.run_filter(False, hidden)
     except ConfigError as e:
         problem = f"{problem} {e}" if problem else str(e)
         f = replace(f, tag=None)
-        wanted, base = f.run_filter(), f.run_filter(with_status=False)
+        wanted, base = f.run_filter(hidden=hidden), f.run_filter(False, hidden)
     try:
         page = state.instance.query_runs(wanted, limit=limit, cursor=cursor or None)
     except ConfigError as e:
@@ -113,7 +116,7 @@ def runs_page(
             "tag": f.tag,
             "trigger": f.trigger,
             "filtered": any((f.job, f.status, f.tag, f.trigger)),
-            "jobs": sorted(state.workspace.jobs),
+            "jobs": sorted(visible_jobs(request)),
             "statuses": statuses,
             "counts": counts,
             "total": sum(counts.values()),

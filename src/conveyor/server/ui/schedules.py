@@ -12,7 +12,16 @@ from conveyor.errors import ConveyorError
 from conveyor.server.api.schedules import schedules, tick_history, timed_trigger
 from conveyor.server.api.sensors import sensor_of, sensor_view
 from conveyor.server.app import state_of
-from conveyor.server.auth import Action, allow, authorize
+from conveyor.server.auth import (
+    Action,
+    allow,
+    allow_on_job,
+    audit,
+    job_of,
+    may,
+    visible_jobs,
+    visible_sensors,
+)
 from conveyor.server.ui.formdata import form_data
 from conveyor.server.ui.templating import not_found, render
 from conveyor.storage.trigger_state import sensor_trigger
@@ -28,9 +37,8 @@ def schedules_page(request: Request) -> Response:
     """Every timed trigger and sensor, with its switch and its recent ticks."""
     state = state_of(request)
     instance = state.instance
-    timed = schedules(instance, state.workspace.jobs)
-    ws = state.workspace.workspace
-    sensors = [sensor_view(instance, s) for _, s in sorted((ws.sensors if ws else {}).items())]
+    timed = schedules(instance, visible_jobs(request))
+    sensors = [sensor_view(instance, s) for _, s in sorted(visible_sensors(request).items())]
     ticks = {s.job_name: tick_history(instance, s.job_name, s.trigger, TICKS) for s in timed}
     sensor_ticks = {
         s.name: tick_history(instance, s.job_name, sensor_trigger(s.name), TICKS) for s in sensors
@@ -38,7 +46,16 @@ def schedules_page(request: Request) -> Response:
     return render(
         request,
         "schedules.html",
-        {"schedules": timed, "sensors": sensors, "ticks": ticks, "sensor_ticks": sensor_ticks},
+        {
+            "schedules": timed,
+            "sensors": sensors,
+            "ticks": ticks,
+            "sensor_ticks": sensor_ticks,
+            "can_switch": {
+                name: may(request, Action.OPERATE, name)
+                for name in {s.job_name for s in timed} | {s.job_name for s in sensors}
+            },
+        },
     )
 
 
@@ -48,31 +65,31 @@ async def switch_schedule(request: Request, job_name: str) -> Response:
     state = state_of(request)
     enabled = (await form_data(request)).get("enabled") == "on"
     try:
-        job = state.workspace.job(job_name)
+        job = job_of(request, job_name)
         trigger = timed_trigger(job)
     except ConveyorError as e:
         return not_found(request, str(e))
-    authorize(request, Action.OPERATE, job.name)
     await run_in_threadpool(
         state.instance.trigger_states.set_enabled, job.name, str(trigger), enabled
     )
+    audit(request, "switch schedule", job.name, trigger=str(trigger), enabled=enabled)
     return RedirectResponse(f"/schedules#schedule-{job.name}", status_code=303)
 
 
-@router.post("/sensors/{name}/switch", dependencies=[Depends(allow(Action.OPERATE))])
+@router.post("/sensors/{name}/switch", dependencies=[Depends(allow_on_job(Action.OPERATE))])
 async def switch_sensor(request: Request, name: str) -> Response:
     """Switch a sensor on or off."""
     state = state_of(request)
     enabled = (await form_data(request)).get("enabled") == "on"
     try:
-        sensor = sensor_of(state, name)
+        sensor = sensor_of(request, name, Action.OPERATE)
     except ConveyorError as e:
         return not_found(request, str(e))
-    authorize(request, Action.OPERATE, sensor.job_name)
     await run_in_threadpool(
         state.instance.trigger_states.set_enabled,
         sensor.name,
         sensor_trigger(sensor.name),
         enabled,
     )
+    audit(request, "switch sensor", sensor.name, job=sensor.job_name, enabled=enabled)
     return RedirectResponse(f"/schedules#sensor-{sensor.name}", status_code=303)

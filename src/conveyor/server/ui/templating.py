@@ -8,11 +8,12 @@ in human units here, once, for every page.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.responses import Response
@@ -97,8 +98,38 @@ def render(
         "workspace_name": state.workspace.description,
         "path": request.url.path,
     }
+    ctx.update(caller_context(request))
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def caller_context(request: Request) -> dict[str, Any]:
+    """What every page knows of the caller: who it is (the top bar), the CSRF token its
+    forms carry, ``can(action, job_name)`` for its buttons, and a load error only if it
+    names no job the caller may not read."""
+    from conveyor.server.auth import ANONYMOUS, Action, may, principal_of, redact_jobs
+    from conveyor.server.security import csrf_token
+
+    try:
+        me = principal_of(request)
+    except HTTPException:
+        me = ANONYMOUS
+    token = csrf_token(request)
+    ctx: dict[str, Any] = {
+        "me": me,
+        "login_mode": state_of(request).auth.login_required,
+        "csrf_token": token,
+        "csrf_field": Markup('<input type="hidden" name="csrf_token" value="{}">').format(token),
+        "can": lambda action, job_name: me.signed_in and may(request, Action(action), job_name),
+    }
+    error = state_of(request).workspace.error
+    if error is not None and me.signed_in:
+        said = redact_jobs(request, error.message) or ""
+        if said != error.message:
+            ctx["load_error"] = replace(error, message=said, traceback="")
+    elif error is not None:
+        ctx["load_error"] = None
+    return ctx
 
 
 def not_found(request: Request, message: str) -> Response:
