@@ -474,6 +474,19 @@ def _check(expected: Expect, status: int, text: str, what: str) -> None:
         assert status == expected, f"{what}: expected {expected}, got {status} {text[:300]}"
 
 
+# Writes that change nothing, so leave no audit entry.
+NOT_ACTIONS = {("POST", "/api/jobs/{job_name}/config-check")}
+
+
+def _audited_once(world: World, after: int, caller: str, what: str) -> None:
+    """A change made through the API leaves one audit entry, naming its caller."""
+    new = [e for e in world.instance.audit.entries(limit=50) if e.id > after]
+    assert len(new) == 1, f"{what}: {len(new)} audit entries: {new}"
+    if caller in USERS:
+        user = USERS[caller][0]
+        assert new[0].actor.startswith(f"{user} (token "), f"{what}: actor {new[0].actor!r}"
+
+
 @pytest.mark.parametrize("route", [r for r in ROUTES if r in CASES], ids=" ".join)
 def test_matrix(world: World, route: tuple[str, str]) -> None:
     method = route[0]
@@ -481,8 +494,11 @@ def test_matrix(world: World, route: tuple[str, str]) -> None:
         for caller in ORDER:
             url = call.url(world, caller)
             body = call.body(world, caller) if call.body is not None else None
+            [last] = world.instance.audit.entries(limit=1) or [None]
             response = world.client.request(method, url, json=body, headers=world.headers[caller])
             what = f"{method} {url} as {caller}"
+            if method != "GET" and response.status_code < 400 and route not in NOT_ACTIONS:
+                _audited_once(world, last.id if last else 0, caller, what)
             if caller in ("anonymous", "expired", "revoked"):
                 if call.open and caller == "anonymous":
                     expected: Expect = 200
