@@ -37,6 +37,7 @@ from conveyor.storage.states import RunStatus
 from conveyor.storage.task_runs import TaskRunStore
 from conveyor.storage.ticks import TickStore
 from conveyor.storage.trigger_state import TriggerStateStore
+from conveyor.storage.workloads import WorkloadStore
 
 ENV_HOME = "CONVEYOR_HOME"
 ENV_DATABASE_URL = "CONVEYOR_DATABASE_URL"
@@ -92,6 +93,8 @@ class Instance:
         self.identity = IdentityStore(db)
         self.access = AccessStore(db)
         self.audit = AuditStore(db)
+        # Services, apps, interactive jobs and Excel add-ins (storage.workloads).
+        self.workloads = WorkloadStore(db)
         self.secrets = SecretStore(db, self.audit, home)  # encrypted (storage.secrets)
 
     @classmethod

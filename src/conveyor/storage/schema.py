@@ -415,3 +415,34 @@ secrets = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(255), nullable=False),
 )
+
+# Long-running workloads (services, apps, interactive jobs, Excel add-ins), one row each:
+# what the code declares (``kind``, ``spec``), what a person asked for (``desired``:
+# running or stopped), and what the supervisor that owns it (a lease with a fencing
+# token, as for runs) last saw: its process, port, state, restarts and health.
+workloads = Table(
+    "workloads",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("desired", String(16), nullable=False),
+    # stopped, starting, running, unhealthy, backoff, crash_loop, idle, stopping
+    Column("state", String(16), nullable=False),
+    Column("owner", String(64)),
+    Column("lease_expires_at", Float),
+    Column("token", Integer, nullable=False, server_default="0"),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("pid_started", Float),
+    Column("port", Integer),
+    Column("started_at", Float),
+    Column("restarts", Integer, nullable=False, server_default="0"),
+    Column("next_start_at", Float),
+    Column("last_exit_code", Integer),
+    Column("last_error", Text),
+    Column("health", String(255)),
+    Column("last_request_at", Float),
+    Column("run_id", String(32)),
+    Column("updated_at", Float, nullable=False),
+)
