@@ -25,7 +25,9 @@ from conveyor.definitions import (
     task,
     workflow,
 )
+from conveyor.definitions.addin import Addin, ExcelAddin, Queue, StreamClosed
 from conveyor.definitions.secrets import Secret
+from conveyor.definitions.workloads import App, Service, Workload
 from conveyor.errors import (
     ConfigError,
     ConveyorError,
@@ -79,6 +81,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Addin",
+    "App",
     "Config",
     "ConfigError",
     "ConveyorError",
@@ -86,6 +90,7 @@ __all__ = [
     "DaskExecutor",
     "DefinitionError",
     "DuplicateTaskError",
+    "ExcelAddin",
     "ExecutionError",
     "InfrastructureError",
     "Instance",
@@ -94,6 +99,7 @@ __all__ = [
     "MissingInputError",
     "MultiprocessExecutor",
     "NotFoundError",
+    "Queue",
     "Resource",
     "RetryPolicy",
     "RunCanceledError",
@@ -106,8 +112,10 @@ __all__ = [
     "Secret",
     "SelectionError",
     "SensorContext",
+    "Service",
     "StaticPartitions",
     "StorageError",
+    "StreamClosed",
     "Task",
     "TaskContext",
     "TaskOutOfMemoryError",
@@ -115,6 +123,7 @@ __all__ = [
     "TaskTimeoutError",
     "UserCodeError",
     "WorkerLostError",
+    "Workload",
     "WorkspaceError",
     "job",
     "sensor",

@@ -1,5 +1,5 @@
 """Loading a workspace: a Python file, a module, or a folder of files, whose global ``Job``
-objects are its jobs."""
+objects are its jobs (and its global ``Service``/``App`` objects its workloads)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import Sensor
+from conveyor.definitions.workloads import Workload
 from conveyor.errors import NotFoundError, WorkspaceError
 
 # Workspace files are imported under this prefix and their file name.
@@ -31,6 +32,7 @@ class Workspace:
     origin: dict[str, Any]
     places: dict[str, str] = field(default_factory=dict)
     sensors: dict[str, Sensor] = field(default_factory=dict)
+    workloads: dict[str, Workload] = field(default_factory=dict)
 
     def job(self, name: str | None) -> Job:
         """The job called ``name``; with ``None``, the only job of the workspace."""
@@ -51,6 +53,16 @@ class Workspace:
             raise NotFoundError(
                 f"{self.describe()} has no job {name!r}; its jobs: "
                 f"{', '.join(sorted(self.jobs)) or 'none'}"
+            ) from None
+
+    def workload(self, name: str) -> Workload:
+        """The service or app called ``name``."""
+        try:
+            return self.workloads[name]
+        except KeyError:
+            raise NotFoundError(
+                f"{self.describe()} has no service or app {name!r}; its workloads: "
+                f"{', '.join(sorted(self.workloads)) or 'none'}"
             ) from None
 
     def describe(self) -> str:
@@ -115,7 +127,32 @@ def load_folder(path: str | Path) -> Workspace:
             here = getattr(sensor.fn, "__module__", None) == module.__name__
             if name not in merged.sensors or here:
                 merged.sensors[name] = sensor
+        for name, workload in part.workloads.items():
+            existing_workload = merged.workloads.get(name)
+            # A file importing another's workload imports it anew (as a module of its
+            # own name): the same declaration is the same workload.
+            if existing_workload is not None and not _same_workload(existing_workload, workload):
+                raise WorkspaceError(
+                    f"two workloads are named {name!r}: {merged.places['workload:' + name]} and "
+                    f"{part.places['workload:' + name]}; give one of them another name"
+                )
+            if existing_workload is None:
+                merged.workloads[name] = workload
+                merged.places["workload:" + name] = part.places["workload:" + name]
     return merged
+
+
+def _same_workload(a: Workload, b: Workload) -> bool:
+    if a is b:
+        return True
+    sa, sb = a.spec(), b.spec()
+    sa.pop("entrypoint"), sb.pop("entrypoint")  # a callable's module name differs
+    if type(a).__name__ != type(b).__name__ or sa != sb:
+        return False
+    ea, eb = a.entrypoint, b.entrypoint
+    if isinstance(ea, str) or isinstance(eb, str):
+        return bool(ea == eb)
+    return getattr(ea, "__qualname__", None) == getattr(eb, "__qualname__", None)
 
 
 def folder_files(folder: Path) -> list[Path]:
@@ -175,7 +212,17 @@ def _collect(module: Any, origin: dict[str, Any]) -> Workspace:
     places: dict[str, str] = {}
     sensors = {v.name: v for v in vars(module).values() if isinstance(v, Sensor)}
     where = origin.get("file") or origin.get("module")
+    workloads: dict[str, Workload] = {}
     for attr, value in vars(module).items():
+        if isinstance(value, Workload):
+            known = workloads.get(value.name)
+            if known is not None and known is not value:
+                raise WorkspaceError(
+                    f"two workloads are named {value.name!r}: {places['workload:' + value.name]} "
+                    f"and {where}:{attr}; give one of them another name"
+                )
+            workloads[value.name] = value
+            places.setdefault("workload:" + value.name, f"{where}:{attr}")
         if not isinstance(value, Job):
             continue
         place = f"{where}:{attr}"
@@ -189,4 +236,4 @@ def _collect(module: Any, origin: dict[str, Any]) -> Workspace:
             )
         jobs[value.name] = value
         places[value.name] = place
-    return Workspace(jobs=jobs, origin=origin, places=places, sensors=sensors)
+    return Workspace(jobs=jobs, origin=origin, places=places, sensors=sensors, workloads=workloads)

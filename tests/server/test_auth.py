@@ -474,6 +474,7 @@ def test_auth_settings_of_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import click
 
     from conveyor.cli.serve import auth_settings, is_loopback
+    from conveyor.errors import ConfigError
 
     assert is_loopback("127.0.0.1")
     assert is_loopback("::1")
@@ -491,7 +492,13 @@ def test_auth_settings_of_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert auth_settings(instance, "0.0.0.0").mode == "login"
         assert auth_settings(instance, "127.0.0.1").mode == "login"
         monkeypatch.setenv("CONVEYOR_OIDC_ISSUER", "https://id.example")
-        with pytest.raises(click.ClickException, match="CONVEYOR_OIDC_CLIENT_ID"):
+        with pytest.raises(ConfigError, match="CONVEYOR_OIDC_CLIENT_ID"):
+            auth_settings(instance, "0.0.0.0")
+        # an issuer over plain http is refused at start, not at the first sign-in
+        monkeypatch.setenv("CONVEYOR_OIDC_ISSUER", "http://id.example")
+        monkeypatch.setenv("CONVEYOR_OIDC_CLIENT_ID", "conveyor")
+        monkeypatch.setenv("CONVEYOR_OIDC_CLIENT_SECRET", "s3cret")
+        with pytest.raises(ConfigError, match="https"):
             auth_settings(instance, "0.0.0.0")
     finally:
         instance.close()

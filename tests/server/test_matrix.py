@@ -264,6 +264,18 @@ def _json(value: Any) -> Callable[[World, str], Any]:
     return lambda w, c: value
 
 
+def workload(template: str, expect: Callable[[str], Expect]) -> Call:
+    """A call about the workload ``svc``, recorded on first use; it has no access list,
+    so the instance roles hold on it (lists: ``test_workloads_api.py``, ``test_proxy.py``)."""
+
+    def url(w: World, caller: str) -> str:
+        if w.instance.workloads.get("svc") is None:
+            w.instance.workloads.register("svc", "service", {})
+        return template
+
+    return Call(url, expect)
+
+
 CASES: dict[tuple[str, str], list[Call]] = {
     ("GET", "/api/health"): [plain("/api/health", signed_in(200), open=True)],
     ("GET", "/api/me"): [plain("/api/me", signed_in(200))],
@@ -434,6 +446,21 @@ CASES: dict[tuple[str, str], list[Call]] = {
         )
     ],
     ("GET", "/api/audit"): [plain("/api/audit", role_at_least("admin", ALLOWED))],
+    # Workloads (issue 13): read to see them, operate to start, stop and restart them.
+    ("GET", "/api/workloads"): [plain("/api/workloads", signed_in(200))],
+    ("GET", "/api/workloads/{name}"): [workload("/api/workloads/svc", signed_in(200))],
+    ("GET", "/api/workloads/{name}/logs"): [
+        workload("/api/workloads/svc/logs?lines=5", signed_in(200))
+    ],
+    ("POST", "/api/workloads/{name}/start"): [
+        workload("/api/workloads/svc/start", role_at_least("operator", 200))
+    ],
+    ("POST", "/api/workloads/{name}/stop"): [
+        workload("/api/workloads/svc/stop", role_at_least("operator", 200))
+    ],
+    ("POST", "/api/workloads/{name}/restart"): [
+        workload("/api/workloads/svc/restart", role_at_least("operator", 200))
+    ],
 }
 
 

@@ -195,6 +195,9 @@ def _daemon_child(argv: list[str]) -> None:
     from conveyor.server.devdaemon import stop_with_parent
 
     stop_with_parent()
+    # The dev daemon's workloads are its own: they stop with it (on Ctrl-C, and when new
+    # code restarts it), and the next daemon starts them on the new code.
+    os.environ["CONVEYOR_STOP_WORKLOADS_WITH_DAEMON"] = "1"
     main(["daemon", *argv])
 
 

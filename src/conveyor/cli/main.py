@@ -37,6 +37,7 @@ COMMANDS = {
     "tokens": ("conveyor.cli.tokens", "tokens_group"),
     "access": ("conveyor.cli.access", "access_group"),
     "secrets": ("conveyor.cli.secrets", "secrets_group"),
+    "services": ("conveyor.cli.services", "services_group"),
     "login": ("conveyor.cli.remote", "login_command"),
     "logout": ("conveyor.cli.remote", "logout_command"),
 }
@@ -59,6 +60,7 @@ SUMMARIES = {
     "tokens": "Create, list and revoke API tokens.",
     "access": "Show, grant and revoke who may do what to a job.",
     "secrets": "Set, list and delete secrets, stored encrypted.",
+    "services": "List, start, stop and restart services and apps; print their logs.",
     "login": "Sign in to a remote Conveyor server with an API token.",
     "logout": "Forget the token of a remote Conveyor server.",
 }

@@ -18,7 +18,9 @@ One pass (every ``POLL`` seconds) runs these steps, in order:
    queue;
 8. overdue runs (``overdue``): runs past their timeout are asked to stop;
 9. retention (``retention``): with ``CONVEYOR_RETENTION_DAYS``, old ended runs
-   are deleted, about once an hour.
+   are deleted, about once an hour;
+10. workloads (``supervisor``): services and apps are started, watched,
+    restarted and stopped; they outlive the daemon, and the next one adopts them.
 
 A step that raises is logged with its traceback, once per distinct failure
 (``outage.PassFailures``), and the other steps of the pass still run; while
@@ -59,6 +61,7 @@ from conveyor.scheduler.outage import PassFailures, unreachable
 from conveyor.scheduler.overdue import stop_overdue_runs
 from conveyor.scheduler.retention import Retention
 from conveyor.scheduler.sensors import SENSOR_TIMEOUT, Sensors
+from conveyor.scheduler.supervisor import Supervisor
 from conveyor.scheduler.timed import TimedTriggers
 from conveyor.scheduler.webhooks import WEBHOOK_CURSOR, Webhooks
 from conveyor.storage.instance import Instance
@@ -85,6 +88,9 @@ POLL = 0.1
 BEAT_EVERY = 1.0
 # The longest error message a beat keeps.
 BEAT_ERROR_CHARS = 2000
+# Set to 1 (meant for the daemon of ``conveyor dev``), a daemon stops its services and apps when it
+# stops; otherwise they go on, and the next daemon adopts them.
+STOP_WORKLOADS = "CONVEYOR_STOP_WORKLOADS_WITH_DAEMON"
 # How often the daemon removes old run-worker logs (seconds).
 PRUNE_EVERY = 3600.0
 
@@ -153,6 +159,7 @@ class Daemon:
         self._unbeaten = 0
         self._beaten_at = float("-inf")
         self._beaten_error: str | None = None
+        self.supervisor = Supervisor(workspace, instance, self.id, self.host)
         self.steps: list[tuple[str, Step]] = [
             ("timed triggers", self.fire_timed),
             ("chains", self.fire_chained),  # before the walk: a run that just ended moves it on
@@ -165,6 +172,7 @@ class Daemon:
             ("overdue runs", self.stop_overdue_runs),
             ("run workers", self._housekeeping),
             ("retention", self._retention),
+            ("workloads", self.supervisor),
         ]
 
     @property
@@ -216,6 +224,7 @@ class Daemon:
         finally:
             if self._workers is not None:
                 self._workers.close()
+            self.supervisor.close(stop=os.environ.get(STOP_WORKLOADS) == "1")
             self._sign_off()
 
     def _sign_off(self) -> None:

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import HTTPException, Request
+from starlette.requests import HTTPConnection
 
 from conveyor.definitions.access import (
     ALL_PERMISSIONS,
@@ -33,6 +34,7 @@ from conveyor.definitions.access import (
     AccessList,
     Permission,
     Role,
+    parse_access,
 )
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import Sensor
@@ -121,7 +123,7 @@ LOCAL_ADMIN = Principal("local", "local", Role.ADMIN)
 ANONYMOUS = Principal("anonymous", "anonymous", None)
 
 
-def _state(request: Request) -> Any:
+def _state(request: HTTPConnection) -> Any:
     return request.app.state.conveyor
 
 
@@ -187,7 +189,7 @@ def _resolve(request: Request) -> Principal:
     return ANONYMOUS
 
 
-def _changes(request: Request) -> dict[str, Changes]:
+def _changes(request: HTTPConnection) -> dict[str, Changes]:
     """Every job's access changes by an admin, read once per request."""
     cached = getattr(request.state, "access_changes", None)
     if cached is None:
@@ -418,3 +420,84 @@ def job_of(request: Request, job_name: str) -> Job:
         raise NotFoundError(not_found_message(request, job_name))
     found: Job = holder.jobs[job_name]
     return found
+
+
+# -- workloads (services, apps, interactive jobs, add-ins) -----------------------------------
+#
+# A workload's permissions are worked out as a job's: its access list from the code
+# (``Service(access=...)``; for a workload the loaded workspace no longer holds, the list
+# its record kept), with an admin's changes (``instance.access``, keyed by the workload's
+# name) applied; without a list, the instance role. READ sees it, OPERATE starts, stops
+# and restarts it, ACCESS reaches it through the proxy at ``/apps/<name>/``.
+
+
+def workload_access_list(conn: HTTPConnection, name: str) -> AccessList | None:
+    """Workload ``name``'s access list as it holds now; ``None``: the instance roles hold."""
+    state = _state(conn)
+    workspace = state.workspace.workspace
+    declared: AccessList | None = None
+    defined = workspace.workloads.get(name) if workspace is not None else None
+    if defined is not None:
+        declared = defined.access_list
+    else:
+        record = state.instance.workloads.get(name)
+        kept = record.spec.get("access") if record is not None else None
+        if kept:
+            declared = parse_access(kept, f"workload {name!r}")
+    changes = _changes(conn).get(name)
+    if changes:
+        return (declared or AccessList({})).with_changes(changes)
+    return declared
+
+
+def workload_permissions(conn: HTTPConnection, name: str) -> frozenset[Permission]:
+    """What the caller may do on workload ``name``."""
+    # principal_of reads only what an HTTP request and a WebSocket both have.
+    principal = principal_of(cast(Request, conn))
+    if principal.is_admin:
+        return ALL_PERMISSIONS
+    if principal.role is None:
+        return frozenset()
+    acl = workload_access_list(conn, name)
+    if acl is None:
+        return ROLE_PERMISSIONS[principal.role]
+    return acl.permissions(principal.name, principal.groups)
+
+
+def readable_workloads(conn: HTTPConnection) -> list[str]:
+    """The recorded workloads the caller may read, by name."""
+    names = [r.name for r in _state(conn).instance.workloads.all()]
+    return [n for n in names if Permission.READ in workload_permissions(conn, n)]
+
+
+def workload_not_found(conn: HTTPConnection, name: str) -> str:
+    """The 404 for a workload the caller may not see, or that does not exist: the same,
+    naming only the workloads the caller may read."""
+    names = ", ".join(readable_workloads(conn)) or "none"
+    return f"no workload {name!r}; the workloads you may read: {names}"
+
+
+def authorize_workload(conn: HTTPConnection, needed: Permission, name: str) -> Principal:
+    """The caller, if it has ``needed`` on workload ``name``.
+
+    ``ACCESS`` alone lets a caller through the proxy (a list may give a group the app
+    without showing it in the UI); for anything else READ is needed too.
+
+    Raises:
+        HTTPException: 401 when nobody is signed in; 404 when the caller may not read
+            it (nor, through the proxy, reach it), as if it did not exist; 403 when it
+            may see it but not do this.
+    """
+    principal = require_signed_in(cast(Request, conn))
+    perms = workload_permissions(conn, name)
+    seen = Permission.READ in perms or (needed == Permission.ACCESS and needed in perms)
+    if not seen:
+        raise HTTPException(404, workload_not_found(conn, name))
+    if needed in perms:
+        return principal
+    what = "reach" if needed == Permission.ACCESS else f"{needed} (see, start or stop)"
+    raise HTTPException(
+        403,
+        f"{principal.label} may not {what} workload {name!r}: it needs the {needed} "
+        f"permission on it; ask an admin",
+    )

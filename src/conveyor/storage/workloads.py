@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Float, Row, and_, bindparam, delete, or_, select, update
 
 from conveyor.errors import ConfigError, NotFoundError
+from conveyor.storage.clock import db_now
 from conveyor.storage.db import Database
 from conveyor.storage.schema import workloads
 from conveyor.storage.upsert import insert_or_update
@@ -24,6 +25,8 @@ from conveyor.storage.upsert import insert_or_update
 WorkloadKind = Literal["service", "app", "interactive", "addin"]
 KINDS: tuple[str, ...] = ("service", "app", "interactive", "addin")
 Desired = Literal["running", "stopped"]
+# How long a supervisor's claim on a workload lasts unless renewed (seconds).
+WORKLOAD_LEASE = 15.0
 STATES = (
     "stopped",
     "starting",
@@ -153,6 +156,51 @@ class WorkloadStore:
             ).rowcount
         return bool(done)
 
+    def claim(
+        self,
+        name: str,
+        owner: str,
+        ttl: float = WORKLOAD_LEASE,
+        *,
+        take_from: str | None = None,
+    ) -> int | None:
+        """Make ``owner`` the workload's supervisor if it has none, or its lease ran out
+        by the database's clock, or its supervisor is ``take_from`` (which the caller
+        knows is dead); return the new fencing token, or None if another supervisor
+        holds it (or there is no such workload)."""
+        params = {"w_name": name, "w_owner": owner, "w_ttl": ttl, "w_dead": take_from or ""}
+        with self.db.write() as conn:
+            taken = conn.execute(_CLAIM, params)
+            if taken.rowcount != 1:
+                return None
+            token = conn.execute(
+                select(workloads.c.token).where(workloads.c.name == name)
+            ).scalar_one()
+        return int(token)
+
+    def renew(self, name: str, owner: str, token: int, ttl: float = WORKLOAD_LEASE) -> bool:
+        """Extend ``owner``'s lease by ``ttl`` seconds from now; False if it lost it."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                _RENEW, {"w_name": name, "w_owner": owner, "w_token": token, "w_ttl": ttl}
+            ).rowcount
+        return bool(done)
+
+    def release(self, name: str, owner: str, token: int) -> bool:
+        """Give up the lease (the next supervisor may claim it at once); False if it
+        was no longer ``owner``'s."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                update(workloads)
+                .where(
+                    workloads.c.name == name,
+                    workloads.c.owner == owner,
+                    workloads.c.token == token,
+                )
+                .values(owner=None, lease_expires_at=None)
+            ).rowcount
+        return bool(done)
+
     def remove(self, name: str) -> bool:
         """Forget the workload (its code no longer declares it, and it is stopped)."""
         with self.db.write() as conn:
@@ -183,3 +231,34 @@ def _record(r: Row[Any]) -> WorkloadRecord:
         run_id=r.run_id,
         updated_at=float(r.updated_at),
     )
+
+
+# The lease statements, with the database's clock (storage.clock) for now and expiry.
+_CLAIM = (
+    update(workloads)
+    .where(
+        workloads.c.name == bindparam("w_name"),
+        or_(
+            workloads.c.owner.is_(None),
+            workloads.c.lease_expires_at.is_(None),
+            workloads.c.lease_expires_at < db_now(),
+            workloads.c.owner == bindparam("w_dead"),
+        ),
+    )
+    .values(
+        owner=bindparam("w_owner"),
+        lease_expires_at=db_now() + bindparam("w_ttl", type_=Float),
+        token=workloads.c.token + 1,
+    )
+)
+_RENEW = (
+    update(workloads)
+    .where(
+        and_(
+            workloads.c.name == bindparam("w_name"),
+            workloads.c.owner == bindparam("w_owner"),
+            workloads.c.token == bindparam("w_token"),
+        )
+    )
+    .values(lease_expires_at=db_now() + bindparam("w_ttl", type_=Float))
+)

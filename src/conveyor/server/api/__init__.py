@@ -30,6 +30,7 @@ def routers() -> list[APIRouter]:
         tokens,
         users,
         webhooks,
+        workloads,
     )
 
     out = [
@@ -50,6 +51,7 @@ def routers() -> list[APIRouter]:
         tokens.router,
         access.router,
         audit.router,
+        workloads.router,
     ]
     for name in OPTIONAL:
         if importlib.util.find_spec(name) is not None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
+    from conveyor.server import proxy
     from conveyor.server.ui import (
         account,
         admin,
@@ -24,6 +25,7 @@ def routers() -> list[APIRouter]:
         run,
         runs,
         schedules,
+        workloads,
     )
 
     return [
@@ -40,4 +42,7 @@ def routers() -> list[APIRouter]:
         oidc.router,
         account.router,
         admin.router,
+        workloads.router,
+        # The app proxy at /apps/<name>/: not a page, but no part of the API either.
+        proxy.router,
     ]
