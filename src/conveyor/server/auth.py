@@ -213,11 +213,18 @@ def access_list(request: Request, job_name: str) -> AccessList | None:
 def permissions_on(request: Request, job_name: str) -> frozenset[Permission]:
     """What the caller may do on job ``job_name``."""
     principal = principal_of(request)
+    return granted(principal, lambda: access_list(request, job_name))
+
+
+def granted(principal: Principal, access: Callable[[], AccessList | None]) -> frozenset[Permission]:
+    """What ``principal`` may do on a job or workload whose access list ``access`` reads
+    (only when the caller is neither an admin nor nobody): the list's grants, or the
+    instance role's permissions where there is no list."""
     if principal.is_admin:
         return ALL_PERMISSIONS
     if principal.role is None:
         return frozenset()
-    acl = access_list(request, job_name)
+    acl = access()
     if acl is None:
         return ROLE_PERMISSIONS[principal.role]
     return acl.permissions(principal.name, principal.groups)
@@ -454,14 +461,7 @@ def workload_permissions(conn: HTTPConnection, name: str) -> frozenset[Permissio
     """What the caller may do on workload ``name``."""
     # principal_of reads only what an HTTP request and a WebSocket both have.
     principal = principal_of(cast(Request, conn))
-    if principal.is_admin:
-        return ALL_PERMISSIONS
-    if principal.role is None:
-        return frozenset()
-    acl = workload_access_list(conn, name)
-    if acl is None:
-        return ROLE_PERMISSIONS[principal.role]
-    return acl.permissions(principal.name, principal.groups)
+    return granted(principal, lambda: workload_access_list(conn, name))
 
 
 def readable_workloads(conn: HTTPConnection) -> list[str]:
