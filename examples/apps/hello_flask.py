@@ -1,11 +1,12 @@
 """A Flask app: a page that greets the signed-in user, and a JSON route.
 
-Served by Conveyor as ``App("hello-flask", "apps.hello_flask:app")`` behind ``/apps/hello-flask/``.
+``conveyor dev examples`` serves it as ``App("hello-flask", "apps.hello_flask:app")``
+(examples/dashboards.py) behind ``/apps/hello-flask/``.
 """
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request, url_for
+from flask import Flask, Response, jsonify, request, url_for
 
 app = Flask(__name__)
 
@@ -18,5 +19,5 @@ def index() -> str:
 
 
 @app.get("/health")
-def health() -> object:
+def health() -> Response:
     return jsonify(status="ok")

@@ -1,6 +1,7 @@
 """A Panel app: a slider and a text that follows it.
 
-Served by Conveyor as ``App("panel-app", "apps/panel_app.py")`` behind ``/apps/panel-app/``.
+``conveyor dev examples`` serves it as ``App("panel-app", "apps/panel_app.py")``
+(examples/dashboards.py) behind ``/apps/panel-app/``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """A FastAPI pricing service: Black-Scholes prices of European options.
 
-Served by Conveyor as ``App("pricing", "apps.pricing:app")`` behind ``/apps/pricing/``.
+``conveyor dev examples`` runs it as ``Service("pricing", "apps.pricing:serve")``:
+``serve(port)`` serves it with uvicorn, and the proxy forwards ``/apps/pricing/...``
+to it as ``/...``. The app object alone serves as well, as
+``App("pricing", "apps.pricing:app")``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 from fastapi import FastAPI, Request
 
@@ -39,3 +43,14 @@ def price(
     spot: float, strike: float, years: float = 1.0, rate: float = 0.02, vol: float = 0.2
 ) -> dict[str, float]:
     return {"call": round(black_scholes(spot, strike, years, rate, vol), 6)}
+
+
+def serve(port: int) -> None:
+    """Serve on 127.0.0.1:``port`` until stopped (the ``Service`` convention).
+
+    The root path makes the links of ``/docs`` point under ``/apps/pricing/``.
+    """
+    import uvicorn
+
+    root = os.environ.get("CONVEYOR_BASE_PATH", "")
+    uvicorn.run(app, host="127.0.0.1", port=port, root_path=root, log_level="warning")

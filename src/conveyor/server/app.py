@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from markupsafe import escape
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -51,7 +51,19 @@ def create_app(state: ServerState) -> FastAPI:
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/docs", _api_docs, include_in_schema=False)
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     return app
+
+
+def _favicon() -> Response:
+    """The icon browsers ask for at the root when a page names none (an app's page
+    behind the proxy, a JSON answer): Conveyor's own."""
+    icon = STATIC / "favicon.svg"
+    if not icon.is_file():
+        return Response(status_code=404)
+    return FileResponse(
+        icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 def _install_page_errors(app: FastAPI) -> None:
