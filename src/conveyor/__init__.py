@@ -26,6 +26,7 @@ from conveyor.definitions import (
     workflow,
 )
 from conveyor.definitions.addin import Addin, ExcelAddin, Queue, StreamClosed
+from conveyor.definitions.interactive import Interactive, InteractiveContext, interactive
 from conveyor.definitions.secrets import Secret
 from conveyor.definitions.workloads import App, Service, Workload
 from conveyor.errors import (
@@ -95,6 +96,8 @@ __all__ = [
     "InfrastructureError",
     "Instance",
     "InsufficientResourcesError",
+    "Interactive",
+    "InteractiveContext",
     "Job",
     "MissingInputError",
     "MultiprocessExecutor",
@@ -125,6 +128,7 @@ __all__ = [
     "WorkerLostError",
     "Workload",
     "WorkspaceError",
+    "interactive",
     "job",
     "sensor",
     "task",

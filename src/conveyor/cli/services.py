@@ -105,7 +105,9 @@ def list_services(as_json: bool) -> None:
 @click.argument("name")
 def start_service(name: str) -> None:
     """Ask for NAME to run (the daemon's supervisor starts it)."""
-    _instance().workloads.set_desired(name, "running")
+    store = _instance().workloads
+    _may_start(store.require(name))
+    store.set_desired(name, "running")
     click.echo(f"{name}: start asked; `conveyor services list` shows when it runs")
 
 
@@ -131,6 +133,7 @@ def restart_service(name: str, wait: float) -> None:
     """Stop NAME, wait until the supervisor has stopped it, and start it again."""
     store = _instance().workloads
     before = store.require(name)
+    _may_start(before)
     store.set_desired(name, "stopped")
     asked = time.monotonic()
     deadline = asked + wait
@@ -138,7 +141,8 @@ def restart_service(name: str, wait: float) -> None:
         record = store.require(name)
         # A supervisor looks every half second: give it one look at "stopped" (it
         # clears a finished workload's "do not restart") before asking for "running".
-        if record.state == "stopped" and record.pid is None and time.monotonic() - asked > 1.0:
+        stopped = record.state in ("stopped", "idle") and record.pid is None
+        if stopped and time.monotonic() - asked > 1.0:
             break
         if time.monotonic() >= deadline:
             store.set_desired(name, before.desired)  # type: ignore[arg-type]
@@ -164,15 +168,29 @@ def restart_service(name: str, wait: float) -> None:
 )
 def service_logs(name: str, stderr: bool, lines: int) -> None:
     """Print the last lines of NAME's stdout (or --stderr)."""
-    from conveyor.execution.workload_launch import log_path, tail
+    from conveyor.execution.workload_launch import log_path, workload_log
 
     instance = _instance()
-    instance.workloads.require(name)
+    record = instance.workloads.require(name)
     stream = "stderr" if stderr else "stdout"
-    path = log_path(instance.home, name, stream)
-    out = tail(path, lines)
+    out = workload_log(instance, record, stream, lines)
     if not out:
-        click.echo(f"{name}: nothing on its {stream} yet ({path})", err=True)
+        where = (
+            f"run {record.run_id[:8]}"
+            if record.kind == "interactive" and record.run_id
+            else str(log_path(instance.home, name, stream))
+        )
+        click.echo(f"{name}: nothing on its {stream} yet ({where})", err=True)
         return
     for line in out:
         click.echo(line)
+
+
+def _may_start(record: WorkloadRecord) -> None:
+    """Refuse to start an interactive job whose ``expose`` says it starts only on request."""
+    expose = record.spec.get("expose") or {}
+    if record.kind == "interactive" and expose.get("manual", True) is False:
+        raise click.ClickException(
+            f"{record.name} starts only when its URL /apps/{record.name}/ is requested "
+            f"(its expose says manual=False)"
+        )

@@ -108,3 +108,68 @@ def _qualified(func: ast.expr, imported: dict[str, str]) -> str | None:
         base = imported.get(func.value.id)
         return None if base is None else f"{base}.{func.attr}"
     return None
+
+
+# The MCP server classes, as "module.Name": the official SDK's (``FastMCP`` in mcp 1,
+# ``MCPServer`` in mcp 2) and the standalone fastmcp package's.
+_MCP_SERVERS = frozenset(
+    {
+        "mcp.server.fastmcp.FastMCP",
+        "mcp.server.fastmcp.server.FastMCP",
+        "mcp.server.mcpserver.MCPServer",
+        "mcp.server.mcpserver.server.MCPServer",
+        "mcp.server.MCPServer",
+        "fastmcp.FastMCP",
+        "fastmcp.server.FastMCP",
+        "fastmcp.server.server.FastMCP",
+    }
+)
+
+
+def infer_interactive(source: str) -> str | None:
+    """What a module named as an interactive job is: ``"marimo"`` (a notebook: it makes
+    a ``marimo.App``), ``"mcp"`` (it makes an MCP server at module level) or
+    ``"streamlit"`` (it imports streamlit); None if none of these.
+
+    Raises:
+        SyntaxError: ``source`` is not Python.
+    """
+    tree = ast.parse(source)
+    imported: dict[str, str] = {}
+    packages: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                packages.add(alias.name.partition(".")[0])
+                imported[alias.asname or alias.name.partition(".")[0]] = (
+                    alias.name if alias.asname else alias.name.partition(".")[0]
+                )
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            packages.add(node.module.partition(".")[0])
+            for alias in node.names:
+                imported[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    made = {
+        _qualified_call(node.value, imported)
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+    }
+    if "marimo" in packages and "marimo.App" in made:
+        return "marimo"
+    if made & _MCP_SERVERS:
+        return "mcp"
+    if "streamlit" in packages:
+        return "streamlit"
+    return None
+
+
+def _qualified_call(value: ast.expr | None, imported: dict[str, str]) -> str | None:
+    if not isinstance(value, ast.Call):
+        return None
+    func = value.func
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name) or func.id not in imported:
+        return None
+    return ".".join([imported[func.id], *reversed(parts)])

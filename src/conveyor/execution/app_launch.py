@@ -227,7 +227,11 @@ def _infer(target: Target, root: Path, owner: str) -> str:
 def _streamlit(
     target: Target, root: Path, port: int, base: str, python: str, owner: str
 ) -> list[str]:
-    script = _script(target, root, owner)
+    return streamlit_argv(_script(target, root, owner), port, base, python)
+
+
+def streamlit_argv(script: Path, port: int, base: str, python: str) -> list[str]:
+    """``streamlit run script`` on 127.0.0.1:``port`` under ``base``, headless, behind the proxy."""
     options = {
         "server.port": str(port),
         "server.address": HOST,

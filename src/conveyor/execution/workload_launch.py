@@ -22,6 +22,7 @@ import sys
 import tempfile
 import traceback
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,12 @@ import psutil
 
 from conveyor.definitions.workloads import App, Workload
 from conveyor.errors import ConfigError, WorkspaceError
+from conveyor.storage.instance import Instance
+from conveyor.storage.workloads import WorkloadRecord
 
 STREAMS = ("stdout", "stderr")
+# The one task of an interactive job's run, whose logs are the process's output.
+INTERACTIVE_TASK = "serve"
 # A log file is rotated past this size; this many rotated files are kept.
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_KEEP = 3
@@ -76,8 +81,16 @@ def command(
     environment.
 
     Raises:
-        ConfigError: an app's framework is missing (``app_command`` says which extra).
+        ConfigError: an app's framework is missing (``app_command`` says which extra),
+            or an interactive job's (``interactive_command`` says which).
     """
+    from conveyor.definitions.interactive import Interactive
+
+    if isinstance(workload, Interactive):
+        from conveyor.execution.interactive_launch import interactive_command
+
+        launch = interactive_command(workload, origin, port, python)
+        return list(launch.argv), dict(launch.env)
     if isinstance(workload, App):
         from conveyor.execution.app_launch import app_command
 
@@ -108,37 +121,42 @@ def start_workload(
     home: Path | None,
     port: int | None = None,
     python: str = sys.executable,
+    *,
+    env: Mapping[str, str] | None = None,
+    output: tuple[Path, Path] | None = None,
 ) -> Started:
     """Start ``workload`` in a session of its own on a free loopback port.
 
-    Its environment is this process's, its ``env_vars``, ``PORT``,
-    ``CONVEYOR_BASE_PATH`` (``/apps/<name>``) and ``CONVEYOR_WORKLOAD``. The
-    caller reaps the process (``poll()``); it outlives the caller otherwise.
+    Its environment is this process's, its ``env_vars``, ``env``, ``PORT``,
+    ``CONVEYOR_BASE_PATH`` (``/apps/<name>``) and ``CONVEYOR_WORKLOAD``. Its
+    stdout and stderr go to ``output`` (two files), by default the workload's
+    logs (``log_path``). The caller reaps the process (``poll()``); it outlives
+    the caller otherwise.
     """
     port = free_port() if port is None else port
     argv, extra = command(workload, origin, port, python)
-    env = {
+    environment = {
         **os.environ,
         **workload.env_vars,
+        **(env or {}),
         **extra,
         "PORT": str(port),
         "CONVEYOR_BASE_PATH": workload.base_path,
         "CONVEYOR_WORKLOAD": workload.name,
         "PYTHONUNBUFFERED": "1",
     }
-    folder = log_dir(home, workload.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (
-        open(folder / "stdout.log", "ab") as out,
-        open(folder / "stderr.log", "ab") as err,
-    ):
+    if output is None:
+        folder = log_dir(home, workload.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        output = (folder / "stdout.log", folder / "stderr.log")
+    with open(output[0], "ab") as out, open(output[1], "ab") as err:
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
             start_new_session=True,
-            env=env,
+            env=environment,
         )
     _children[process.pid] = process
     return Started(pid=process.pid, port=port, process=process)
@@ -185,6 +203,15 @@ def tail(path: Path, lines: int) -> list[str]:
         except FileNotFoundError:
             continue
     return list(out)
+
+
+def workload_log(instance: Instance, record: WorkloadRecord, stream: str, lines: int) -> list[str]:
+    """The last ``lines`` lines workload ``record`` wrote to ``stream``: an interactive
+    job's are its current (or last) run's, any other's its log files'."""
+    if record.kind == "interactive" and record.run_id is not None:
+        text = instance.log_store.read(record.run_id, INTERACTIVE_TASK, stream=stream, lines=lines)
+        return text.splitlines()
+    return tail(log_path(instance.home, record.name, stream), lines)
 
 
 def same_process(pid: int, started: float | None) -> psutil.Process | None:

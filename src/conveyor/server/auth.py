@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
@@ -34,7 +34,6 @@ from conveyor.definitions.access import (
     AccessList,
     Permission,
     Role,
-    parse_access,
 )
 from conveyor.definitions.job import Job
 from conveyor.definitions.sensor import Sensor
@@ -189,7 +188,7 @@ def _resolve(request: Request) -> Principal:
     return ANONYMOUS
 
 
-def _changes(request: HTTPConnection) -> dict[str, Changes]:
+def access_changes(request: HTTPConnection) -> dict[str, Changes]:
     """Every job's access changes by an admin, read once per request."""
     cached = getattr(request.state, "access_changes", None)
     if cached is None:
@@ -202,9 +201,14 @@ def _changes(request: HTTPConnection) -> dict[str, Changes]:
 def access_list(request: Request, job_name: str) -> AccessList | None:
     """The job's access list as it holds now (its code's, with an admin's changes);
     ``None`` when it has none (the instance roles hold)."""
-    job = _state(request).workspace.jobs.get(job_name)
+    holder = _state(request).workspace
+    job = holder.jobs.get(job_name)
     declared: AccessList | None = job.access if job is not None else None
-    changes = _changes(request).get(job_name)
+    if job is None and holder.workspace is not None:
+        # The runs of an interactive job (each start is one) go by the workload's list.
+        workload = holder.workspace.workloads.get(job_name)
+        declared = workload.access_list if workload is not None else None
+    changes = access_changes(request).get(job_name)
     if changes:
         return (declared or AccessList({})).with_changes(changes)
     return declared
@@ -252,8 +256,17 @@ def hidden_jobs(request: Request) -> frozenset[str]:
     (runs of a job no longer in the workspace follow the instance role, which reads)."""
     if principal_of(request).is_admin:
         return frozenset()
-    names = _state(request).workspace.jobs
-    return frozenset(n for n in names if not may_read(request, n))
+    return frozenset(n for n in _run_owners(request) if not may_read(request, n))
+
+
+def _run_owners(request: Request) -> list[str]:
+    """What runs belong to in the workspace: its jobs, and its interactive jobs (each
+    start is a run)."""
+    holder = _state(request).workspace
+    names = list(holder.jobs)
+    if holder.workspace is not None:
+        names += [w.name for w in holder.workspace.workloads.values() if w.kind == "interactive"]
+    return names
 
 
 def require_signed_in(request: Request) -> Principal:
@@ -427,77 +440,3 @@ def job_of(request: Request, job_name: str) -> Job:
         raise NotFoundError(not_found_message(request, job_name))
     found: Job = holder.jobs[job_name]
     return found
-
-
-# -- workloads (services, apps, interactive jobs, add-ins) -----------------------------------
-#
-# A workload's permissions are worked out as a job's: its access list from the code
-# (``Service(access=...)``; for a workload the loaded workspace no longer holds, the list
-# its record kept), with an admin's changes (``instance.access``, keyed by the workload's
-# name) applied; without a list, the instance role. READ sees it, OPERATE starts, stops
-# and restarts it, ACCESS reaches it through the proxy at ``/apps/<name>/``.
-
-
-def workload_access_list(conn: HTTPConnection, name: str) -> AccessList | None:
-    """Workload ``name``'s access list as it holds now; ``None``: the instance roles hold."""
-    state = _state(conn)
-    workspace = state.workspace.workspace
-    declared: AccessList | None = None
-    defined = workspace.workloads.get(name) if workspace is not None else None
-    if defined is not None:
-        declared = defined.access_list
-    else:
-        record = state.instance.workloads.get(name)
-        kept = record.spec.get("access") if record is not None else None
-        if kept:
-            declared = parse_access(kept, f"workload {name!r}")
-    changes = _changes(conn).get(name)
-    if changes:
-        return (declared or AccessList({})).with_changes(changes)
-    return declared
-
-
-def workload_permissions(conn: HTTPConnection, name: str) -> frozenset[Permission]:
-    """What the caller may do on workload ``name``."""
-    # principal_of reads only what an HTTP request and a WebSocket both have.
-    principal = principal_of(cast(Request, conn))
-    return granted(principal, lambda: workload_access_list(conn, name))
-
-
-def readable_workloads(conn: HTTPConnection) -> list[str]:
-    """The recorded workloads the caller may read, by name."""
-    names = [r.name for r in _state(conn).instance.workloads.all()]
-    return [n for n in names if Permission.READ in workload_permissions(conn, n)]
-
-
-def workload_not_found(conn: HTTPConnection, name: str) -> str:
-    """The 404 for a workload the caller may not see, or that does not exist: the same,
-    naming only the workloads the caller may read."""
-    names = ", ".join(readable_workloads(conn)) or "none"
-    return f"no workload {name!r}; the workloads you may read: {names}"
-
-
-def authorize_workload(conn: HTTPConnection, needed: Permission, name: str) -> Principal:
-    """The caller, if it has ``needed`` on workload ``name``.
-
-    ``ACCESS`` alone lets a caller through the proxy (a list may give a group the app
-    without showing it in the UI); for anything else READ is needed too.
-
-    Raises:
-        HTTPException: 401 when nobody is signed in; 404 when the caller may not read
-            it (nor, through the proxy, reach it), as if it did not exist; 403 when it
-            may see it but not do this.
-    """
-    principal = require_signed_in(cast(Request, conn))
-    perms = workload_permissions(conn, name)
-    seen = Permission.READ in perms or (needed == Permission.ACCESS and needed in perms)
-    if not seen:
-        raise HTTPException(404, workload_not_found(conn, name))
-    if needed in perms:
-        return principal
-    what = "reach" if needed == Permission.ACCESS else f"{needed} (see, start or stop)"
-    raise HTTPException(
-        403,
-        f"{principal.label} may not {what} workload {name!r}: it needs the {needed} "
-        f"permission on it; ask an admin",
-    )

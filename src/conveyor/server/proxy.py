@@ -3,7 +3,7 @@
 Workloads listen on loopback ports that browsers cannot reach; the server forwards
 to them, so that one address, one sign-in and one access list cover every app. Each
 request (and each WebSocket handshake) is checked against the workload's ``access``
-permission (``auth.authorize_workload``); the app learns who is calling from the
+permission (``workload_auth.authorize_workload``); the app learns who is calling from the
 header ``X-Conveyor-User``, which the proxy always sets itself, and never sees
 Conveyor's own credentials (the session and CSRF cookies, the API token).
 
@@ -38,10 +38,9 @@ from conveyor.server.auth import (
     SESSION_COOKIE,
     Principal,
     audit,
-    authorize_workload,
-    workload_not_found,
 )
 from conveyor.server.security import CSRF_COOKIE
+from conveyor.server.workload_auth import authorize_workload, workload_not_found
 from conveyor.storage.workloads import WorkloadRecord
 
 PREFIX = "/apps"
@@ -134,6 +133,11 @@ async def ready(conn: HTTPConnection, record: WorkloadRecord) -> WorkloadRecord:
         raise _unavailable(record)
     store = _instance(conn).workloads
     if record.desired != "running":
+        # The request's time tells the supervisor that a request started it (the run's
+        # trigger), and its idle timeout counts from it.
+        await run_in_threadpool(
+            store.update, record.name, record.token, last_request_at=time.time()
+        )
         await run_in_threadpool(store.set_desired, record.name, "running")
         if isinstance(conn, Request):
             await run_in_threadpool(audit, conn, "workload start", record.name, on="request")
@@ -145,8 +149,8 @@ async def ready(conn: HTTPConnection, record: WorkloadRecord) -> WorkloadRecord:
             raise HTTPException(404, f"workload {record.name!r} was removed")
         if _serving(now):
             return now
-        if now.state == "crash_loop":
-            raise _unavailable(now)
+        if now.state == "crash_loop" or now.desired == "stopped":
+            raise _unavailable(now)  # it ended (or was stopped) before it served
         record = now
     raise _unavailable(record)
 
@@ -274,7 +278,15 @@ async def proxy_http(request: Request, name: str, path: str) -> Response:
         raise
     await run_in_threadpool(touch, request, record)
     url = target_url(request, record)
-    headers = forward_headers(request, principal, keep_host=True)
+    guarded = mcp_guarded(record)
+    if guarded and not _same_site(request):
+        return JSONResponse(
+            {"error": f"refused a call to MCP job {name!r} from another site's page"},
+            status_code=403,
+        )
+    headers = forward_headers(request, principal, keep_host=not guarded)
+    if guarded:  # its checks are done: the MCP server's guard sees loopback, no Origin
+        headers = [(k, v) for k, v in headers if k.lower() != "origin"]
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=10.0),
@@ -302,11 +314,18 @@ async def proxy_http(request: Request, name: str, path: str) -> Response:
 # -- WebSockets ----------------------------------------------------------------------------
 
 
-def _same_site(ws: WebSocket) -> bool:
-    """Whether the handshake comes from one of this server's pages (or from a program,
+def _same_site(conn: HTTPConnection) -> bool:
+    """Whether the request comes from one of this server's pages (or from a program,
     which sends no ``Origin``)."""
-    origin = ws.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == ws.headers.get("host", "")
+    origin = conn.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == conn.headers.get("host", "")
+
+
+def mcp_guarded(record: WorkloadRecord) -> bool:
+    """Whether the workload is an interactive job of interface ``mcp``: the proxy sends
+    it the loopback ``Host`` its MCP server's DNS-rebinding guard allows, and no
+    ``Origin`` (the proxy refused other sites' pages itself)."""
+    return record.kind == "interactive" and record.spec.get("interface") == "mcp"
 
 
 async def _refuse(ws: WebSocket, status: int, message: str) -> None:

@@ -244,6 +244,19 @@ class RunStore:
                 .values(**ref.columns())
             )
 
+    def reassign(self, run_id: str, pid: int) -> bool:
+        """Make process ``pid`` (on this host) responsible for a run that is running or
+        being canceled: a supervisor about to stop the process that served it takes it
+        back, so that the run is not judged dead before the supervisor ends it."""
+        ref = ProcessRef(this_process().host, pid, process_started(pid) or 0.0)
+        with self.db.write() as conn:
+            res = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status.in_(WRITING))
+                .values(**ref.columns())
+            )
+        return bool(res.rowcount == 1)
+
     def adopt(self, run_id: str, token: int) -> bool:
         """Make this process (a run worker, before it claims the run) responsible for start
         ``token``, so that if it dies before its claim the start is put back in the queue

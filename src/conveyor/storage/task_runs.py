@@ -117,6 +117,33 @@ class TaskRunStore:
                 )
             )
 
+    @staticmethod
+    def finish_running_in(
+        conn: Connection,
+        run_id: str,
+        task_key: str,
+        attempt: int,
+        to: TaskStatus,
+        *,
+        at: float,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """End one attempt that is running as ``to``, in the caller's transaction; False
+        if it is not running (it ended already, or never began)."""
+        check_task(TaskStatus.RUNNING, to, f"{task_key} of run {run_id}")
+        res = conn.execute(
+            update(task_runs)
+            .where(
+                task_runs.c.run_id == run_id,
+                task_runs.c.task_key == task_key,
+                task_runs.c.attempt == attempt,
+                task_runs.c.status == str(TaskStatus.RUNNING),
+            )
+            .values(status=str(to), ended_at=at, error_type=error_type, error_message=error_message)
+        )
+        return bool(res.rowcount == 1)
+
     def for_task(self, run_id: str, task_key: str) -> list[TaskRunRecord]:
         """The attempts of one task in a run, first first."""
         q = (

@@ -3,7 +3,7 @@ last saw them; starting, stopping and restarting them; their logs.
 
 The server only asks (``desired``): the supervisor in the daemon (or ``conveyor dev``)
 that holds a workload's lease starts and stops its process. Who may see a workload,
-act on it and reach it is decided by ``auth.authorize_workload``.
+act on it and reach it is decided by ``workload_auth.authorize_workload``.
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from conveyor.definitions.access import Permission
-from conveyor.execution.workload_launch import log_path, same_process, tail, tree_rss
+from conveyor.execution.workload_launch import same_process, tree_rss, workload_log
 from conveyor.server.app import state_of
 from conveyor.server.auth import (
     Action,
     allow,
     audit,
-    authorize_workload,
-    readable_workloads,
-    workload_permissions,
 )
 from conveyor.server.proxy import SERVING, base_path
+from conveyor.server.workload_auth import (
+    authorize_workload,
+    readable_workloads,
+    workload_not_found,
+    workload_permissions,
+)
 from conveyor.storage.instance import Instance
 from conveyor.storage.workloads import WorkloadRecord
 
@@ -62,6 +65,12 @@ class WorkloadView(BaseModel):
     last_exit_code: int | None
     last_error: str | None
     last_request_at: float | None
+    run_id: str | None = Field(
+        description="an interactive job's current or last run (each start is a run)"
+    )
+    idle_timeout: float | None = Field(
+        description="an interactive job's: seconds without a request before it is stopped"
+    )
     supervised: bool = Field(description="a live supervisor holds its lease")
     permissions: list[str] = Field(description="what the caller may do on it")
 
@@ -72,6 +81,13 @@ class LogLines(BaseModel):
     name: str
     stream: Stream
     lines: list[str]
+
+
+def manual_start(record: WorkloadRecord) -> bool:
+    """Whether a person may start the workload (an interactive job's ``expose`` may say
+    it starts only on request)."""
+    expose = record.spec.get("expose") or {}
+    return record.kind != "interactive" or expose.get("manual", True) is not False
 
 
 def supervised(record: WorkloadRecord) -> bool:
@@ -107,6 +123,8 @@ def view(record: WorkloadRecord, permissions: frozenset[Permission]) -> Workload
         last_exit_code=record.last_exit_code,
         last_error=record.last_error,
         last_request_at=record.last_request_at,
+        run_id=record.run_id,
+        idle_timeout=record.spec.get("idle_timeout"),
         supervised=supervised(record),
         permissions=sorted(p.value for p in permissions),
     )
@@ -119,8 +137,6 @@ def workload_for(
     authorize_workload(request, needed, name)
     record: WorkloadRecord | None = state_of(request).instance.workloads.get(name)
     if record is None:
-        from conveyor.server.auth import workload_not_found
-
         raise HTTPException(404, workload_not_found(request, name))
     return record
 
@@ -150,9 +166,15 @@ def get_workload(request: Request, name: str) -> WorkloadView:
 
 
 def _ask(request: Request, name: str, desired: Literal["running", "stopped"]) -> WorkloadRecord:
-    workload_for(request, name, Permission.OPERATE)
-    record: WorkloadRecord = state_of(request).instance.workloads.set_desired(name, desired)
-    return record
+    record = workload_for(request, name, Permission.OPERATE)
+    if desired == "running" and not manual_start(record):
+        raise HTTPException(
+            409,
+            f"workload {name!r} starts only when its URL {base_path(name)}/ is requested "
+            f"(its expose says manual=False)",
+        )
+    asked: WorkloadRecord = state_of(request).instance.workloads.set_desired(name, desired)
+    return asked
 
 
 @router.post("/{name}/start", dependencies=WRITES)
@@ -177,12 +199,17 @@ def restart_workload(request: Request, name: str) -> WorkloadView:
     30 s) for it to stop first; without one, it is only asked to run."""
     instance: Instance = state_of(request).instance
     record = workload_for(request, name, Permission.OPERATE)
-    if supervised(record) and record.state not in ("stopped", "crash_loop"):
+    if not manual_start(record):
+        raise HTTPException(
+            409, f"workload {name!r} starts only when its URL is requested (manual=False)"
+        )
+    if supervised(record) and record.state not in ("stopped", "idle", "crash_loop"):
         instance.workloads.set_desired(name, "stopped")
         deadline = time.monotonic() + RESTART_WAIT
         while time.monotonic() < deadline:
             now = instance.workloads.get(name)
-            if now is None or now.state in ("stopped", "crash_loop") or not supervised(now):
+            stopped = ("stopped", "idle", "crash_loop")
+            if now is None or now.state in stopped or not supervised(now):
                 break
             time.sleep(0.2)
     record = instance.workloads.set_desired(name, "running")
@@ -199,7 +226,5 @@ def workload_logs(
 ) -> LogLines:
     """The last lines the workload wrote to ``stream`` (with the rotated file before it)."""
     record = workload_for(request, name)
-    home = state_of(request).instance.home
-    return LogLines(
-        name=name, stream=stream, lines=tail(log_path(home, record.name, stream), lines)
-    )
+    instance = state_of(request).instance
+    return LogLines(name=name, stream=stream, lines=workload_log(instance, record, stream, lines))

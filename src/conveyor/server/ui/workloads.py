@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from conveyor.execution.workload_launch import log_path, tail
+from conveyor.execution.workload_launch import workload_log
 from conveyor.server.api import workloads as api
 from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow
@@ -36,11 +36,13 @@ STATE_STYLE = {
 @router.get("/workloads", dependencies=[Depends(allow(Action.READ))])
 def workloads_page(request: Request) -> Response:
     """Every workload the caller may read, with its buttons and last log lines."""
-    home = state_of(request).instance.home
+    instance = state_of(request).instance
     found = api.workload_views(request)
+    records = {r.name: r for r in instance.workloads.all()}
     logs = {
-        w.name: {s: tail(log_path(home, w.name, s), LINES) for s in ("stdout", "stderr")}
+        w.name: {s: workload_log(instance, records[w.name], s, LINES) for s in ("stdout", "stderr")}
         for w in found
+        if w.name in records
     }
     return render(
         request, "workloads.html", {"workloads": found, "logs": logs, "style": STATE_STYLE}
