@@ -25,14 +25,16 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from conveyor.definitions.workloads import App, Workload
 from conveyor.errors import ConfigError, WorkspaceError
-from conveyor.storage.instance import Instance
-from conveyor.storage.workloads import WorkloadRecord
+
+if TYPE_CHECKING:
+    from conveyor.storage.instance import Instance
+    from conveyor.storage.workloads import WorkloadRecord
 
 STREAMS = ("stdout", "stderr")
 # The one task of an interactive job's run, whose logs are the process's output.
