@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import keyword
-import math
 import re
 import sys
 import typing
@@ -27,13 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from conveyor.definitions.addin_values import SCALARS, Mismatch, ValueType, kind_of
 from conveyor.definitions.workloads import Workload
 from conveyor.errors import ConfigError, DefinitionError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SCALARS: tuple[type, ...] = (int, float, str, bool)
-_EXCEL_TYPES: Mapping[type, str] = {int: "number", float: "number", str: "string", bool: "boolean"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _GENERATORS = (
     collections.abc.Iterator,
@@ -70,88 +68,6 @@ class StreamClosed(BaseException):
     A ``BaseException`` so that the usual ``except Exception`` in user code
     does not swallow it: it is a signal to stop, as cancellation is.
     """
-
-
-@dataclass(frozen=True, slots=True)
-class ValueType:
-    """The type of one argument or result: a scalar, or a list (of ``item``)."""
-
-    base: type
-    item: ValueType | None = None
-
-    @property
-    def excel_type(self) -> str:
-        """The custom functions metadata type: number, string, boolean or any."""
-        return _EXCEL_TYPES.get(self.base, "any")
-
-    @property
-    def dimensionality(self) -> str:
-        """``matrix`` for a list (an Excel range), else ``scalar``."""
-        return "matrix" if self.base is list else "scalar"
-
-    def describe(self) -> str:
-        if self.base is list and self.item is not None:
-            return f"list[{self.item.describe()}]"
-        return self.base.__name__
-
-    def convert(self, value: Any) -> Any:
-        """``value`` as this type, or ``Mismatch`` saying why it is not one.
-
-        JSON (and Excel) numbers have no int/float split, so a whole float is an
-        acceptable ``int`` and an int an acceptable ``float``; a bool is neither.
-        """
-        if self.base is bool:
-            if isinstance(value, bool):
-                return value
-        elif self.base is int:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-        elif self.base is float:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                if not math.isfinite(value):  # JSON has no NaN or infinity to carry it
-                    raise Mismatch("", "a finite float", repr(value))
-                return float(value)
-        elif self.base is str:
-            if isinstance(value, str):
-                return value
-        elif isinstance(value, list):
-            converted = []
-            for index, item in enumerate(value):
-                try:
-                    converted.append(_plain(item) if self.item is None else self.item.convert(item))
-                except Mismatch as e:
-                    raise Mismatch(f"[{index}]{e.where}", e.wanted, e.got) from None
-            return converted
-        raise Mismatch("", self.describe(), _kind(value))
-
-
-class Mismatch(TypeError):
-    """A value is not of the type wanted; ``where`` is its place in a range (``[0][2]``)."""
-
-    def __init__(self, where: str, wanted: str, got: str) -> None:
-        super().__init__(f"{where} wants {wanted}, got {got}".strip())
-        self.where, self.wanted, self.got = where, wanted, got
-
-
-def _plain(value: Any) -> Any:
-    """A bare ``list`` holds JSON scalars or lists of them (a range), nothing else."""
-    if isinstance(value, list):
-        return ValueType(list).convert(value)
-    if value is None or isinstance(value, SCALARS):
-        return value
-    raise Mismatch("", "int, float, str, bool or a list", _kind(value))
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +121,7 @@ class ExposedFunction:
                 )
             given = [*args, *[_MISSING] * (len(self.parameters) - len(args))]
         else:
-            raise ConfigError(f"{self.name}: args must be a list or an object, got {_kind(args)}")
+            raise ConfigError(f"{self.name}: args must be a list or an object, got {kind_of(args)}")
         values: list[Any] = []
         problems: list[str] = []
         for parameter, value in zip(self.parameters, given, strict=True):
