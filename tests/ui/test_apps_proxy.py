@@ -303,3 +303,20 @@ def test_the_panel_app_renders_over_its_websocket_through_the_proxy(
         ws_base = examples.url.replace("http://", "ws://") + "/apps/panel-app/ws"
         assert {s.split("?")[0] for s in sockets} == {ws_base}
         w.shot("proxy-panel-app")
+
+
+def test_the_workloads_page_lists_every_example(examples: Examples, browser: Browser) -> None:
+    """The page ``/workloads`` under ``make run``: the five web workloads running, the
+    Excel add-in, and the MCP job waiting for its first request."""
+    wait_until(
+        lambda: examples.workloads()["pricer"]["state"] == "running", RUN, "the add-in to run"
+    )
+    with open_window(browser, examples.url) as w:
+        w.go("/workloads")
+        for name in [*FIVE, "pricer"]:
+            row = w.page.locator(f"#workload-{name}")
+            expect(row.get_by_test_id("state")).to_have_text("running")
+        agents = w.page.locator("#workload-agents")
+        expect(agents.get_by_test_id("state")).to_have_text("stopped")
+        expect(agents.get_by_test_id("on-request")).to_contain_text("starts on request")
+        w.shot("workloads-examples")
