@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.definitions.job import Job
+from conveyor.definitions.job_options import WORKSPACE_MODULE_PREFIX
 from conveyor.definitions.sensor import Sensor
 from conveyor.definitions.workloads import Workload
 from conveyor.errors import NotFoundError, WorkspaceError
 
 # Workspace files are imported under this prefix and their file name.
-WORKSPACE_PREFIX = "conveyor_workspace_"
+WORKSPACE_PREFIX = WORKSPACE_MODULE_PREFIX
 
 
 @dataclass(slots=True)

@@ -104,10 +104,39 @@ def test_jobs_give_trigger_strings() -> None:
 
     assert etl.success == "job.success:etl"
     assert etl.fail == "job.fail:etl"
-    assert etl.completed == "job.completed:etl"
+    assert etl.completed == ("job.success:etl", "job.fail:etl")
     assert etl.is_fresh == "job.is_fresh:etl"
     assert [str(t) for t in etl.triggers] == ["schedule:0 8 * * 1"]
     assert [str(t) for t in report.triggers] == ["job.success:etl", "every:1h"]
+
+
+def test_completed_is_a_tuple_accepted_wherever_a_trigger_list_is() -> None:
+    """dlt's ``job.completed`` is ``(success, fail)``: alone, unpacked, or inside a list."""
+
+    @job
+    def up() -> None: ...
+
+    @job(trigger=up.completed)
+    def alone() -> None: ...
+
+    @job(trigger=[*up.completed, "every:1h"])
+    def unpacked() -> None: ...
+
+    @job(trigger=[up.completed, up.success])
+    def nested() -> None: ...
+
+    @job(trigger="job.completed:up")
+    def as_string() -> None: ...
+
+    both = ["job.success:up", "job.fail:up"]
+    assert [str(t) for t in alone.triggers] == both
+    assert [str(t) for t in unpacked.triggers] == [*both, "every:1h"]
+    assert [str(t) for t in nested.triggers] == both  # the repeated success counts once
+    assert [str(t) for t in as_string.triggers] == ["job.completed:up"]
+    with pytest.raises(DefinitionError, match="triggers itself"):
+
+        @job(name="up", trigger=up.completed)
+        def again() -> None: ...
 
 
 def _attempt(text: str) -> tuple[Trigger | None, str | None]:

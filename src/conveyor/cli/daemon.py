@@ -145,6 +145,12 @@ def trigger_command(
             raise NotFoundError(f"no job of {ws.describe()} has the trigger {which!r}")
     else:
         jobs = [ws.job(which)]
+    if len(jobs) > 1:  # a tag's fan-out leaves out the jobs that take no manual runs
+        for job in (j for j in jobs if not j.expose.manual):
+            click.echo(f"{job.name}: skipped, its expose says manual=False", err=True)
+        jobs = [j for j in jobs if j.expose.manual] or jobs
+    for job in jobs:
+        job.check_manual(f"conveyor trigger {which}")
     run_config = read_config_file(config_file) if config_file else None
     instance = Instance.from_env()
     for job in jobs:

@@ -135,6 +135,7 @@ def run_command(
     target, job_name = split_args(args, module, "JOB name", required=False)
     ws = load_workspace(target, module)
     job = ws.job(job_name)
+    job.check_manual("conveyor run")
     run_config = read_config_file(config_file) if config_file else None
     from conveyor.execution.launch import execute_job
     from conveyor.storage.instance import Instance

@@ -24,12 +24,13 @@ from conveyor.definitions.graph import Graph
 from conveyor.definitions.job_options import (
     CATCHUP,
     EXECUTORS,
-    REQUIRE_KEYS,
     JobArgs,
     JobKind,
     JobOptions,
     job_options,
 )
+from conveyor.definitions.job_require import REQUIRE_KEYS
+from conveyor.definitions.manifest import job_definition
 from conveyor.definitions.params import (
     Param,
     ParamKind,
@@ -40,7 +41,7 @@ from conveyor.definitions.params import (
 from conveyor.definitions.triggers import Trigger
 from conveyor.definitions.version import job_version
 from conveyor.definitions.workflow import compose
-from conveyor.errors import DefinitionError
+from conveyor.errors import DefinitionError, ExecutionError
 
 if TYPE_CHECKING:
     from conveyor.definitions.run_facade import (
@@ -85,6 +86,8 @@ class Job:
         incremental_mode: ``"latest"`` (a timed run takes the last elapsed
             period) or ``"interval"`` (the scheduler walks ``interval`` one
             period per run, the next started as soon as one succeeds).
+        expose: how the job is shown and started (``JobExpose``).
+        display_name: ``expose``'s display name, else ``name``.
     """
 
     def __init__(
@@ -114,6 +117,8 @@ class Job:
         self.executor = o.executor
         self.on_success = o.on_success
         self.on_failure = o.on_failure
+        self.expose = o.expose
+        self.display_name = o.expose.display_name or o.name
         self.params: tuple[Param, ...] = ()
         self.config_model: type[BaseModel] | None = None
         self.graph: Graph | None = None
@@ -185,9 +190,13 @@ class Job:
         return f"job.fail:{self.name}"
 
     @property
-    def completed(self) -> str:
-        """The trigger string that fires when this job ends, with success or failure."""
-        return f"job.completed:{self.name}"
+    def completed(self) -> tuple[str, str]:
+        """The triggers ``(success, fail)``: together they fire when this job ends either way.
+
+        As in dlt, ``trigger=up.completed`` and ``trigger=[*up.completed, "every:1d"]``
+        both work; the single string ``"job.completed:<name>"`` means the same.
+        """
+        return (self.success, self.fail)
 
     @property
     def is_fresh(self) -> str:
@@ -198,6 +207,31 @@ class Job:
     def is_matching_interval_fresh(self) -> str:
         """The freshness gate: this job's completed intervals cover the downstream's interval."""
         return f"job.is_matching_interval_fresh:{self.name}"
+
+    def to_job_definition(self) -> dict[str, Any]:
+        """The job's manifest as dlt builds it: a JSON-serializable dict of its entry
+        point, triggers, execute, expose, require, deliver, interval, freshness and
+        config keys with their JSON schema (see ``conveyor.definitions.manifest``)."""
+        return job_definition(self)
+
+    def check_manual(self, how: str) -> None:
+        """Refuse a manual run (``how`` names it: ``"job.run()"``, ``"conveyor run"``...)
+        of a job whose ``expose`` says ``manual=False``.
+
+        Scheduled, chained, sensor and backfill runs are not manual and are not
+        checked here.
+
+        Raises:
+            ExecutionError: the job takes no manual runs.
+        """
+        if self.expose.manual:
+            return
+        own = ", ".join(str(t) for t in self.triggers if t.type != "manual") or "none"
+        raise ExecutionError(
+            f"job {self.name!r} cannot be run manually ({how}): its expose says "
+            f"manual=False, so it runs only from its triggers ({own}) and backfills; "
+            f"to allow manual runs, remove manual=False from its expose"
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.kind == "workflow" or current_frame.get() is not None:
@@ -245,7 +279,11 @@ class Job:
 
         Returns:
             The ``RunResult``, also when the run failed and ``raise_on_error`` is false.
+
+        Raises:
+            ExecutionError: the job's ``expose`` says ``manual=False``.
         """
+        self.check_manual("job.run()")
         return run_facade.run(
             self,
             run_config=run_config,
@@ -358,8 +396,11 @@ def workflow(fn: Callable[..., Any] | None = None, /, **options: Unpack[JobArgs]
     Works bare (``@workflow``) or with options: ``name``, ``description``,
     ``tags``, ``resources``, ``retry`` (default for its tasks), ``trigger``,
     ``schedule``, ``execute``, ``catchup``, ``require``, ``freshness``,
-    ``refresh``, ``pool``, ``partitions``, ``interval``, ``incremental_mode``,
-    ``executor``, ``on_success``, ``on_failure``.
+    ``refresh``, ``pool``, ``partitions``, ``interval``, ``incremental_mode``
+    (or dlt's ``allow_external_schedulers=True``), ``executor``, ``on_success``,
+    ``on_failure``, ``access``, and dlt's ``section``, ``spec``, ``deliver``,
+    ``expose`` (``tags``, ``starred``, ``manual``, ``display_name``) and
+    ``display_name``.
     The body runs once, now; an exception in it propagates unchanged.
     """
     return _decorator("workflow", fn, options)

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypedDict
+
+from pydantic import BaseModel
 
 from conveyor.definitions.access import AccessList, parse_access
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.intervals import INCREMENTAL_MODES, JobInterval, parse_job_interval
+from conveyor.definitions.job_require import JobExpose, parse_expose, parse_require
 from conveyor.definitions.keys import check_keys
 from conveyor.definitions.partitions import StaticPartitions, parse_partitions
 from conveyor.definitions.retry import RetryPolicy
@@ -27,9 +31,11 @@ from conveyor.definitions.triggers import Trigger, parse_triggers
 from conveyor.errors import DefinitionError, ScheduleError
 
 JobKind = Literal["workflow", "job"]
+# The name a workspace file is imported under is this and the file's stem
+# (conveyor.workspace uses it).
+WORKSPACE_MODULE_PREFIX = "conveyor_workspace_"
 EXECUTORS = ("in_process", "multiprocess", "dask")
 CATCHUP = ("latest", "all", "none")
-REQUIRE_KEYS = ("timezone",)
 
 
 class JobArgs(TypedDict, total=False):
@@ -40,7 +46,7 @@ class JobArgs(TypedDict, total=False):
     tags: Tags | None
     resources: Mapping[str, Any] | None
     retry: RetryPolicy | None
-    trigger: str | Schedule | Sequence[str | Schedule] | None
+    trigger: str | Schedule | Sequence[str | Schedule | Sequence[str]] | None
     schedule: str | Schedule | None
     execute: Mapping[str, Any] | None
     catchup: str
@@ -55,6 +61,12 @@ class JobArgs(TypedDict, total=False):
     on_success: Hook | Sequence[Hook] | None
     on_failure: Hook | Sequence[Hook] | None
     access: Mapping[str, Any] | None
+    section: str | None
+    spec: type | None
+    deliver: Any
+    expose: Mapping[str, Any] | None
+    display_name: str | None
+    allow_external_schedulers: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +80,9 @@ class JobOptions:
         resources: objects injected into tasks by parameter name.
         retry: the default ``RetryPolicy`` of the job's tasks.
         triggers: when the job runs, parsed from ``trigger=`` and ``schedule=``.
-        require: what the job needs of where it runs (``timezone``).
+        require: what the job needs of where it runs: ``timezone``,
+            ``dependency_groups`` (a list), ``profile`` (a config profile
+            name), ``machine`` (``{"cpu": cores, "memory": bytes}``), ``region``.
         execute: run-level limits (timeout, concurrency, retries).
         catchup: after downtime, fire the ``"latest"`` missed tick, ``"all"``, or ``"none"``.
         freshness: the gates on upstream jobs a run waits for.
@@ -82,6 +96,14 @@ class JobOptions:
         on_failure: hooks called when a run fails.
         access: who may do what to the job (``AccessList``); ``None``: the
             instance roles decide.
+        section: the job's config section (dlt's ``section=``): the last part of
+            its module's name unless given.
+        spec: a config spec class (a pydantic model such as a ``Config``
+            subclass), or ``None``.
+        deliver: what the job delivers to (e.g. a dlt pipeline or source), as
+            given, or ``None``.
+        expose: how the job is shown and whether people may start it
+            (``JobExpose``).
     """
 
     name: str
@@ -103,6 +125,10 @@ class JobOptions:
     on_success: tuple[Hook, ...]
     on_failure: tuple[Hook, ...]
     access: AccessList | None = None
+    section: str = ""
+    spec: type | None = None
+    deliver: Any = None
+    expose: JobExpose = field(default_factory=JobExpose)
 
     @property
     def timed_trigger(self) -> Trigger | None:
@@ -134,8 +160,11 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
     tags = normalize_tags(options.get("tags"), owner)
     resources = _resources(options.get("resources"), owner)
     retry = _retry(options.get("retry"), owner)
-    require = dict(options.get("require") or {})
-    triggers = _in_zone(parse_triggers(_trigger_list(options), name), require, owner)
+    require = parse_require(options.get("require"), fn, owner)
+    expose = parse_expose(options.get("expose"), options.get("display_name"), owner)
+    tag_triggers = [f"tag:{t}" for t in expose.tags]
+    triggers = parse_triggers([*_trigger_list(options), *tag_triggers], name)
+    triggers = _in_zone(triggers, require, owner)
     execute = ExecuteOptions.parse(options.get("execute"), owner)
     catchup = _one_of(options.get("catchup", "latest"), CATCHUP, owner, "catchup", _CATCHUP)
     freshness = parse_freshness(options.get("freshness"), name)
@@ -143,7 +172,7 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
     pool = check_pool(options.get("pool"), owner)
     partitions = parse_partitions(options.get("partitions"), owner)
     interval = parse_job_interval(options.get("interval"), owner)
-    mode = options.get("incremental_mode", "latest")
+    mode = _mode(options, owner)
     return JobOptions(
         name=name,
         description=description if description is not None else inspect.getdoc(fn),
@@ -164,6 +193,10 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
         on_success=normalize_hooks(options.get("on_success"), owner, "on_success"),
         on_failure=normalize_hooks(options.get("on_failure"), owner, "on_failure"),
         access=parse_access(options.get("access"), owner),
+        section=_section(options.get("section"), fn, owner),
+        spec=_spec(options.get("spec"), owner),
+        deliver=_deliver(options.get("deliver"), owner),
+        expose=expose,
     )
 
 
@@ -180,9 +213,12 @@ def _one_of(value: object, choices: tuple[str, ...], owner: str, option: str, wh
     return value
 
 
-def _trigger_list(options: JobArgs) -> list[str | Schedule]:
-    """``schedule=`` then ``trigger=``, as one list; a cron string gets its ``schedule:``."""
-    triggers: list[str | Schedule] = []
+def _trigger_list(options: JobArgs) -> list[object]:
+    """``schedule=`` then ``trigger=``, as one list; a cron string gets its ``schedule:``.
+
+    Items of ``trigger=`` may be tuples (``up.completed``); ``parse_triggers`` flattens them.
+    """
+    triggers: list[object] = []
     schedule = options.get("schedule")
     if isinstance(schedule, str):
         prefixed = schedule.startswith("schedule:")
@@ -209,6 +245,64 @@ def _resources(value: Mapping[str, Any] | None, owner: str) -> dict[str, Any]:
 def _retry(value: object, owner: str) -> RetryPolicy | None:
     if value is not None and not isinstance(value, RetryPolicy):
         raise DefinitionError(f"{owner}: retry must be a RetryPolicy, got {value!r}")
+    return value
+
+
+def _mode(options: JobArgs, owner: str) -> str:
+    """``incremental_mode=``, or dlt 1.26's ``allow_external_schedulers=True`` for "interval"."""
+    external = options.get("allow_external_schedulers", False)
+    if not isinstance(external, bool):
+        raise DefinitionError(
+            f"{owner}: allow_external_schedulers={external!r} must be True or False"
+        )
+    mode = options.get("incremental_mode")
+    if not external:
+        return "latest" if mode is None else mode
+    if mode not in (None, "interval"):
+        raise DefinitionError(
+            f"{owner}: allow_external_schedulers=True means incremental_mode='interval' "
+            f"(dlt's name for it), but incremental_mode={mode!r} was given too; keep one"
+        )
+    return "interval"
+
+
+def _section(value: object, fn: Callable[..., Any], owner: str) -> str:
+    """dlt's config section: given, or the last part of the function's module name."""
+    if value is None:
+        module = str(getattr(fn, "__module__", None) or "__main__")
+        if module == "__main__":  # dlt names the section after the script's file
+            try:
+                stem = Path(inspect.getfile(fn)).stem
+            except (TypeError, OSError):
+                return module
+            return stem if stem.isidentifier() else module
+        # A workspace file is imported as conveyor_workspace_<stem>: its section is <stem>.
+        return module.rsplit(".", 1)[-1].removeprefix(WORKSPACE_MODULE_PREFIX)
+    if not isinstance(value, str) or not value.isidentifier():
+        raise DefinitionError(
+            f"{owner}: section={value!r} must be a Python identifier such as 'sources' "
+            f"(config keys are looked up under jobs.<section>.<name>)"
+        )
+    return value
+
+
+def _spec(value: object, owner: str) -> type | None:
+    if value is None:
+        return None
+    if not (isinstance(value, type) and issubclass(value, BaseModel)):
+        raise DefinitionError(
+            f"{owner}: spec={value!r} must be a config class: a pydantic model such as a "
+            f"subclass of conveyor.Config"
+        )
+    return value
+
+
+def _deliver(value: object, owner: str) -> Any:
+    if isinstance(value, str | int | float | bool) and value is not None:
+        raise DefinitionError(
+            f"{owner}: deliver={value!r} must be the object the job delivers to (a dlt "
+            f"pipeline, source or resource), not a {type(value).__name__}"
+        )
     return value
 
 
@@ -260,7 +354,6 @@ def _in_zone(
     triggers: tuple[Trigger, ...], require: dict[str, Any], owner: str
 ) -> tuple[Trigger, ...]:
     """Put the job's cron-string triggers in ``require["timezone"]`` (a Schedule keeps its own)."""
-    check_keys(require, REQUIRE_KEYS, owner, "require key")
     zone = require.get("timezone")
     if zone is None:
         return triggers

@@ -4,9 +4,12 @@ Triggers are accepted and validated at definition time; the scheduler daemon
 acts on them.
 
 A chain (``job.success:``, ``job.fail:``, ``job.completed:``) fires for the
-whole runs of its upstream job. A partial run (``--select``, ``selection=``)
-ran only some of the job's tasks, so it is not the job's success: a chain
-counts it only when it says ``?partial`` (``"job.success:etl?partial"``).
+whole runs of its upstream job. A job's ``.completed`` is dlt's tuple
+``(job.success:<name>, job.fail:<name>)``; the one string
+``job.completed:<name>`` still parses and fires on either outcome too. A
+partial run (``--select``, ``selection=``) ran only some of the job's tasks,
+so it is not the job's success: a chain counts it only when it says
+``?partial`` (``"job.success:etl?partial"``).
 """
 
 from __future__ import annotations
@@ -161,16 +164,29 @@ def parse_once(expr: str, original: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def _flat(value: object) -> list[object]:
+    """``value`` as a list of single triggers: a list may hold tuples such as ``up.completed``."""
+    if isinstance(value, str | Schedule):
+        return [value]
+    if not isinstance(value, list | tuple):
+        return [value]  # parse_trigger gives the clear error
+    return [item for v in value for item in _flat(v)]
+
+
 def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
-    """Parse a job's ``trigger=``: a trigger string, a ``Schedule``, or a list of them."""
-    single = isinstance(value, str | Schedule)
-    items = [value] if single else list(value)  # type: ignore[call-overload]
+    """Parse a job's ``trigger=``: a trigger string, a ``Schedule``, or a list of them.
+
+    A list may hold tuples of triggers, as dlt's ``job.completed`` is one:
+    ``[*up.completed]``, ``up.completed`` and ``[up.completed, "every:1d"]`` all work.
+    """
+    items = _flat(value)
     triggers = tuple(
         Trigger("schedule", v.cron, v.timezone)
         if isinstance(v, Schedule)
         else parse_trigger(v)  # non-strings get the clear error there
         for v in items
     )
+    triggers = tuple(dict.fromkeys(triggers))  # [*up.completed, up.success] holds one twice
     timed = [str(t) for t in triggers if t.is_timed]
     if len(timed) > 1:
         raise DefinitionError(

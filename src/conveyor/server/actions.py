@@ -86,10 +86,12 @@ def launch(
     Raises:
         NotFoundError: no such job in the workspace.
         ConfigError: bad config, tags, partition or interval; nothing is recorded.
+        ExecutionError: the job's expose says manual=False (409).
     """
     from conveyor.execution.launch import as_interval, check_partition, prepare
 
     job = state.workspace.job(job_name)
+    job.check_manual("a launch from the API or the UI")
     run_tags = {**job.tags, **check_tags(tags)}
     plan, cfg = prepare(job, run_config, selection, None)
     key = check_partition(job, partition)

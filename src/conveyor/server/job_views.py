@@ -76,7 +76,10 @@ class JobSummary(BaseModel):
     """A job as the jobs list shows it."""
 
     name: str
-    kind: str
+    display_name: str | None = Field(description="the name people read (expose display_name)")
+    kind: str = Field(description="workflow, job or pipeline (a job that delivers to one)")
+    starred: bool = Field(description="listed first (expose starred)")
+    manual: bool = Field(description="whether people may launch it (expose manual)")
     description: str | None
     tags: dict[str, str]
     triggers: list[str]
@@ -113,9 +116,13 @@ def job_summary(
     """``job`` with its last run and its recent runs' durations; ``sensors``: the
     workspace's, those that ask for runs of ``job`` are among its triggers."""
     runs = recent if recent is not None else instance.runs(job.name, limit=RECENT_RUNS)
+    expose = job.options.expose
     return JobSummary(
         name=job.name,
-        kind=job.kind,
+        display_name=expose.display_name,
+        kind="pipeline" if job.options.deliver is not None else job.kind,
+        starred=expose.starred,
+        manual=expose.manual,
         description=job.description,
         tags=job.tags,
         triggers=[str(t) for t in job.triggers]
@@ -132,13 +139,14 @@ def job_summaries(
     tags: list[str] | None = None,
     sensors: Iterable[Sensor] = (),
 ) -> list[JobSummary]:
-    """The jobs, by name, that match ``q`` (in the name or description, any case) and
-    carry every tag of ``tags`` (``key`` or ``key=value``)."""
+    """The jobs, starred first then by name, that match ``q`` (in the name, display name
+    or description, any case) and carry every tag of ``tags`` (``key`` or ``key=value``)."""
     wanted = [t.partition("=") for t in tags or []]
     out = []
-    for name in sorted(jobs):
+    for name in sorted(jobs, key=lambda n: (not jobs[n].options.expose.starred, n)):
         job = jobs[name]
-        text = f"{job.name}\n{job.description or ''}".lower()
+        shown = job.options.expose.display_name or ""
+        text = f"{job.name}\n{shown}\n{job.description or ''}".lower()
         if q and q.strip().lower() not in text:
             continue
         if any(k not in job.tags or (eq and job.tags[k] != v) for k, eq, v in wanted):
