@@ -4,6 +4,11 @@ Shape: ``{"tasks": {key: {"config": {...}}}, "config": {...}, "resources": {key:
 Every error names the value's full path, e.g.
 ``tasks.extract.config.limit: input should be a valid integer``.
 
+A field the run config leaves out is looked up in the job's config providers
+(``execution.config_providers``: environment, ``secrets.toml``, ``config.toml``)
+before its default applies; what they supply is not stored with the run (a
+run's process looks it up again), and ``provided`` says where each came from.
+
 A value may be a reference ``Secret("name")``: validated as that text here, and
 replaced by the secret's value only when the run starts (``execution.secrets``).
 """
@@ -22,8 +27,10 @@ from conveyor.definitions.params import config_param
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.task import Task
 from conveyor.errors import ConfigError
+from conveyor.execution.config_providers import ConfigSources, job_file, sources_for
 from conveyor.execution.secrets import mask_plain, plain_values, resolve
 from conveyor.storage.redact import Redactor
+from conveyor.workspace import WORKSPACE_PREFIX
 
 TOP_KEYS = ("tasks", "config", "resources")
 
@@ -36,6 +43,8 @@ class RunConfig:
     ``SecretStr`` fields, which read ``***``. ``given`` is the config as given, its
     references resolved once the run starts (``execution.secrets.resolve_run``,
     which also sets ``lookup`` and fills ``redactor`` with the run's secret values).
+    ``provided`` maps each config field the providers filled (its full path, as
+    ``tasks.extract.config.url``) to where its value came from.
     """
 
     raw: dict[str, Any]
@@ -45,6 +54,20 @@ class RunConfig:
     given: dict[str, Any] = field(default_factory=dict)
     redactor: Redactor = field(default_factory=Redactor)
     lookup: Callable[[str], str] | None = None
+    sources: ConfigSources | None = None
+    provided: dict[str, str] = field(default_factory=dict)
+
+    def fill(
+        self, model: type[BaseModel], given: Any, prefix: str, task: str | None = None
+    ) -> BaseModel:
+        """``given`` validated as ``model``, the fields it lacks taken from the providers."""
+        if self.sources is None:
+            return validate_model(model, given, prefix)
+        filled = self.sources.fill(model, given, prefix, task)
+        for name, source in filled.sources.items():
+            self.provided[f"{prefix}.{name}"] = source
+        self.redactor.add(filled.secrets)
+        return filled.model
 
     def task_config(self, key: str, task: Task[Any]) -> BaseModel | None:
         """The config of task ``key``; validated now if the key was not known up front."""
@@ -54,7 +77,7 @@ class RunConfig:
         if p is None:
             return None
         entry = _task_entry(self.given.get("tasks", {}), key)
-        model = validate_model(p.annotation, entry, f"tasks.{key}.config")
+        model = self.fill(p.annotation, entry, f"tasks.{key}.config", key)
         self.redactor.add(plain_values(model))
         if self.lookup is not None:
             model = resolve(model, self.lookup, f"tasks.{key}.config")
@@ -88,7 +111,7 @@ def validate_run_config(
         raise ConfigError(
             f"run config: unknown key {unknown[0]!r}; the keys are {', '.join(TOP_KEYS)}"
         )
-    out = RunConfig(raw=raw, given=raw)
+    out = RunConfig(raw=raw, given=raw, sources=job_sources(job))
     problems: list[str] = []
     tasks = _mapping(raw.get("tasks"), "tasks")
     if job.graph is not None:
@@ -110,7 +133,7 @@ def validate_run_config(
                             f"annotate a parameter with a Config subclass to give it some"
                         )
                     continue
-                out.task_configs[key] = validate_model(p.annotation, entry, f"tasks.{key}.config")
+                out.task_configs[key] = out.fill(p.annotation, entry, f"tasks.{key}.config", key)
             except ConfigError as e:
                 problems.append(str(e))
         if raw.get("config"):
@@ -122,7 +145,7 @@ def validate_run_config(
         for key in tasks:
             _task_entry(tasks, key)
         if job.config_model is not None:
-            out.job_config = validate_model(job.config_model, raw.get("config"), "config")
+            out.job_config = out.fill(job.config_model, raw.get("config"), "config")
         elif raw.get("config"):
             raise ConfigError(
                 f"config: job {job.name!r} takes no config; give its function parameters "
@@ -139,6 +162,16 @@ def validate_run_config(
     out.raw = mask_plain(raw, plain)
     out.redactor.add(plain)
     return out
+
+
+def job_sources(job: Job) -> ConfigSources:
+    """The config providers of ``job``: its section (``section=``, else its module's last
+    name), its profile (``require={"profile": ...}``, else ``CONVEYOR_PROFILE``) and the
+    ``.conveyor/`` folders by the file that defines it."""
+    section = getattr(job.options, "section", None) or job.fn.__module__.rsplit(".", 1)[-1]
+    # A workspace file is imported under a prefixed name; its section is the file's name.
+    section = section.removeprefix(WORKSPACE_PREFIX)
+    return sources_for(job.name, section, job.require.get("profile"), job_file(job.fn))
 
 
 def _resources(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
