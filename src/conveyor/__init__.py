@@ -27,6 +27,7 @@ from conveyor.definitions import (
 )
 from conveyor.definitions.addin import Addin, ExcelAddin, Queue, StreamClosed
 from conveyor.definitions.interactive import Interactive, InteractiveContext, interactive
+from conveyor.definitions.pipeline_run import pipeline_run
 from conveyor.definitions.secrets import Secret
 from conveyor.definitions.workloads import App, Service, Workload
 from conveyor.errors import (
@@ -130,6 +131,7 @@ __all__ = [
     "WorkspaceError",
     "interactive",
     "job",
+    "pipeline_run",
     "sensor",
     "task",
     "workflow",

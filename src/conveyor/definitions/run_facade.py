@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conveyor.definitions.job import Job
+    from conveyor.definitions.pipeline_run import PipelineBody
     from conveyor.execution.result import RunResult as RunResult
     from conveyor.scheduler.backfill import BackfillResult as BackfillResult
     from conveyor.storage.instance import Instance as Instance
@@ -130,3 +131,10 @@ def _instance(instance: Instance | None) -> Instance:
     from conveyor.storage.instance import Instance
 
     return instance if instance is not None else Instance.default()
+
+
+def run_pipeline_body(body: PipelineBody, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a ``@pipeline_run`` body: the run's interval into dlt, the load info out."""
+    from conveyor.execution.dlt_runs import run_pipeline_body as run_body
+
+    return run_body(body, args, kwargs)
