@@ -130,8 +130,8 @@ def test_a_function_taking_two_required_parameters_is_refused() -> None:
     [
         (42, "not 42"),
         (None, "not None"),
-        ("not a module!", "must be a function, 'module:attr', a module name or a .py file"),
-        (".py", "must be a function"),
+        ("not a module!", "must be 'module:attr', a module name, a .py file, or a function"),
+        (".py", "must be 'module:attr', a module name, a .py file, or a function"),
     ],
 )
 def test_bad_entrypoints_are_refused(entrypoint: Any, message: str) -> None:

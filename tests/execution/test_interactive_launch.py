@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -544,3 +545,18 @@ def test_a_function_whose_mcp_import_fails_is_told_the_extra(tmp_path: Path) -> 
         assert process.process.returncode == 1
         stderr = log_path(tmp_path, "nomcp", "stderr").read_text()
         assert "install it: pip install 'conveyor[mcp]'" in stderr
+
+
+@pytest.mark.parametrize("launcher", ["workload_launch", "interactive_launch"])
+def test_a_launcher_without_a_port_says_so(tmp_path: Path, launcher: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PORT"}
+    ended = subprocess.run(
+        [sys.executable, "-m", f"conveyor.execution.{launcher}", "--file", "ws.py", "job"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 2
+    assert f"{launcher}: PORT must be set to the port to serve on" in ended.stderr

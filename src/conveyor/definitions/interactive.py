@@ -23,7 +23,7 @@ from typing import Any, ClassVar, overload
 from conveyor.definitions.durations import parse_duration
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.keys import check_keys
-from conveyor.definitions.workloads import MODULE, REFERENCE, Workload
+from conveyor.definitions.workloads import Workload, check_named_entrypoint
 from conveyor.errors import ConfigError, DefinitionError
 
 INTERFACES = ("gui", "rest_api", "mcp")
@@ -170,23 +170,9 @@ class Interactive(Workload):
 
     def _check_entrypoint(self, owner: str) -> None:
         entry = self.entrypoint
+        check_named_entrypoint(entry, owner, "a function")
         if isinstance(entry, str):
-            text = entry.strip()
-            if (
-                REFERENCE.fullmatch(text) is None
-                and MODULE.fullmatch(text) is None
-                and not (text.endswith(".py") and len(text) > 3 and "\0" not in text)
-            ):
-                raise DefinitionError(
-                    f"{owner}: entrypoint {entry!r} must be a function, 'module:attr', a module "
-                    f"name or a .py file (a marimo notebook, a Streamlit script, a FastMCP server)"
-                )
             return
-        if entry is None or isinstance(entry, int | float | bool | bytes):
-            raise DefinitionError(
-                f"{owner}: entrypoint must be a function, 'module:attr', a module name or a "
-                f".py file, not {entry!r}"
-            )
         if inspect.isfunction(entry) or inspect.ismethod(entry):
             try:
                 params = list(inspect.signature(entry).parameters.values())

@@ -199,27 +199,32 @@ class App(Workload):
             )
 
     def _check_entrypoint(self, owner: str) -> None:
-        entry = self.entrypoint
-        if isinstance(entry, str):
-            text = entry.strip()
-            if (
-                REFERENCE.fullmatch(text) is None
-                and MODULE.fullmatch(text) is None
-                and not (text.endswith(".py") and len(text) > 3 and "\0" not in text)
-            ):
-                raise DefinitionError(
-                    f"{owner}: entrypoint {entry!r} must be 'module:attr', a module name, "
-                    f"a .py file, or the app object"
-                )
-            return
-        if entry is None or isinstance(entry, int | float | bool | bytes):
-            raise DefinitionError(
-                f"{owner}: entrypoint must be the app object, 'module:attr', a module name "
-                f"or a .py file, not {entry!r}"
-            )
+        check_named_entrypoint(self.entrypoint, owner, "the app object")
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "framework": self.framework}
+
+
+def check_named_entrypoint(entry: Any, owner: str, objects: str) -> None:
+    """Check an entrypoint that may be ``'module:attr'``, a module name, a ``.py`` file
+    or an object (``objects`` says which, for the message); DefinitionError if not."""
+    if isinstance(entry, str):
+        text = entry.strip()
+        if (
+            REFERENCE.fullmatch(text) is None
+            and MODULE.fullmatch(text) is None
+            and not (text.endswith(".py") and len(text) > 3 and "\0" not in text)
+        ):
+            raise DefinitionError(
+                f"{owner}: entrypoint {entry!r} must be 'module:attr', a module name, "
+                f"a .py file, or {objects}"
+            )
+        return
+    if entry is None or isinstance(entry, int | float | bool | bytes):
+        raise DefinitionError(
+            f"{owner}: entrypoint must be {objects}, 'module:attr', a module name "
+            f"or a .py file, not {entry!r}"
+        )
 
 
 def _describe(entry: Any) -> str:

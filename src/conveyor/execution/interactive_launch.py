@@ -21,7 +21,6 @@ How each is told apart, and how an MCP server is served, is ``execution.servable
 
 from __future__ import annotations
 
-import argparse
 import ast
 import asyncio
 import importlib
@@ -54,6 +53,7 @@ from conveyor.execution.servable import (
     mcp_app,
     parameters,
 )
+from conveyor.execution.workload_launch import launch_args
 
 MCP_EXTRA = "pip install 'conveyor[mcp]'"
 MARIMO_EXTRA = "pip install 'conveyor[marimo]'"
@@ -330,27 +330,16 @@ def run(workload: Interactive, context: InteractiveContext, root: Path | None) -
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m conveyor.execution.interactive_launch (--file F|--module M|--folder D) NAME``."""
-    parser = argparse.ArgumentParser(prog="conveyor.execution.interactive_launch")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--file")
-    where.add_argument("--module")
-    where.add_argument("--folder")
-    parser.add_argument("name")
-    args = parser.parse_args(argv)
-    origin = {k: v for k in ("file", "module", "folder") if (v := getattr(args, k))}
-    try:
-        port = int(os.environ["PORT"])
-    except (KeyError, ValueError):
-        print("interactive_launch: PORT must be set to the port to serve on", file=sys.stderr)
+    parsed = launch_args("interactive_launch", argv)
+    if parsed is None:
         return 2
+    origin, name, port = parsed
     try:
         from conveyor.workspace import load
 
-        workload = load(origin).workload(args.name)
+        workload = load(origin).workload(name)
         if not isinstance(workload, Interactive):
-            raise ConfigError(
-                f"{args.name!r} is a {type(workload).__name__}, not an interactive job"
-            )
+            raise ConfigError(f"{name!r} is a {type(workload).__name__}, not an interactive job")
         base = normalize_base_path(os.environ.get("CONVEYOR_BASE_PATH") or workload.base_path)
         context = InteractiveContext(
             name=workload.name,

@@ -302,25 +302,36 @@ def serve(workload: Workload, port: int) -> None:
     entry(port)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m conveyor.execution.workload_launch (--file F|--module M|--folder D) NAME``."""
-    parser = argparse.ArgumentParser(prog="conveyor.execution.workload_launch")
+def launch_args(prog: str, argv: list[str] | None) -> tuple[dict[str, str], str, int] | None:
+    """What a launcher's command line names: where the workspace is (``--file``,
+    ``--module`` or ``--folder``), the workload, and the port from ``PORT``; None (with
+    the reason on stderr) when ``PORT`` is not a port."""
+    parser = argparse.ArgumentParser(prog=f"conveyor.execution.{prog}")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--file")
     where.add_argument("--module")
     where.add_argument("--folder")
     parser.add_argument("name")
     args = parser.parse_args(argv)
-    from conveyor.workspace import load
-
     origin = {k: v for k in ("file", "module", "folder") if (v := getattr(args, k))}
     try:
         port = int(os.environ["PORT"])
     except (KeyError, ValueError):
-        print("workload_launch: PORT must be set to the port to serve on", file=sys.stderr)
+        print(f"{prog}: PORT must be set to the port to serve on", file=sys.stderr)
+        return None
+    return origin, str(args.name), port
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m conveyor.execution.workload_launch (--file F|--module M|--folder D) NAME``."""
+    parsed = launch_args("workload_launch", argv)
+    if parsed is None:
         return 2
+    origin, name, port = parsed
+    from conveyor.workspace import load
+
     try:
-        workload = load(origin).workload(args.name)
+        workload = load(origin).workload(name)
         serve(workload, port)
     except KeyboardInterrupt:
         return 130
