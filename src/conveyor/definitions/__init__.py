@@ -8,7 +8,7 @@ The import-linter contracts in ``pyproject.toml`` hold it to that.
 
 from __future__ import annotations
 
-from conveyor.definitions.config import Config
+from conveyor.definitions.config import Config, RunConfig
 from conveyor.definitions.context import RunContext, TaskContext
 from conveyor.definitions.durations import parse_duration, parse_memory
 from conveyor.definitions.execute import ExecuteOptions
@@ -16,7 +16,7 @@ from conveyor.definitions.graph import Graph, Node, OutputRef
 from conveyor.definitions.job import Job, job, workflow
 from conveyor.definitions.job_options import JobOptions
 from conveyor.definitions.partitions import StaticPartitions
-from conveyor.definitions.resources import Resource
+from conveyor.definitions.resources import Resource, ResourceMap, resource
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
 from conveyor.definitions.sensor import RunRequest, Sensor, SensorContext, sensor
@@ -33,7 +33,9 @@ __all__ = [
     "Node",
     "OutputRef",
     "Resource",
+    "ResourceMap",
     "RetryPolicy",
+    "RunConfig",
     "RunContext",
     "RunRequest",
     "Schedule",
@@ -48,6 +50,7 @@ __all__ = [
     "parse_duration",
     "parse_memory",
     "parse_trigger",
+    "resource",
     "sensor",
     "task",
     "workflow",

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 from conveyor.definitions import run_facade
+from conveyor.definitions.config import RunConfig, as_config_dict, check_default_config
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.graph import Graph
 from conveyor.definitions.job_options import (
@@ -28,6 +30,7 @@ from conveyor.definitions.job_options import (
     JobKind,
     JobOptions,
     job_options,
+    variant_args,
 )
 from conveyor.definitions.job_require import REQUIRE_KEYS
 from conveyor.definitions.manifest import job_definition
@@ -76,7 +79,11 @@ class Job:
             also attributes of the job itself.
         description: from the docstring unless given.
         tags: labels copied onto every run.
-        resources: objects injected into tasks by parameter name.
+        resources: objects injected into tasks by parameter name (and found as
+            ``context.resources.<name>``): ``Resource`` instances, context
+            managers, ``@resource`` functions, or any object, passed as it is.
+        default_config: ``config=`` as a run config dict; each run's config is
+            laid over it, field by field.
         retry: the default ``RetryPolicy`` of the job's tasks.
         triggers: when the job runs, parsed from ``trigger=``/``schedule=``.
         execute: run-level limits (timeout, concurrency, retries).
@@ -93,15 +100,23 @@ class Job:
     def __init__(
         self, fn: Callable[..., Any], *, kind: JobKind, **options: Unpack[JobArgs]
     ) -> None:
+        self._build(fn, kind, options, None)
+
+    def _build(
+        self, fn: Callable[..., Any], kind: JobKind, options: JobArgs, graph: Graph | None
+    ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@{kind} decorates functions, got {fn!r}")
         self.fn = fn
         self.kind: JobKind = kind
+        self._args = options
         self.options = o = job_options(fn, kind, options)
         self.name = o.name
         self.description = o.description
         self.tags = o.tags
         self.resources = o.resources
+        self.default_config = o.config
+        self.env_vars = o.env_vars
         self.retry = o.retry
         self.require = o.require
         self.triggers = o.triggers
@@ -123,14 +138,39 @@ class Job:
         self.config_model: type[BaseModel] | None = None
         self.graph: Graph | None = None
         if kind == "workflow":
-            self.graph = compose(fn, self.name, self.resources)
+            self.graph = graph if graph is not None else compose(fn, self.name, self.resources)
         else:
             owner = f"@{kind} {self.name!r}"
             self.params = classify_params(fn, owner, definition_locals())
             self.config_model = self._job_config_model(owner)
+        check_default_config(self)
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__
         self.__wrapped__ = fn
+
+    def to_job(
+        self,
+        *,
+        resource_defs: Mapping[str, Any] | None = None,
+        **options: Unpack[JobArgs],
+    ) -> Job:
+        """A variant of this job: the same graph (or body) with its own name and options.
+
+        Dagster's ``graph.to_job(name=..., resource_defs=..., config=...)``: the
+        seed's ``do_stuff_local`` and ``do_stuff_prod`` are two variants of one
+        graph, and both live in one workspace. ``resources``, ``config`` and
+        ``tags`` are laid over this job's, key by key; any other option of
+        ``@workflow``/``@job`` replaces this job's. The name stays this job's
+        unless given; give one if both go in a workspace.
+
+        Raises:
+            DefinitionError: a bad option, or both ``resources`` and ``resource_defs``.
+        """
+        args = variant_args(self.options, self._args, options, resource_defs)
+        variant = Job.__new__(Job)
+        same_keys = set(args.get("resources") or {}) == set(self.resources)
+        variant._build(self.fn, self.kind, args, self.graph if same_keys else None)
+        return variant
 
     @property
     def timed_trigger(self) -> Trigger | None:
@@ -250,7 +290,7 @@ class Job:
 
     def run(
         self,
-        run_config: Mapping[str, Any] | None = None,
+        run_config: Mapping[str, Any] | RunConfig | None = None,
         *,
         selection: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
@@ -260,11 +300,14 @@ class Job:
         executor: Any = None,
         partition: str | None = None,
         interval: Any = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run the job in this process and record the run.
 
         Args:
-            run_config: ``{"tasks": {key: {"config": ...}}, "config": ..., "resources": ...}``.
+            run_config: ``{"tasks": {key: {"config": ...}}, "config": ..., "resources": ...}``,
+                or a ``RunConfig``; values may be ``Config`` instances. Laid over the
+                job's ``config=`` field by field.
             selection: run only these tasks (``"*t"``, ``"t+"``...; workflows only).
             tags: added to the run's tags.
             instance: where the run is recorded (default: ``Instance.default()``).
@@ -276,6 +319,8 @@ class Job:
                 (``context.partition``).
             interval: the ``(start, end)`` the run processes (``context.interval``),
                 as dates, datetimes or ISO strings; UTC unless they say otherwise.
+            resources: objects laid over the job's resources for this run only, by
+                key (a test's ``MagicMock`` reaches the task as the same object).
 
         Returns:
             The ``RunResult``, also when the run failed and ``raise_on_error`` is false.
@@ -284,9 +329,14 @@ class Job:
             ExecutionError: the job's ``expose`` says ``manual=False``.
         """
         self.check_manual("job.run()")
+        if resources is not None and not isinstance(resources, Mapping):
+            raise DefinitionError(
+                f"{self.name}.run(resources=...): expected a dict of resources by key, got "
+                f"{type(resources).__name__}"
+            )
         return run_facade.run(
-            self,
-            run_config=run_config,
+            self.to_job(resources=resources) if resources else self,
+            run_config=None if run_config is None else as_config_dict(run_config, "run config"),
             selection=selection,
             tags=tags,
             instance=instance,
@@ -302,7 +352,7 @@ class Job:
         run_id: str,
         full: bool = False,
         *,
-        run_config: Mapping[str, Any] | None = None,
+        run_config: Mapping[str, Any] | RunConfig | None = None,
         instance: Instance | None = None,
         raise_on_error: bool = True,
         executor: Any = None,
@@ -323,7 +373,7 @@ class Job:
             self,
             run_id,
             full=full,
-            run_config=run_config,
+            run_config=None if run_config is None else as_config_dict(run_config, "run config"),
             instance=instance,
             raise_on_error=raise_on_error,
             executor=executor,
@@ -346,10 +396,27 @@ class Job:
         return run_facade.backfill(self, start, end, partitions=partitions, instance=instance)
 
     def runs(
-        self, limit: int = 20, status: str | None = None, *, instance: Instance | None = None
+        self,
+        limit: int = 20,
+        status: str | None = None,
+        *,
+        start_time: datetime | float | str | None = None,
+        end_time: datetime | float | str | None = None,
+        instance: Instance | None = None,
     ) -> list[RunRecord]:
-        """The most recent runs of this job, newest first."""
-        return run_facade.runs(self, limit=limit, status=status, instance=instance)
+        """The most recent runs of this job, newest first.
+
+        ``start_time``/``end_time`` keep the runs that started in ``[start_time,
+        end_time)``: datetimes (naive is UTC), UTC epoch seconds or ISO strings.
+        """
+        return run_facade.runs(
+            self,
+            limit=limit,
+            status=status,
+            instance=instance,
+            start_time=start_time,
+            end_time=end_time,
+        )
 
     def run_details(self, run_id: str, *, instance: Instance | None = None) -> RunDetails:
         """A run with its tasks: states, attempts, times and dependencies."""

@@ -13,11 +13,12 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from pydantic import BaseModel
 
 from conveyor.definitions.access import AccessList, parse_access
+from conveyor.definitions.config import as_config_dict, fields_of, merged, plain_data
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.intervals import INCREMENTAL_MODES, JobInterval, parse_job_interval
@@ -26,9 +27,16 @@ from conveyor.definitions.keys import check_keys
 from conveyor.definitions.partitions import StaticPartitions, parse_partitions
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
-from conveyor.definitions.task import Hook, Tags, check_pool, normalize_hooks, normalize_tags
+from conveyor.definitions.task import (
+    Hook,
+    Tags,
+    check_pool,
+    normalize_env_vars,
+    normalize_hooks,
+    normalize_tags,
+)
 from conveyor.definitions.triggers import Trigger, parse_triggers
-from conveyor.errors import DefinitionError, ScheduleError
+from conveyor.errors import ConfigError, DefinitionError, ScheduleError
 
 JobKind = Literal["workflow", "job"]
 # The name a workspace file is imported under is this and the file's stem
@@ -45,6 +53,7 @@ class JobArgs(TypedDict, total=False):
     description: str | None
     tags: Tags | None
     resources: Mapping[str, Any] | None
+    config: Any
     retry: RetryPolicy | None
     trigger: str | Schedule | Sequence[str | Schedule | Sequence[str]] | None
     schedule: str | Schedule | None
@@ -61,6 +70,7 @@ class JobArgs(TypedDict, total=False):
     on_success: Hook | Sequence[Hook] | None
     on_failure: Hook | Sequence[Hook] | None
     access: Mapping[str, Any] | None
+    env_vars: Mapping[str, str | int | float | bool] | None
     section: str | None
     spec: type | None
     deliver: Any
@@ -80,6 +90,8 @@ class JobOptions:
         resources: objects injected into tasks by parameter name.
         retry: the default ``RetryPolicy`` of the job's tasks.
         triggers: when the job runs, parsed from ``trigger=`` and ``schedule=``.
+        config: the default run config (``config=``, a dict or a ``RunConfig``) as a
+            run config dict; a run's own config is laid over it field by field.
         require: what the job needs of where it runs: ``timezone``,
             ``dependency_groups`` (a list), ``profile`` (a config profile
             name), ``machine`` (``{"cpu": cores, "memory": bytes}``), ``region``.
@@ -104,6 +116,8 @@ class JobOptions:
             given, or ``None``.
         expose: how the job is shown and whether people may start it
             (``JobExpose``).
+        env_vars: environment variables set in each of its tasks' processes while the
+            task runs; a task's own ``env_vars`` (and a call's ``update_env_vars``) win.
     """
 
     name: str
@@ -129,6 +143,8 @@ class JobOptions:
     spec: type | None = None
     deliver: Any = None
     expose: JobExpose = field(default_factory=JobExpose)
+    config: dict[str, Any] = field(default_factory=dict)
+    env_vars: dict[str, str] = field(default_factory=dict)
 
     @property
     def timed_trigger(self) -> Trigger | None:
@@ -197,6 +213,8 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
         spec=_spec(options.get("spec"), owner),
         deliver=_deliver(options.get("deliver"), owner),
         expose=expose,
+        config=_config(options.get("config"), owner),
+        env_vars=_env_vars(options.get("env_vars"), owner),
     )
 
 
@@ -242,6 +260,56 @@ def _resources(value: Mapping[str, Any] | None, owner: str) -> dict[str, Any]:
     return resources
 
 
+def variant_args(
+    base: JobOptions,
+    args: JobArgs,
+    options: JobArgs,
+    resource_defs: Mapping[str, Any] | None,
+) -> JobArgs:
+    """The options of a variant (``Job.to_job``) of the job made with ``args`` (checked as
+    ``base``): ``options`` replace ``args``, but for ``resources``, ``tags`` and ``config``,
+    which are laid over the job's, key by key (``config`` field by field).
+
+    Raises:
+        DefinitionError: both ``resources`` and ``resource_defs``, or one not a mapping.
+    """
+    owner = f"{base.name}.to_job()"
+    if resource_defs is not None:
+        if "resources" in options:
+            raise DefinitionError(
+                f"{owner}: give resources= or its Dagster name resource_defs=, not both"
+            )
+        options = {**options, "resources": resource_defs}
+    out = cast(JobArgs, {**args, **options})
+    for key, mine in (("resources", base.resources), ("tags", base.tags)):
+        given = options.get(key)
+        if given is None:
+            continue
+        if not isinstance(given, Mapping):
+            raise DefinitionError(
+                f"{owner}: {key}= must be a dict by key, got {type(given).__name__}"
+            )
+        out[key] = {**mine, **given}  # type: ignore[literal-required]
+    if options.get("config") is not None:
+        try:
+            given_config = as_config_dict(options["config"], "config=")
+        except ConfigError as e:
+            raise DefinitionError(f"{owner}: {e}") from None
+        # Field by field: a Config instance becomes its fields, to merge with a dict.
+        out["config"] = merged(fields_of(base.config), fields_of(given_config))
+    return out
+
+
+def _config(value: object, owner: str) -> dict[str, Any]:
+    """``config=`` as a run config dict, checked to be config the run can store."""
+    try:
+        out = as_config_dict(value, "config=")
+        plain_data(fields_of(out), "config=")
+    except ConfigError as e:
+        raise DefinitionError(f"{owner}: {e}") from None
+    return out
+
+
 def _retry(value: object, owner: str) -> RetryPolicy | None:
     if value is not None and not isinstance(value, RetryPolicy):
         raise DefinitionError(f"{owner}: retry must be a RetryPolicy, got {value!r}")
@@ -264,6 +332,14 @@ def _mode(options: JobArgs, owner: str) -> str:
             f"(dlt's name for it), but incremental_mode={mode!r} was given too; keep one"
         )
     return "interval"
+
+
+def _env_vars(value: object, owner: str) -> dict[str, str]:
+    """``env_vars=``: set in each task's process while it runs (a task's own win)."""
+    try:
+        return normalize_env_vars(value, owner)
+    except ConfigError as e:
+        raise DefinitionError(str(e)) from None
 
 
 def _section(value: object, fn: Callable[..., Any], owner: str) -> str:

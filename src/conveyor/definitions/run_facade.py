@@ -16,8 +16,12 @@ higher layer itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
     from conveyor.definitions.job import Job
@@ -97,9 +101,66 @@ def backfill(
     return backfill(job, start, end, partitions=partitions, instance=instance)
 
 
-def runs(job: Job, *, limit: int, status: str | None, instance: Instance | None) -> list[RunRecord]:
-    """The most recent runs of ``job``, newest first."""
-    return _instance(instance).runs(job.name, limit=limit, status=status)
+def runs(
+    job: Job,
+    *,
+    limit: int,
+    status: str | None,
+    instance: Instance | None,
+    start_time: datetime | float | str | None = None,
+    end_time: datetime | float | str | None = None,
+) -> list[RunRecord]:
+    """The most recent runs of ``job``, newest first.
+
+    ``start_time`` and ``end_time`` (Datatailr's filters) keep the runs that
+    started at or after ``start_time`` and before ``end_time``; a run that has
+    not started yet matches neither. Each is a ``datetime`` (a naive one is
+    UTC), UTC epoch seconds, or an ISO string such as ``"2026-04-29T11:00"``.
+    """
+    if start_time is None and end_time is None:
+        return _instance(instance).runs(job.name, limit=limit, status=status)
+    from conveyor.storage.run_queries import RunFilter
+
+    after = None if start_time is None else moment(start_time, "start_time")
+    before = None if end_time is None else moment(end_time, "end_time")
+    if after is not None and before is not None and not after < before:
+        raise ConfigError(
+            f"{job.name}.runs(start_time={start_time!r}, end_time={end_time!r}): the start "
+            f"must be before the end"
+        )
+    found = _instance(instance).query_runs(
+        RunFilter(
+            job_names=(job.name,),
+            statuses=() if status is None else (status,),
+            started_after=after,
+            started_before=before,
+        ),
+        limit=limit,
+    )
+    return found.runs
+
+
+def moment(value: object, name: str) -> float:
+    """``value`` (a datetime, naive taken as UTC; epoch seconds; an ISO string) as UTC
+    epoch seconds.
+
+    Raises:
+        ConfigError: naming ``name`` and the forms it takes.
+    """
+    forms = (
+        f"{name}={value!r}: give a datetime (naive is UTC), UTC epoch seconds, or an ISO "
+        f"string such as '2026-04-29T11:00:00'"
+    )
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ConfigError(forms) from None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(forms)
+    return float(value)
 
 
 def run_details(job: Job, run_id: str, *, instance: Instance | None) -> RunDetails:

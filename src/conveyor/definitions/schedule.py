@@ -10,6 +10,12 @@ range-checked with an error that names it and the fix.
 Evaluating a cron expression (next and previous fire times, through croniter)
 is ``cron``'s duty, and saying one in words is ``cron_text``'s; ``Schedule``
 delegates to them.
+
+Datatailr also writes a chain as a schedule:
+``Schedule(run_after_job_name="etl", run_after_job_condition="failure")`` is
+the trigger ``job.fail:etl``. Such a schedule has no times, so it refuses
+the time fields, and its ``chain`` is the trigger string a job's triggers
+parse like any other.
 """
 
 from __future__ import annotations
@@ -149,6 +155,67 @@ def _zone(value: object) -> ZoneInfo:
         ) from None
 
 
+# Datatailr's run_after_job_condition values (with or without "on "), to chain trigger types.
+CONDITIONS = {
+    "success": "job.success",
+    "succeeded": "job.success",
+    "failure": "job.fail",
+    "failed": "job.fail",
+    "fail": "job.fail",
+    "completed": "job.completed",
+    "completion": "job.completed",
+    "complete": "job.completed",
+}
+_CONDITION_NAMES = {"job.success": "success", "job.fail": "failure", "job.completed": "completed"}
+
+
+def _chain(name: object, condition: object, uuid: object, given: list[str]) -> str | None:
+    """The chain trigger (``job.success:etl``) of Datatailr's ``run_after_*`` fields, or None."""
+    if uuid is not None:
+        raise ScheduleError(
+            f"{_what('run_after_job_uuid', uuid)}: jobs here are known by name, not by UUID; "
+            f"write run_after_job_name='<the upstream job's name>'"
+        )
+    if name is None:
+        if condition is not None:
+            raise ScheduleError(
+                f"{_what('run_after_job_condition', condition)}: a condition needs the job it "
+                f"follows; add run_after_job_name='<job name>'"
+            )
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise ScheduleError(
+            f"{_what('run_after_job_name', name)}: expected the name of the job to run after, "
+            f"e.g. run_after_job_name='etl'"
+        )
+    if given:
+        raise ScheduleError(
+            f"Schedule(run_after_job_name={name!r}, {given[0]}=...): a schedule that runs after "
+            f"another job has no times of its own; give either run_after_job_name or time "
+            f"fields, not both (a job may have both triggers: trigger=[Schedule(...), "
+            f"Schedule(run_after_job_name=...)])"
+        )
+    kind = "job.success"
+    if condition is not None:
+        text = condition.strip().lower() if isinstance(condition, str) else ""
+        text = text.removeprefix("on ").strip()
+        if text not in CONDITIONS:
+            raise ScheduleError(
+                f"{_what('run_after_job_condition', condition)}: the condition is 'success', "
+                f"'failure' or 'completed' (either outcome), optionally written 'on success'"
+            )
+        kind = CONDITIONS[text]
+    from conveyor.definitions.triggers import parse_trigger
+    from conveyor.errors import DefinitionError
+
+    chain = f"{kind}:{name.strip()}"
+    try:
+        parse_trigger(chain)
+    except DefinitionError as e:
+        raise ScheduleError(f"{_what('run_after_job_name', name)}: {e}") from None
+    return chain
+
+
 def _join(values: Iterable[int]) -> str:
     return ",".join(str(v) for v in values)
 
@@ -169,10 +236,16 @@ class Schedule:
         in_month: month names or numbers, Jan=1 ... Dec=12.
         every_month: every N months.
         timezone: an IANA time zone; default UTC.
+        run_after_job_name: run after this job instead of at times (Datatailr's
+            way to write the chain trigger ``job.success:<name>``).
+        run_after_job_condition: ``"success"`` (the default), ``"failure"`` or
+            ``"completed"`` (either outcome); ``"on failure"`` reads too.
+        run_after_job_uuid: refused: jobs here are known by name.
     """
 
-    cron: str
+    _cron: str
     timezone: str
+    chain: str | None
 
     def __init__(
         self,
@@ -186,6 +259,9 @@ class Schedule:
         in_month: str | int | Sequence[str | int] | None = None,
         every_month: int | None = None,
         timezone: str | None = None,
+        run_after_job_uuid: str | None = None,
+        run_after_job_name: str | None = None,
+        run_after_job_condition: str | None = None,
     ) -> None:
         tz = "UTC" if timezone is None else timezone
         _zone(tz)
@@ -200,6 +276,18 @@ class Schedule:
             "every_month": every_month,
         }
         given = [k for k, v in friendly.items() if v is not None]
+        timed = [*given, *(["cron_expression"] if cron_expression else [])]
+        chain = _chain(
+            run_after_job_name,
+            run_after_job_condition,
+            run_after_job_uuid,
+            [*timed, *(["timezone"] if timezone is not None else [])],
+        )
+        object.__setattr__(self, "chain", chain)
+        if chain is not None:
+            object.__setattr__(self, "_cron", "")
+            object.__setattr__(self, "timezone", tz)
+            return
         if not isinstance(cron_expression, str):
             raise ScheduleError(
                 f"{_what('cron_expression', cron_expression)}: expected a "
@@ -215,12 +303,32 @@ class Schedule:
         elif not given:
             raise ScheduleError(
                 "Schedule(): give a cron_expression or at least one field, e.g. "
-                "Schedule(at_hours=[8])"
+                "Schedule(at_hours=[8]), or run_after_job_name='<job>' to run after a job"
             )
         else:
             cron = _compile(friendly)
-        object.__setattr__(self, "cron", cron)
+        object.__setattr__(self, "_cron", cron)
         object.__setattr__(self, "timezone", tz)
+
+    @property
+    def cron(self) -> str:
+        """The 5-field cron string; ``ScheduleError`` for a schedule that runs after a job."""
+        if self.chain is not None:
+            raise ScheduleError(
+                f"{self!r} runs after another job and has no cron string; its trigger is "
+                f"{self.chain!r} (Schedule.chain)"
+            )
+        return self._cron
+
+    @property
+    def run_after_job_name(self) -> str | None:
+        """The job this schedule runs after, or ``None`` for a timed schedule."""
+        return None if self.chain is None else self.chain.partition(":")[2]
+
+    @property
+    def run_after_job_condition(self) -> str | None:
+        """``"success"``, ``"failure"`` or ``"completed"``; ``None`` for a timed schedule."""
+        return None if self.chain is None else _CONDITION_NAMES[self.chain.partition(":")[0]]
 
     def get_cron_string(self) -> str:
         """The 5-field cron string (``min hour dom month dow``)."""
@@ -248,9 +356,16 @@ class Schedule:
         return fire
 
     def __str__(self) -> str:
+        if self.chain is not None:
+            return f"after each {self.run_after_job_condition} of {self.run_after_job_name}"
         return f"{describe(self.cron)} ({self.timezone})"
 
     def __repr__(self) -> str:
+        if self.chain is not None:
+            return (
+                f"Schedule(run_after_job_name={self.run_after_job_name!r}, "
+                f"run_after_job_condition={self.run_after_job_condition!r})"
+            )
         return f"Schedule(cron={self.cron!r}, timezone={self.timezone!r})"
 
 

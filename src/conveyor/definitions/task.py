@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
@@ -16,6 +17,60 @@ R = TypeVar("R")
 
 Hook = Callable[..., Any]
 Tags = Mapping[str, str] | Sequence[str]
+EnvValue = str | int | float | bool
+EnvVars = Mapping[str, EnvValue]
+
+
+def normalize_env_vars(env_vars: object, owner: str) -> dict[str, str]:
+    """Environment variables as ``{name: text}``: numbers and booleans become ``str(value)``.
+
+    Raises:
+        ConfigError: not a dict, a name that the OS cannot hold, or a value that is
+            not a string, a number or a boolean.
+    """
+    if env_vars is None:
+        return {}
+    if not isinstance(env_vars, Mapping):
+        raise ConfigError(
+            f"{owner}: env_vars={env_vars!r} must be a dict of names to values, "
+            f"e.g. env_vars={{'REGION': 'eu', 'BATCH': 500}}"
+        )
+    out: dict[str, str] = {}
+    for name, value in env_vars.items():
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+            raise ConfigError(
+                f"{owner}: environment variable name {name!r} must be a non-empty string "
+                f"without '=' or NUL, e.g. 'API_URL'"
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(
+                f"{owner}: environment variable {name!r} = {value!r}: a value must be a "
+                f"string, a number or a boolean; convert it to a string first"
+            )
+        text = str(value)
+        if "\0" in text:
+            raise ConfigError(f"{owner}: environment variable {name!r} holds a NUL character")
+        out[name] = text
+    return out
+
+
+def check_cpu(cpu: object, owner: str) -> float | None:
+    """Cores as a float, or ``None``; ``ConfigError`` unless a number > 0."""
+    if cpu is None:
+        return None
+    if isinstance(cpu, bool) or not isinstance(cpu, int | float) or not cpu > 0:
+        raise ConfigError(f"{owner}: cpu={cpu!r} must be a number of cores > 0, e.g. 0.5 or 2")
+    return float(cpu)
+
+
+def check_memory(memory: object, owner: str) -> int | None:
+    """Bytes, or ``None``; ``ConfigError`` naming ``owner`` for a size that does not read."""
+    if memory is None:
+        return None
+    try:
+        return parse_memory(memory)
+    except ConfigError as e:
+        raise ConfigError(f"{owner}: {e}") from None
 
 
 def normalize_tags(tags: Tags | None, owner: str) -> dict[str, str]:
@@ -86,6 +141,7 @@ class Task(Generic[R]):
         on_success: Hook | Sequence[Hook] | None = None,
         on_failure: Hook | Sequence[Hook] | None = None,
         pool: str | None = None,
+        env_vars: EnvVars | None = None,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@task decorates functions, got {fn!r}")
@@ -94,13 +150,10 @@ class Task(Generic[R]):
         owner = f"@task {self.name!r}"
         if not self.name.isidentifier():
             raise DefinitionError(f"{owner}: a task name must be a Python identifier")
-        if cpu is not None and (
-            isinstance(cpu, bool) or not isinstance(cpu, int | float) or not cpu > 0
-        ):
-            raise ConfigError(f"{owner}: cpu={cpu!r} must be a number of cores > 0, e.g. 0.5 or 2")
-        self.cpu = None if cpu is None else float(cpu)
+        self.cpu = check_cpu(cpu, owner)
+        self.memory = check_memory(memory, owner)
+        self.env_vars = normalize_env_vars(env_vars, owner)
         try:
-            self.memory = None if memory is None else parse_memory(memory)
             self.timeout = None if timeout is None else parse_duration(timeout, what="timeout")
         except ConfigError as e:
             raise ConfigError(f"{owner}: {e}") from None
@@ -156,6 +209,29 @@ class Task(Generic[R]):
             return [self.submit(item, **kwargs) for item in items]
         return frame.map(self, items, kwargs)
 
+    def with_options(
+        self,
+        *,
+        cpu: float | None = None,
+        memory: int | str | None = None,
+        env_vars: EnvVars | None = None,
+        owner: str | None = None,
+    ) -> Task[R]:
+        """A copy of this task for one call: ``cpu``/``memory`` replace the task's,
+        ``env_vars`` are added over the task's own (a name given again wins)."""
+        owner = owner or f"@task {self.name!r}"
+        new_cpu = check_cpu(cpu, owner)
+        new_memory = check_memory(memory, owner)
+        new_env = normalize_env_vars(env_vars, owner)
+        clone = copy.copy(self)
+        if new_cpu is not None:
+            clone.cpu = new_cpu
+        if new_memory is not None:
+            clone.memory = new_memory
+        if new_env:
+            clone.env_vars = {**self.env_vars, **new_env}
+        return clone
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 
@@ -177,6 +253,7 @@ def task(
     on_success: Hook | Sequence[Hook] | None = None,
     on_failure: Hook | Sequence[Hook] | None = None,
     pool: str | None = None,
+    env_vars: EnvVars | None = None,
 ) -> Callable[[Callable[..., R]], Task[R]]: ...
 
 
@@ -196,6 +273,12 @@ def task(fn: Callable[..., R] | None = None, /, **options: Any) -> Any:
         on_failure: callables run with the context and the error after it fails.
         pool: a concurrency pool's name; the task waits for a slot of it before
             each attempt (``conveyor pools set NAME LIMIT`` sets the limit).
+        env_vars: environment variables set while the task runs, as
+            Datatailr's ``env_vars=``: a dict of names to strings, numbers or
+            booleans (stored as ``str(value)``). In a worker process or a Dask
+            worker they are set around the call and restored after; in the
+            in-process executor they are set in the run's process for the
+            call's duration, so tasks running at the same time there see them.
     """
     if fn is not None:
         return Task(fn, **options)

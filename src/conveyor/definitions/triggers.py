@@ -173,6 +173,14 @@ def _flat(value: object) -> list[object]:
     return [item for v in value for item in _flat(v)]
 
 
+def _of_schedule(schedule: Schedule) -> Trigger:
+    """A ``Schedule``'s trigger: its chain (Datatailr's ``run_after_job_name=``), or its
+    cron in its time zone."""
+    if schedule.chain is not None:
+        return parse_trigger(schedule.chain)
+    return Trigger("schedule", schedule.cron, schedule.timezone)
+
+
 def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
     """Parse a job's ``trigger=``: a trigger string, a ``Schedule``, or a list of them.
 
@@ -181,7 +189,7 @@ def parse_triggers(value: object, job_name: str) -> tuple[Trigger, ...]:
     """
     items = _flat(value)
     triggers = tuple(
-        Trigger("schedule", v.cron, v.timezone)
+        _of_schedule(v)
         if isinstance(v, Schedule)
         else parse_trigger(v)  # non-strings get the clear error there
         for v in items

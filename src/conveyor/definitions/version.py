@@ -77,6 +77,8 @@ def job_version(job: Job) -> str:
         "partitions": job.partitions,
         "interval": job.interval,
         "mode": None if job.incremental_mode == "latest" else job.incremental_mode,
+        "config": stable_repr(job.default_config) if job.default_config else None,
+        "env": stable_repr(job.env_vars) if job.env_vars else None,
     }
     parts += [f"{k}={v}" for k, v in extra.items() if v is not None]
     parts.append(function_fingerprint(job.fn))

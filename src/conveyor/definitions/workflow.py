@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.graph import Graph, Node, OutputRef, iter_refs, replace_leaves
 from conveyor.definitions.params import ParamKind
-from conveyor.errors import DefinitionError, DuplicateTaskError
+from conveyor.errors import ConfigError, DefinitionError, DuplicateTaskError
 
 if TYPE_CHECKING:
-    from conveyor.definitions.task import Task
+    from conveyor.definitions.task import EnvVars, Task
 
 
 class _Pending:
@@ -39,7 +39,10 @@ class TaskHandle:
 
     Pass it to other task calls to make a data dependency; index it
     (``handle["rows"]``, ``handle[0]``) to pass one item of the output; order
-    without data with ``a >> b``; rename the node with ``.alias("name")``.
+    without data with ``a >> b``; rename the node with ``.alias("name")``;
+    size this call with ``.set_resources(cpu=..., memory=...)`` and give it
+    environment variables with ``.update_env_vars({...})`` (Datatailr's
+    per-call options; each returns the handle, so they chain).
     """
 
     __slots__ = ("_composer", "_node", "_path")
@@ -58,6 +61,58 @@ class TaskHandle:
         """Give this invocation the key ``name`` instead of the automatic one."""
         self._composer.rename(self._node, name)
         return self
+
+    def set_resources(
+        self,
+        resources: object = None,
+        *,
+        memory: int | str | None = None,
+        cpu: float | None = None,
+    ) -> TaskHandle:
+        """Give this call its own ``cpu`` and/or ``memory``, over the task's own.
+
+        ``resources`` may be any object with ``cpu`` and ``memory`` attributes
+        (as Datatailr's ``Resources``) or a dict with those keys; ``cpu=`` and
+        ``memory=`` given beside it win.
+        """
+        owner = self._owner("set_resources")
+        if resources is not None:
+            if isinstance(resources, dict):
+                unknown = sorted(set(resources) - {"cpu", "memory"})
+                if unknown:
+                    raise ConfigError(
+                        f"{owner}: unknown resource {unknown[0]!r}; the resources are "
+                        f"'cpu' and 'memory'"
+                    )
+                got_cpu, got_memory = resources.get("cpu"), resources.get("memory")
+            elif hasattr(resources, "cpu") or hasattr(resources, "memory"):
+                got_cpu = getattr(resources, "cpu", None)
+                got_memory = getattr(resources, "memory", None)
+            else:
+                raise ConfigError(
+                    f"{owner}: resources={resources!r} must have cpu and memory (a dict such "
+                    f"as {{'cpu': 2, 'memory': '1g'}}); or pass cpu=... and memory=..."
+                )
+            cpu = got_cpu if cpu is None else cpu
+            memory = got_memory if memory is None else memory
+        if cpu is None and memory is None:
+            raise ConfigError(f"{owner}: give cpu=... and/or memory=..., e.g. cpu=2, memory='1g'")
+        self._node.task = self._node.task.with_options(cpu=cpu, memory=memory, owner=owner)
+        return self
+
+    def update_env_vars(self, env_vars: EnvVars) -> TaskHandle:
+        """Add environment variables for this call, over the task's own ``env_vars``."""
+        owner = self._owner("update_env_vars")
+        self._node.task = self._node.task.with_options(env_vars=env_vars, owner=owner)
+        return self
+
+    def _owner(self, method: str) -> str:
+        if self._path:
+            raise DefinitionError(
+                f"{self!r}.{method}(): options belong to the call, not to an item of its "
+                f"output; call it on the handle the task call returned"
+            )
+        return f"@workflow {self._composer.workflow_name!r}: {self.key}.{method}()"
 
     def __getitem__(self, item: Any) -> TaskHandle:
         return TaskHandle(self._composer, self._node, (*self._path, item))

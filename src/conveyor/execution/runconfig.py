@@ -9,6 +9,11 @@ A field the run config leaves out is looked up in the job's config providers
 before its default applies; what they supply is not stored with the run (a
 run's process looks it up again), and ``provided`` says where each came from.
 
+The config may be a ``RunConfig`` and its values ``Config`` or ``Resource``
+instances (each checked to be of the class its place takes); it is laid over
+the job's ``config=``, field by field, and only the run's own part is stored,
+as plain JSON data.
+
 A value may be a reference ``Secret("name")``: validated as that text here, and
 replaced by the secret's value only when the run starts (``execution.secrets``).
 """
@@ -21,7 +26,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from conveyor.definitions.config import validate_model
+from conveyor.definitions.config import (
+    RUN_CONFIG_KEYS,
+    as_config_dict,
+    check_instance,
+    fields_of,
+    merged,
+    plain_data,
+    validate_model,
+)
 from conveyor.definitions.job import Job
 from conveyor.definitions.params import config_param
 from conveyor.definitions.resources import Resource
@@ -32,7 +45,7 @@ from conveyor.execution.secrets import mask_plain, plain_values, resolve
 from conveyor.storage.redact import Redactor
 from conveyor.workspace import WORKSPACE_PREFIX
 
-TOP_KEYS = ("tasks", "config", "resources")
+TOP_KEYS = RUN_CONFIG_KEYS
 
 
 @dataclass(slots=True)
@@ -104,14 +117,22 @@ def _task_entry(tasks: Mapping[str, Any], key: str) -> Any:
 def validate_run_config(
     job: Job, run_config: Mapping[str, Any] | None, selected: Iterable[str] | None
 ) -> RunConfig:
-    """Check ``run_config`` against ``job`` (and the selected task keys of a workflow)."""
-    raw = _mapping(run_config, "run config")
-    unknown = sorted(set(raw) - set(TOP_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"run config: unknown key {unknown[0]!r}; the keys are {', '.join(TOP_KEYS)}"
-        )
-    out = RunConfig(raw=raw, given=raw, sources=job_sources(job))
+    """Check ``run_config`` against ``job`` (and the selected task keys of a workflow).
+
+    ``run_config`` is a dict or a ``RunConfig``, its values dicts or ``Config``
+    instances; it is laid over the job's ``config=`` field by field, and only it
+    is stored with the run (``raw``).
+    """
+    given = as_config_dict(run_config, "run config")
+    default = job.default_config
+    check_instances(job, default, "config=")
+    check_instances(job, given, "run config")
+    own = fields_of(given)
+    # What the run stores is its own config: the job's defaults are the job's, looked up
+    # again by the run's process (as the providers are), and a secret among them is
+    # never stored.
+    raw = merged(fields_of(default), own)
+    out = RunConfig(raw=own, given=raw, sources=job_sources(job))
     problems: list[str] = []
     tasks = _mapping(raw.get("tasks"), "tasks")
     if job.graph is not None:
@@ -159,9 +180,38 @@ def validate_run_config(
         # Every problem at once, so that one edit of the config can fix them all.
         raise ConfigError("; ".join(problems))
     plain = plain_values([out.task_configs, out.job_config, out.resources])
-    out.raw = mask_plain(raw, plain)
+    out.raw = mask_plain(plain_data(own), plain)
     out.redactor.add(plain)
     return out
+
+
+def check_instances(job: Job, cfg: Mapping[str, Any], where: str) -> None:
+    """Check each model instance in run config ``cfg`` is of the class its place takes.
+
+    Raises:
+        ConfigError: an instance of another class, or an object where resource fields go.
+    """
+    tasks = cfg.get("tasks")
+    if isinstance(tasks, Mapping) and job.graph is not None:
+        for key, entry in tasks.items():
+            value = entry.get("config") if isinstance(entry, Mapping) else None
+            node = job.graph.nodes.get(key)
+            p = None if node is None else config_param(node.task.params)
+            if p is not None and isinstance(value, BaseModel):
+                check_instance(p.annotation, value, f"{where}: tasks.{key}.config")
+    if job.config_model is not None and isinstance(cfg.get("config"), BaseModel):
+        check_instance(job.config_model, cfg["config"], f"{where}: config")
+    resources = cfg.get("resources")
+    for key, value in (resources if isinstance(resources, Mapping) else {}).items():
+        current = job.resources.get(key)
+        if isinstance(value, BaseModel) and isinstance(current, BaseModel):
+            check_instance(type(current), value, f"{where}: resources.{key}")
+        elif value is not None and not isinstance(value, Mapping | BaseModel):
+            raise ConfigError(
+                f"{where}: resources.{key}: run config holds a resource's fields, not a "
+                f"{type(value).__name__}; pass the object itself with "
+                f"job.run(resources={{{key!r}: ...}}) or job.to_job(resources=...)"
+            )
 
 
 def job_sources(job: Job) -> ConfigSources:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +69,7 @@ class StepSpec:
     memory: int | None = None
     task: Task[Any] | None = None
     pool: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -155,7 +158,37 @@ def task_spec(
         memory=task.memory,
         task=task,
         pool=task.pool,
+        env=step_env(state, task),
     )
+
+
+def step_env(state: RunState, task: Task[Any]) -> dict[str, str]:
+    """The environment variables of a step: the job's ``env_vars`` (when it has them),
+    then the task's (or its call's), which win."""
+    job_env: dict[str, str] = getattr(state.job, "env_vars", None) or {}
+    return {**job_env, **task.env_vars} if job_env else dict(task.env_vars)
+
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` in this process's environment, restoring what was there after.
+
+    The environment belongs to the whole process: threads running at the same
+    time (the in-process executor's parallel steps) see these values too.
+    """
+    if not env:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def make_context(
@@ -226,9 +259,10 @@ def call_task(
     report = Report()
     started = time.monotonic()
     try:
-        value = spec.fn(*spec.args, **kwargs)
-        if spec.is_async:
-            value = run_coroutine(_within(value, spec.timeout))
+        with environment(spec.env):
+            value = spec.fn(*spec.args, **kwargs)
+            if spec.is_async:
+                value = run_coroutine(_within(value, spec.timeout))
         if spec.timeout is not None and time.monotonic() - started > spec.timeout:
             report.error = TaskTimeoutError(
                 f"task {spec.key!r} ran past its timeout of {spec.timeout:g}s; a step running "

@@ -137,6 +137,7 @@ class Packer:
             "resources": {n: self.resources[n] for n, how in spec.inject if how == "resource"},
             "blob_root": self.blob_root,
             "timeout": timeout,
+            "env": spec.env,
         }
         return pickle.dumps((ref, spec.key, cloudpickle.dumps(payload)))
 
@@ -173,6 +174,7 @@ def run_payload(fn_ref: tuple[str, Any], key: str, rest: bytes) -> Report:
         on_success=(),
         on_failure=(),
         depends_on=[],
+        env=payload["env"],
     )
     meta: RunMeta = payload["meta"]
     try:
