@@ -150,3 +150,14 @@ def test_a_cancel_stops_the_run_between_steps(
     assert TaskStatus.RUNNING not in statuses.values()
     assert TaskStatus.PENDING not in statuses.values()
     assert "step_30" not in statuses or statuses["step_30"] is not TaskStatus.SUCCESS
+
+
+def test_an_earlier_higher_peak_does_not_hide_a_steps_growth_in_process(
+    instance: Instance,
+) -> None:
+    """The process's peak is reset when an in-process step starts: a step that allocates
+    and frees within one call is caught even after the process once peaked higher."""
+    spike = b"x" * (1200 * 1024**2)
+    del spike
+    result = both.hog_body.run(instance=instance, raise_on_error=False)
+    assert isinstance(result.failures["hog"], TaskOutOfMemoryError)

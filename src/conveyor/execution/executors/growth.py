@@ -3,11 +3,15 @@
 A step in the run's process cannot be stopped when it passes its
 ``memory=`` (nothing is raised into a running thread), and its memory is
 the process's. While it runs, a thread samples the process's resident
-size; the process's lifetime peak (``getrusage``) catches a spike between
-two samples when it sets a new peak. A step that grew the process by more
-than its limit fails when it returns, as a step past its timeout does
-in-process. The in-process executor runs one step at a time, so the growth
-is that step's (or its own threads').
+size, and the process's peak resident size catches a spike between two
+samples (a step that allocates and frees within one call, holding the GIL
+all along). On Linux the peak is reset when the step starts
+(``/proc/self/clear_refs``) and read from ``VmHWM`` when it ends, so a higher
+peak that an earlier step set does not hide this one's; elsewhere the
+lifetime peak (``getrusage``) counts when the step sets a new one. A step
+that grew the process by more than its limit fails when it returns, as a
+step past its timeout does in-process. The in-process executor runs one
+step at a time, so the growth is that step's (or its own threads').
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Growth:
         return max(0, self.peak - self.start)
 
     def __enter__(self) -> Growth:
+        self._reset = _reset_peak()
         self.start = self.peak = self._rss()
         self._peak_before = _lifetime_peak()
         self._thread = threading.Thread(target=self._sample, name="conveyor-memory", daemon=True)
@@ -55,6 +60,10 @@ class Growth:
         if self._thread is not None:
             self._thread.join()
         self.peak = max(self.peak, self._rss())
+        since_start = _peak_since_reset() if self._reset else None
+        if since_start is not None:
+            self.peak = max(self.peak, since_start)
+            return
         lifetime = _lifetime_peak()
         if lifetime > self._peak_before:
             self.peak = max(self.peak, lifetime)  # a new peak was set while the step ran
@@ -74,3 +83,28 @@ def _lifetime_peak() -> int:
     """The process's peak resident size in bytes (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _reset_peak() -> bool:
+    """Reset the process's peak resident size (Linux: ``5`` into ``/proc/self/clear_refs``);
+    False where that cannot be done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_since_reset() -> int | None:
+    """The process's peak resident size since the last reset (``VmHWM``), in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
