@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.definitions import (
     Config,
+    ConfigMapping,
     Job,
     Resource,
     ResourceMap,
@@ -22,6 +23,8 @@ from conveyor.definitions import (
     StaticPartitions,
     Task,
     TaskContext,
+    config_mapping,
+    graph,
     job,
     resource,
     sensor,
@@ -30,9 +33,18 @@ from conveyor.definitions import (
 )
 from conveyor.definitions.addin import Addin, ExcelAddin, Queue, StreamClosed
 from conveyor.definitions.interactive import Interactive, InteractiveContext, interactive
+from conveyor.definitions.partitions import partition_config
 from conveyor.definitions.pipeline_run import pipeline_run
 from conveyor.definitions.secrets import Secret
+from conveyor.definitions.time_partitions import (
+    DailyPartitions,
+    HourlyPartitions,
+    MonthlyPartitions,
+    MultiPartitions,
+    WeeklyPartitions,
+)
 from conveyor.definitions.workloads import App, Service, Workload
+from conveyor.definitions.workspace_def import Definitions, Workspace
 from conveyor.errors import (
     ConfigError,
     ConveyorError,
@@ -90,13 +102,17 @@ __all__ = [
     "App",
     "Config",
     "ConfigError",
+    "ConfigMapping",
     "ConveyorError",
     "CycleError",
+    "DailyPartitions",
     "DaskExecutor",
     "DefinitionError",
+    "Definitions",
     "DuplicateTaskError",
     "ExcelAddin",
     "ExecutionError",
+    "HourlyPartitions",
     "InfrastructureError",
     "Instance",
     "InsufficientResourcesError",
@@ -104,6 +120,8 @@ __all__ = [
     "InteractiveContext",
     "Job",
     "MissingInputError",
+    "MonthlyPartitions",
+    "MultiPartitions",
     "MultiprocessExecutor",
     "NotFoundError",
     "Queue",
@@ -131,11 +149,16 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "UserCodeError",
+    "WeeklyPartitions",
     "WorkerLostError",
     "Workload",
+    "Workspace",
     "WorkspaceError",
+    "config_mapping",
+    "graph",
     "interactive",
     "job",
+    "partition_config",
     "pipeline_run",
     "resource",
     "sensor",

@@ -1,5 +1,7 @@
 """Loading a workspace: a Python file, a module, or a folder of files, whose global ``Job``
-objects are its jobs (and its global ``Service``/``App`` objects its workloads)."""
+objects are its jobs (and its global ``Service``/``App`` objects its workloads); a file
+that holds a ``Workspace`` object (Dagster's ``Definitions``) serves that object's jobs,
+with its resources bound, instead."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from conveyor.definitions.job import Job
 from conveyor.definitions.job_options import WORKSPACE_MODULE_PREFIX
 from conveyor.definitions.sensor import Sensor
 from conveyor.definitions.workloads import Workload
-from conveyor.errors import NotFoundError, WorkspaceError
+from conveyor.definitions.workspace_def import Workspace as WorkspaceObject
+from conveyor.errors import DefinitionError, NotFoundError, WorkspaceError
 
 # Workspace files are imported under this prefix and their file name.
 WORKSPACE_PREFIX = WORKSPACE_MODULE_PREFIX
@@ -237,4 +240,42 @@ def _collect(module: Any, origin: dict[str, Any]) -> Workspace:
             )
         jobs[value.name] = value
         places[value.name] = place
+    declared = [(a, v) for a, v in vars(module).items() if isinstance(v, WorkspaceObject)]
+    if declared:
+        jobs, places, sensors = _declared(declared, jobs, places, where)
     return Workspace(jobs=jobs, origin=origin, places=places, sensors=sensors, workloads=workloads)
+
+
+def _declared(
+    declared: list[tuple[str, WorkspaceObject]],
+    found: dict[str, Job],
+    found_places: dict[str, str],
+    where: str | None,
+) -> tuple[dict[str, Job], dict[str, str], dict[str, Sensor]]:
+    """The jobs, places and sensors of a file's ``Workspace`` object (Dagster's
+    ``Definitions``): its jobs, bound to its resources, and the jobs its sensors
+    target (looked up among the file's jobs by name, and bound too)."""
+    if len({id(v) for _, v in declared}) > 1:
+        names = ", ".join(a for a, _ in declared)
+        raise WorkspaceError(
+            f"{where} holds {len(declared)} Workspace objects ({names}); keep one, since "
+            f"it says which jobs the file serves"
+        )
+    attr, ws = declared[0]
+    jobs = dict(ws.jobs)
+    for sensor in ws.sensors.values():
+        if sensor.job_name in jobs:
+            continue
+        target = found.get(sensor.job_name)
+        if target is None:
+            raise WorkspaceError(
+                f"{where}: sensor {sensor.name!r} of Workspace {attr!r} asks for runs of job "
+                f"{sensor.job_name!r}, which is neither in its jobs= nor defined in the file; "
+                f"add the job to jobs="
+            )
+        try:
+            jobs[target.name] = ws.bind(target)
+        except DefinitionError as e:
+            raise WorkspaceError(f"{where}: {e}") from None
+    places = {n: found_places.get(n, f"{where}:{attr}") for n in jobs}
+    return jobs, places, dict(ws.sensors)

@@ -144,4 +144,7 @@ def test_bad_variants_are_clear_errors() -> None:
     with pytest.raises(DefinitionError, match="unknown option"):
         do_stuff.to_job(name="x", colour="red")  # type: ignore[call-arg]
     with pytest.raises(DefinitionError, match="a job name may hold"):
-        do_stuff.to_job(name="do stuff")
+        do_stuff.to_job(name="do/stuff")
+    # A name with spaces is a display name (Datatailr's way); the job name is derived from it.
+    spaced = do_stuff.to_job(name="do stuff")
+    assert (spaced.name, spaced.display_name) == ("do_stuff", "do stuff")

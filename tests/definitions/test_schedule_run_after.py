@@ -74,7 +74,7 @@ def test_a_chain_schedule_has_no_cron() -> None:
         ),
         ({"run_after_job_name": ""}, "expected the name of the job to run after"),
         ({"run_after_job_name": 7}, "expected the name of the job to run after"),
-        ({"run_after_job_name": "my job!"}, "is not a job name"),
+        ({"run_after_job_name": "my/job!"}, "is not a job name"),
         ({"run_after_job_uuid": "1234-abcd"}, "write run_after_job_name="),
         ({}, "or run_after_job_name='<job>' to run after a job"),
     ],

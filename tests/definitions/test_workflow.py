@@ -177,10 +177,10 @@ def test_empty_workflows_and_workflow_parameters_are_rejected() -> None:
         def empty() -> None:
             pass
 
-    with pytest.raises(DefinitionError, match="takes no parameters"):
+    with pytest.raises(DefinitionError, match="inputs are named parameters"):
 
         @workflow
-        def params(x):  # type: ignore[no-untyped-def]
+        def params(*x):  # type: ignore[no-untyped-def]
             source()
 
 

@@ -32,6 +32,8 @@ def row(run_id: str, key: str, attempt: int = 1, **fields: Any) -> dict[str, Any
         "error_message": None,
         "error_traceback": None,
         "retry_wait": None,
+        "cpu": None,
+        "memory": None,
     }
     return {**base, **fields}
 

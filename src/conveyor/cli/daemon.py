@@ -154,10 +154,14 @@ def trigger_command(
     run_config = read_config_file(config_file) if config_file else None
     instance = Instance.from_env()
     for job in jobs:
-        _, cfg = prepare(job, run_config, None, None)
         keys: list[str | None] = [check_partition(job, k) for k in dict.fromkeys(partitions)]
         if not keys:
-            keys = list(job.partitions) if job.partitions is not None else [None]
+            # As a tick would: every static key, the period just ended of time partitions.
+            keys = [None]
+            if job.partitions is not None:
+                keys = [*job.partitions.keys_for_tick(time.time())]
+        # Config is checked per key: config=partition_config(fn) makes it from the key.
+        cfgs = {key: prepare(job, run_config, None, None, key)[1] for key in keys}
         # A manual run of a timed job processes its last elapsed period.
         interval = run_interval(job, time.time(), instance.run_store.last_interval_end(job.name))
         for key in keys:
@@ -165,8 +169,8 @@ def trigger_command(
                 job_name=job.name,
                 job_version=job.version,
                 status=RunStatus.QUEUED,
-                tags={**job.tags, **({REFRESH_TAG: "true"} if refresh else {})},
-                run_config=cfg.raw,
+                tags={**job.run_tags, **({REFRESH_TAG: "true"} if refresh else {})},
+                run_config=cfgs[key].raw,
                 trigger=which if which.startswith("tag:") else "manual",
                 origin={**ws.origin, "job": job.name},
                 interval=interval,
@@ -282,11 +286,17 @@ def _remote_trigger(
 
     with client(remote) as api:
         if which.startswith("tag:"):
-            names = [j["name"] for j in api.jobs() if which in j["triggers"]]
-            if not names:
+            tagged = [j for j in api.jobs() if which in j["triggers"]]
+            if not tagged:
                 raise NotFoundError(
                     f"no job of the server at {remote.url} has the trigger {which!r}"
                 )
+            if len(tagged) > 1:  # as locally: the fan-out leaves out jobs without manual runs
+                for j in tagged:
+                    if not j["manual"]:
+                        click.echo(f"{j['name']}: skipped, its expose says manual=False", err=True)
+                tagged = [j for j in tagged if j["manual"]] or tagged
+            names = [j["name"] for j in tagged]
         else:
             names = [which]
         for name in names:

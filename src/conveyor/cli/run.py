@@ -196,15 +196,15 @@ def _detach(
     from conveyor.storage.runs import local_launcher
     from conveyor.storage.states import RunStatus
 
-    plan, cfg = prepare(job, run_config, selection, None)
     key = check_partition(job, partition)
+    plan, cfg = prepare(job, run_config, selection, None, key)
     if executor is not None:
         origin["executor"] = executor
     run = instance.run_store.create(
         job_name=job.name,
         job_version=job.version,
         status=RunStatus.QUEUED,
-        tags={**job.tags, **tags},
+        tags={**job.run_tags, **tags},
         run_config=cfg.raw,
         selection=plan.selection if plan is not None else None,
         origin=origin,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,8 +11,10 @@ from conveyor.cli.main import echo_json
 from conveyor.storage.states import RunStatus
 
 if TYPE_CHECKING:
+    from conveyor.cli.client import Client
     from conveyor.cli.credentials import Remote
-    from conveyor.server.run_views import RunSummary, TaskRun
+    from conveyor.server.run_views import RunDetail, RunSummary, TaskRun
+    from conveyor.storage.instance import Instance
 
 # The most runs the API lists a page at a time.
 MAX_PAGE = 1000
@@ -136,27 +138,127 @@ def show_run(run_id: str, as_json: bool) -> None:
     if remote is not None:
         with client(remote) as api:
             detail = RunDetail.model_validate(api.run(run_id))
+            info = _remote_load_info(api, detail)
         if as_json:
-            echo_json(detail.model_dump(mode="json"))
+            echo_json({**detail.model_dump(mode="json"), **_load_info_json(info)})
             return
-        _print_run(detail, detail.job_version, detail.selection, detail.tasks)
+        _print_run(detail, detail.job_version, detail.selection, detail.tasks, detail.waiting_for)
+        _print_load_info(info)
         return
     from conveyor.storage.instance import Instance
 
     instance = Instance.from_env()
     details = instance.run_details(instance.run_store.resolve_id(run_id))
-    if as_json:
-        echo_json(details.to_dict())
-        return
     run = details.run
+    info = _local_load_info(instance, run.id, run.job_name)
+    if as_json:
+        echo_json({**details.to_dict(), **_load_info_json(info)})
+        return
+    from conveyor.scheduler.freshness import waiting_reason
+
     tasks = [task_run(t) for t in details.tasks]
-    _print_run(run_summary(run), run.job_version, run.selection, tasks)
+    waiting = waiting_reason(details.events) if run.status == "queued" else None
+    _print_run(run_summary(run), run.job_version, run.selection, tasks, waiting)
+    _print_load_info(info)
+
+
+# The keys of the result a @pipeline_run body stores (execution.dlt_runs.load_info_summary).
+_LOAD_INFO_KEYS = frozenset({"pipeline", "loads_ids", "row_counts", "schema_changes"})
+
+
+def is_load_info(value: object) -> bool:
+    """Whether a stored result is a pipeline run's load info (``load_info_summary``)."""
+    return isinstance(value, dict) and value.keys() >= _LOAD_INFO_KEYS
+
+
+def _local_load_info(instance: Instance, run_id: str, job_name: str) -> dict[str, Any] | None:
+    """The load info a ``@pipeline_run`` run stored as its result, if this run has one.
+
+    A job body's result is stored under the job's name; only a dict is loaded (a
+    large result of another kind is not read to find out it is not load info).
+    """
+    pointer = instance.result_store.pointers(run_id).get(job_name)
+    if pointer is None or pointer["type_name"] != "builtins.dict":
+        return None
+    try:
+        value = instance.result_store.load(pointer)
+    except Exception:  # a result this process cannot read is not shown, as in the UI
+        return None
+    return value if is_load_info(value) else None
+
+
+def _remote_load_info(api: Client, detail: RunDetail) -> dict[str, Any] | None:
+    """The load info of a server's run: its body's result, read through the API."""
+    if not any(t.key == detail.job_name and t.status == "success" for t in detail.tasks):
+        return None
+    from urllib.parse import quote
+
+    from conveyor.cli.client import RemoteError
+
+    path = f"/runs/{quote(detail.id, safe='')}/tasks/{quote(detail.job_name, safe='')}/result"
+    try:
+        result = api.get(path)
+    except RemoteError as e:
+        if e.status == 404:  # no stored result: nothing to show
+            return None
+        raise
+    value = result.get("value") if isinstance(result, dict) else None
+    return value if is_load_info(value) else None
+
+
+def _load_info_json(info: dict[str, Any] | None) -> dict[str, Any]:
+    return {} if info is None else {"load_info": info}
+
+
+def _print_load_info(info: dict[str, Any] | None) -> None:
+    """A pipeline run's load info: where it loaded, its loads, rows per table, schema changes."""
+    if info is None:
+        return
+    from rich.markup import escape
+
+    from conveyor.cli.output import console
+
+    out = console()
+    where = ".".join(str(p) for p in (info.get("destination"), info.get("dataset")) if p)
+    out.print(
+        f"[bold]load info[/]  pipeline {escape(info['pipeline'])}"
+        + (f" into {escape(where)}" if where else "")
+    )
+    span = info.get("interval")
+    rows = [
+        ("interval", f"[{span[0]}, {span[1]})" if span else "-"),
+        ("loads", ", ".join(info["loads_ids"]) or "none (the body loaded nothing)"),
+        ("failed jobs", str(info.get("failed_jobs", 0))),
+        ("new tables", ", ".join(info.get("new_tables") or []) or "-"),
+    ]
+    for name, value in rows:
+        out.print(f"  [dim]{name:<11}[/] {escape(value)}", markup=True, highlight=False)
+    counts = info["row_counts"]
+    if counts:
+        out.print("  [dim]rows[/]", markup=True)
+        width = max(len(t) for t in counts)
+        for table in sorted(counts, key=lambda t: (t.startswith("_dlt_"), t)):
+            out.print(f"    {table:<{width}}  {counts[table]}", markup=False, highlight=False)
+    changes = info["schema_changes"]
+    if changes:
+        out.print("  [dim]schema changes[/]", markup=True)
+        for table, columns in sorted(changes.items()):
+            out.print(
+                f"    {table}: added {', '.join(columns) or 'no columns'}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _print_run(
-    run: RunSummary, job_version: str, selection: list[str] | None, tasks: list[TaskRun]
+    run: RunSummary,
+    job_version: str,
+    selection: list[str] | None,
+    tasks: list[TaskRun],
+    waiting: str | None = None,
 ) -> None:
-    """A run's fields, then its tasks as a table."""
+    """A run's fields (with what a queued run waits for), then its tasks as a table."""
+    from rich.markup import escape
     from rich.table import Table
 
     from conveyor.cli.output import console, styled, took, when
@@ -177,6 +279,8 @@ def _print_run(
         ("parent run", run.parent_run_id or "-"),
         ("error", run.error or "-"),
     ]
+    if waiting:
+        fields.insert(1, ("waiting", escape(waiting)))
     for name, value in fields:
         out.print(f"  [dim]{name:<11}[/] {value}", markup=True)
     table = Table(box=None, header_style="bold")

@@ -31,6 +31,24 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RawConfig(Config):
+    """The config of a parameter annotated ``dict`` (Dagster's untyped ``config: dict``).
+
+    Any fields are taken as they are given, unchecked; the function gets them as a
+    plain dict (``raw_config_value``). A ``Config`` class is the better choice: it
+    checks each field before the run starts and shows the fields in the launchpad.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def raw_config_value(config: Any) -> Any:
+    """What a config parameter receives: the dict of a ``RawConfig``, else ``config``."""
+    if isinstance(config, RawConfig):
+        return dict(config.model_extra or {})
+    return config
+
+
 def validation_error(prefix: str, error: ValidationError) -> ConfigError:
     """Turn a pydantic error into a ``ConfigError`` whose lines name full paths.
 
@@ -173,9 +191,36 @@ def as_config_dict(value: Any, where: str) -> dict[str, Any]:
         )
     tasks = out.get("tasks")
     if isinstance(tasks, Mapping):
-        out["tasks"] = {
-            k: {"config": v} if isinstance(v, BaseModel) else v for k, v in tasks.items()
-        }
+        out["tasks"] = _flat_tasks(tasks, "", where)
+    return out
+
+
+def _flat_tasks(tasks: Mapping[str, Any], prefix: str, where: str) -> dict[str, Any]:
+    """Task entries by full key: a subgraph's entry ``{"sub": {"tasks": {"extract": ...}}}``
+    becomes ``{"sub.extract": ...}``, at any depth, and a ``Config`` instance
+    ``{"config": instance}``."""
+    out: dict[str, Any] = {}
+    for key, value in tasks.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, RunConfig):
+            value = value.to_dict()
+        if isinstance(value, Mapping) and "tasks" in value:
+            extra = sorted(set(value) - {"tasks"}, key=str)
+            if extra:
+                raise ConfigError(
+                    f"{where}: tasks.{full}.{extra[0]}: unknown key; a subgraph's entry holds "
+                    f"only 'tasks' (its tasks' config by key)"
+                )
+            inner = value["tasks"]
+            if not isinstance(inner, Mapping):
+                raise ConfigError(
+                    f"{where}: tasks.{full}.tasks: expected a mapping by task key, got "
+                    f"{type(inner).__name__}"
+                )
+            for k, v in _flat_tasks(inner, f"{full}.", where).items():
+                out[k] = merged(out[k], v) if isinstance(out.get(k), Mapping) else v
+        else:
+            out[full] = {"config": value} if isinstance(value, BaseModel) else value
     return out
 
 
@@ -296,3 +341,123 @@ def shown_defaults(default: Mapping[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = plain_data(masked(fields_of(default)), "config=")
     return out
+
+
+def prefilled_defaults(default: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's ``config=`` as the launchpad's first values: plain JSON data, without its
+    secrets (the default still applies underneath, so a secret never reaches a page nor
+    comes back from it as ``***``)."""
+
+    def public(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: public(v) for k, v in value.items() if not isinstance(v, SecretStr)}
+        if isinstance(value, list | tuple):
+            return [public(v) for v in value]
+        return value
+
+    out: dict[str, Any] = plain_data(public(fields_of(default)), "config=")
+    return out
+
+
+class ConfigMapping:
+    """A simpler config for a workflow or job, mapped to its tasks' config (Dagster's
+    ``ConfigMapping``).
+
+    ``@workflow(config=mapping)``: a run's config is then given in the schema of the
+    mapping (a dict of its fields, or an instance of its ``Config`` class) and
+    ``config_fn`` turns it into the run config the tasks take (a dict or a
+    ``RunConfig``) before that is checked.
+
+    Args:
+        config_fn: a function of one parameter, annotated with a ``Config`` subclass.
+        config_schema: that class, when the parameter is not annotated.
+
+    Raises:
+        DefinitionError: no ``Config`` class for the simplified schema.
+    """
+
+    __slots__ = ("config_fn", "name", "schema")
+
+    def __init__(self, config_fn: Any, config_schema: type[Config] | None = None) -> None:
+        import inspect
+        import typing
+
+        if not callable(config_fn):
+            raise DefinitionError(f"ConfigMapping takes a function, got {config_fn!r}")
+        self.config_fn = config_fn
+        self.name: str = getattr(config_fn, "__name__", "config_mapping")
+        owner = f"@config_mapping {self.name!r}"
+        params = list(inspect.signature(config_fn).parameters.values())
+        if len(params) != 1:
+            raise DefinitionError(
+                f"{owner}: takes one parameter, the simplified config "
+                f"(def {self.name}(val: MyConfig) -> RunConfig)"
+            )
+        schema: Any = config_schema
+        if schema is None:
+            try:
+                hints = typing.get_type_hints(config_fn)
+            except Exception:
+                hints = {}
+            schema = hints.get(params[0].name)
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise DefinitionError(
+                f"{owner}: annotate its parameter with a Config subclass "
+                f"(def {self.name}({params[0].name}: MyConfig)), or pass config_schema="
+            )
+        self.schema: type[BaseModel] = schema
+
+    def validate(self, value: Any) -> BaseModel:
+        """``value`` (a dict of the simplified fields, or an instance) checked against the
+        schema; a ``ConfigError`` names each simplified field that is wrong."""
+        if value is None:
+            value = {}
+        if isinstance(value, RunConfig):
+            raise ConfigError(
+                f"run config: this job's config is {self.schema.__name__} (mapped by "
+                f"{self.name!r}); give its fields, e.g. {self.schema.__name__}(...), not a "
+                f"RunConfig"
+            )
+        check_instance(self.schema, value, "run config")
+        if isinstance(value, self.schema):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"run config: expected the fields of {self.schema.__name__}, got "
+                f"{type(value).__name__}"
+            )
+        try:
+            return self.schema.model_validate(dict(value))
+        except ValidationError as e:
+            raise validation_error("", e) from None
+
+    def apply(self, value: BaseModel) -> dict[str, Any]:
+        """The run config ``config_fn`` maps ``value`` to, as a run config dict."""
+        try:
+            mapped = self.config_fn(value)
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(f"config mapping {self.name!r} raised {type(e).__name__}: {e}") from e
+        return as_config_dict(mapped, f"config mapping {self.name!r} returned a config that")
+
+    def __call__(self, value: Any) -> dict[str, Any]:
+        """The run config the simplified config ``value`` maps to."""
+        return self.apply(self.validate(value))
+
+    def __repr__(self) -> str:
+        return f"<ConfigMapping {self.name} ({self.schema.__name__})>"
+
+
+def config_mapping(fn: Any = None, /, *, config_schema: type[Config] | None = None) -> Any:
+    """Make a ``ConfigMapping`` of a function from a ``Config`` to a run config.
+
+    Works bare (``@config_mapping``) or with ``config_schema=``.
+    """
+    if fn is not None:
+        return ConfigMapping(fn, config_schema)
+
+    def decorate(f: Any) -> ConfigMapping:
+        return ConfigMapping(f, config_schema)
+
+    return decorate

@@ -7,6 +7,7 @@ recognised at definition time; the execution layer fills them in.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 
@@ -24,8 +25,13 @@ class RunContext:
             of timed jobs and backfills; ``None`` otherwise.
         refresh: whether this run should refresh (reload from scratch): it was
             triggered with a refresh, or received one from an upstream job.
-        partition: the key of the job's ``StaticPartitions`` the run processes,
-            or ``None``.
+        partition: the key of the job's partitions the run processes, or ``None``
+            (``partition_key`` is the same, Dagster's name).
+        partition_window: the ``(start, end)`` of the period a time partition's
+            key covers (of its time dimension for ``MultiPartitions``), as
+            time-zone-aware datetimes; ``None`` otherwise.
+        partition_keys: the key per dimension of ``MultiPartitions``
+            (``{"date": "2024-01-01", "region": "us"}``); ``None`` otherwise.
         task_key: in a job's ``on_failure`` hook, the key of the task whose error
             the hook receives (``None`` when the run failed outside any task);
             ``None`` in a ``@job`` body and in ``on_success`` hooks.
@@ -38,6 +44,8 @@ class RunContext:
         "interval",
         "job_name",
         "partition",
+        "partition_keys",
+        "partition_window",
         "refresh",
         "resources",
         "run_id",
@@ -60,10 +68,14 @@ class RunContext:
         refresh: bool = False,
         partition: str | None = None,
         task_key: str | None = None,
+        partition_window: tuple[datetime, datetime] | None = None,
+        partition_keys: dict[str, str] | None = None,
     ) -> None:
         self.task_key = task_key
         self.interval = interval
         self.partition = partition
+        self.partition_window = partition_window
+        self.partition_keys = partition_keys
         self.refresh = refresh
         self.run_id = run_id
         self.job_name = job_name
@@ -72,6 +84,11 @@ class RunContext:
         self.resources = resources
         self._log_factory = log_factory
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def partition_key(self) -> str | None:
+        """The key of the job's partitions the run processes (``partition``)."""
+        return self.partition
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:

@@ -74,11 +74,27 @@ def replace_leaves(value: Any, fn: Callable[[Any], Any]) -> Any:
 
 
 class Graph:
-    """A static, acyclic graph of task nodes, kept in a topological order."""
+    """A static, acyclic graph of task nodes, kept in a topological order.
 
-    __slots__ = ("_down", "nodes")
+    ``subgraphs`` maps the key of each workflow composed into this one (``"sub"``,
+    ``"outer.sub"`` when nested) to that workflow's name; its tasks' keys start with
+    ``"<key>."``. ``defaults`` is the run config the subgraphs' own ``config=`` gives
+    (task keys prefixed), ``resources`` the resources they declare.
+    """
 
-    def __init__(self, nodes: list[Node]) -> None:
+    __slots__ = ("_down", "defaults", "nodes", "resources", "subgraphs")
+
+    def __init__(
+        self,
+        nodes: list[Node],
+        *,
+        subgraphs: dict[str, str] | None = None,
+        defaults: dict[str, Any] | None = None,
+        resources: dict[str, Any] | None = None,
+    ) -> None:
+        self.subgraphs: dict[str, str] = dict(subgraphs or {})
+        self.defaults: dict[str, Any] = dict(defaults or {})
+        self.resources: dict[str, Any] = dict(resources or {})
         by_key = {n.key: n for n in nodes}
         self.nodes: dict[str, Node] = {k: by_key[k] for k in _topological_order(by_key)}
         down: dict[str, list[str]] = {k: [] for k in self.nodes}
@@ -98,6 +114,15 @@ class Graph:
 
     def upstream(self, key: str) -> tuple[str, ...]:
         return self.nodes[key].deps
+
+    def subgraph_of(self, key: str) -> str | None:
+        """The key of the innermost subgraph task ``key`` belongs to, or ``None``."""
+        head, dot, _ = key.rpartition(".")
+        while dot:
+            if head in self.subgraphs:
+                return head
+            head, dot, _ = head.rpartition(".")
+        return None
 
     def downstream(self, key: str) -> tuple[str, ...]:
         return self._down[key]

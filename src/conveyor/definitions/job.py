@@ -15,12 +15,19 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Unpack, overload
+from typing import TYPE_CHECKING, Any, Unpack, cast, overload
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 from conveyor.definitions import run_facade
-from conveyor.definitions.config import RunConfig, as_config_dict, check_default_config
+from conveyor.definitions.config import (
+    Config,
+    ConfigMapping,
+    RunConfig,
+    as_config_dict,
+    check_default_config,
+    merged,
+)
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.graph import Graph
 from conveyor.definitions.job_options import (
@@ -33,6 +40,7 @@ from conveyor.definitions.job_options import (
     variant_args,
 )
 from conveyor.definitions.job_require import REQUIRE_KEYS
+from conveyor.definitions.job_spec import spec_config_model
 from conveyor.definitions.manifest import job_definition
 from conveyor.definitions.params import (
     Param,
@@ -41,9 +49,10 @@ from conveyor.definitions.params import (
     config_param,
     definition_locals,
 )
+from conveyor.definitions.task import Hook, normalize_hooks
 from conveyor.definitions.triggers import Trigger
 from conveyor.definitions.version import job_version
-from conveyor.definitions.workflow import compose
+from conveyor.definitions.workflow import Composer, compose
 from conveyor.errors import DefinitionError, ExecutionError
 
 if TYPE_CHECKING:
@@ -63,6 +72,7 @@ __all__ = [
     "JobArgs",
     "JobKind",
     "JobOptions",
+    "graph",
     "job",
     "workflow",
 ]
@@ -83,18 +93,33 @@ class Job:
             ``context.resources.<name>``): ``Resource`` instances, context
             managers, ``@resource`` functions, or any object, passed as it is.
         default_config: ``config=`` as a run config dict; each run's config is
-            laid over it, field by field.
+            laid over it, field by field. A workflow's includes the ``config=`` of
+            the workflows composed into it (task keys prefixed).
+        config_mapping: ``config=`` when it is a ``ConfigMapping`` (a run's config is
+            then its simplified config), else ``None``.
         retry: the default ``RetryPolicy`` of the job's tasks.
         triggers: when the job runs, parsed from ``trigger=``/``schedule=``.
         execute: run-level limits (timeout, concurrency, retries).
+        fail_after: seconds from a run's start after which it fails, or ``None``.
+        expire_after: seconds a queued run may wait to start before it is canceled
+            as expired, or ``None``.
         pool: the concurrency pool each run takes a slot of, if any.
-        partitions: the ``StaticPartitions`` its runs split over, if any.
+        partitions: the partitions its runs split over, if any (``StaticPartitions``,
+            ``DailyPartitions``..., ``MultiPartitions``).
+        partition_config: ``config=partition_config(fn)``, else ``None``: each run's
+            default config is ``fn(its partition key)``.
         interval: the span of time the job covers (``JobInterval``), if given.
         incremental_mode: ``"latest"`` (a timed run takes the last elapsed
             period) or ``"interval"`` (the scheduler walks ``interval`` one
             period per run, the next started as soon as one succeeds).
         expose: how the job is shown and started (``JobExpose``).
         display_name: ``expose``'s display name, else ``name``.
+        metadata: shown on the job's page; a str starting with http(s):// is a link.
+        owners: the teams (``team:<name>``), emails and user names that own it.
+        run_tags: the tags copied onto every run: ``run_tags=`` if given, else
+            ``tags`` (Dagster's rule); tags given when a run starts win.
+        on_task_success: hooks called with each task's context when it succeeds.
+        on_task_failure: hooks called with each task's context and error when it fails.
     """
 
     def __init__(
@@ -110,6 +135,11 @@ class Job:
         self.fn = fn
         self.kind: JobKind = kind
         self._args = options
+        # A ConfigMapping as config= maps each run's config; the options hold no defaults.
+        mapping = options.get("config")
+        self.config_mapping = mapping if isinstance(mapping, ConfigMapping) else None
+        if self.config_mapping is not None:
+            options = cast(JobArgs, {**options, "config": None})
         self.options = o = job_options(fn, kind, options)
         self.name = o.name
         self.description = o.description
@@ -121,17 +151,25 @@ class Job:
         self.require = o.require
         self.triggers = o.triggers
         self.execute = o.execute
+        self.fail_after = o.fail_after
+        self.expire_after = o.expire_after
         self.catchup = o.catchup
         self.freshness = o.freshness
         self.refresh = o.refresh
         self.pool = o.pool
         self.access = o.access
         self.partitions = o.partitions
+        self.partition_config = o.partition_config
         self.interval = o.interval
         self.incremental_mode = o.incremental_mode
         self.executor = o.executor
         self.on_success = o.on_success
         self.on_failure = o.on_failure
+        self.on_task_success = o.on_task_success
+        self.on_task_failure = o.on_task_failure
+        self.metadata = o.metadata
+        self.owners = o.owners
+        self.run_tags = o.tags if o.run_tags is None else o.run_tags
         self.expose = o.expose
         self.display_name = o.expose.display_name or o.name
         self.params: tuple[Param, ...] = ()
@@ -139,6 +177,9 @@ class Job:
         self.graph: Graph | None = None
         if kind == "workflow":
             self.graph = graph if graph is not None else compose(fn, self.name, self.resources)
+            # Subgraphs bring their resources and config= defaults; the job's own win.
+            self.resources = {**self.graph.resources, **o.resources}
+            self.default_config = merged(self.graph.defaults, o.config)
         else:
             owner = f"@{kind} {self.name!r}"
             self.params = classify_params(fn, owner, definition_locals())
@@ -166,11 +207,40 @@ class Job:
         Raises:
             DefinitionError: a bad option, or both ``resources`` and ``resource_defs``.
         """
+        mapping = options.get("config")
+        if isinstance(mapping, ConfigMapping):
+            options = cast(JobArgs, {k: v for k, v in options.items() if k != "config"})
         args = variant_args(self.options, self._args, options, resource_defs)
+        if isinstance(mapping, ConfigMapping):
+            args["config"] = mapping
         variant = Job.__new__(Job)
-        same_keys = set(args.get("resources") or {}) == set(self.resources)
+        same_keys = set(args.get("resources") or {}) == set(self.options.resources)
         variant._build(self.fn, self.kind, args, self.graph if same_keys else None)
         return variant
+
+    def with_hooks(
+        self,
+        *,
+        on_task_success: Hook | Sequence[Hook] | None = None,
+        on_task_failure: Hook | Sequence[Hook] | None = None,
+    ) -> Job:
+        """A variant of this job whose tasks also call these hooks (Dagster's
+        ``job.with_hooks({...})``), after the job's own task hooks.
+
+        Each ``on_task_success`` hook is called with a task's context when the task
+        succeeds, each ``on_task_failure`` one with its context and error when it
+        fails (or with the context alone, if it takes one parameter).
+
+        Raises:
+            DefinitionError: a hook is not callable.
+        """
+        owner = f"{self.name}.with_hooks()"
+        success = normalize_hooks(on_task_success, owner, "on_task_success")
+        failure = normalize_hooks(on_task_failure, owner, "on_task_failure")
+        return self.to_job(
+            on_task_success=(*self.on_task_success, *success),
+            on_task_failure=(*self.on_task_failure, *failure),
+        )
 
     @property
     def timed_trigger(self) -> Trigger | None:
@@ -194,6 +264,8 @@ class Job:
                 )
             assert isinstance(cfg.annotation, type)
             return cfg.annotation
+        if self.options.spec is not None:  # dlt's spec=: the body's fields are the spec's
+            return spec_config_model(self.name, self.options.spec, plain, owner)
         if not plain:
             return None
         fields: dict[str, Any] = {
@@ -274,7 +346,11 @@ class Job:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.kind == "workflow" or current_frame.get() is not None:
+        frame = current_frame.get()
+        if self.kind == "workflow" and isinstance(frame, Composer):
+            # Inside another workflow's body: compose this one there as a subgraph.
+            return frame.compose_sub(self, args, kwargs)
+        if self.kind == "workflow" or frame is not None:
             raise DefinitionError(
                 f"{self.kind} {self.name!r} is not called directly; run it with "
                 f"{self.name}.run(...)"
@@ -290,7 +366,7 @@ class Job:
 
     def run(
         self,
-        run_config: Mapping[str, Any] | RunConfig | None = None,
+        run_config: Mapping[str, Any] | RunConfig | Config | None = None,
         *,
         selection: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
@@ -307,7 +383,8 @@ class Job:
         Args:
             run_config: ``{"tasks": {key: {"config": ...}}, "config": ..., "resources": ...}``,
                 or a ``RunConfig``; values may be ``Config`` instances. Laid over the
-                job's ``config=`` field by field.
+                job's ``config=`` field by field. With ``config=`` a ``ConfigMapping``,
+                the simplified config instead: a dict of its fields or its ``Config``.
             selection: run only these tasks (``"*t"``, ``"t+"``...; workflows only).
             tags: added to the run's tags.
             instance: where the run is recorded (default: ``Instance.default()``).
@@ -315,8 +392,8 @@ class Job:
             input_values: outputs of unselected upstream tasks, by task key.
             executor: ``"in_process"`` (default), ``"multiprocess"``, ``"dask"``, or an
                 executor object; overrides the job's ``executor=``.
-            partition: the key of the job's ``StaticPartitions`` to process
-                (``context.partition``).
+            partition: the key of the job's partitions to process
+                (``context.partition``), e.g. ``"eu"`` or ``"2024-01-03"``.
             interval: the ``(start, end)`` the run processes (``context.interval``),
                 as dates, datetimes or ISO strings; UTC unless they say otherwise.
             resources: objects laid over the job's resources for this run only, by
@@ -336,7 +413,7 @@ class Job:
             )
         return run_facade.run(
             self.to_job(resources=resources) if resources else self,
-            run_config=None if run_config is None else as_config_dict(run_config, "run config"),
+            run_config=self._run_config(run_config),
             selection=selection,
             tags=tags,
             instance=instance,
@@ -347,12 +424,19 @@ class Job:
             interval=interval,
         )
 
+    def _run_config(self, run_config: Any) -> Any:
+        """A run's config as the run checks it: a dict, or the simplified config of a
+        ``ConfigMapping`` as given (mapped when the run's config is checked)."""
+        if run_config is None or self.config_mapping is not None:
+            return run_config
+        return as_config_dict(run_config, "run config")
+
     def rerun(
         self,
         run_id: str,
         full: bool = False,
         *,
-        run_config: Mapping[str, Any] | RunConfig | None = None,
+        run_config: Mapping[str, Any] | RunConfig | Config | None = None,
         instance: Instance | None = None,
         raise_on_error: bool = True,
         executor: Any = None,
@@ -373,7 +457,7 @@ class Job:
             self,
             run_id,
             full=full,
-            run_config=None if run_config is None else as_config_dict(run_config, "run config"),
+            run_config=self._run_config(run_config),
             instance=instance,
             raise_on_error=raise_on_error,
             executor=executor,
@@ -389,8 +473,10 @@ class Job:
     ) -> BackfillResult:
         """Queue one run per missing interval from ``start`` to ``end``, or per partition key.
 
-        The scheduler daemon starts the runs within the job's concurrency;
-        what a successful run covers, or a run already queued, is skipped.
+        For time partitions, ``start`` and ``end`` pick the keys whose period
+        starts between them (every complete one when left out). The scheduler
+        daemon starts the runs within the job's concurrency; what a successful
+        run covers, or a run already queued, is skipped.
         See ``conveyor.scheduler.backfill.backfill``.
         """
         return run_facade.backfill(self, start, end, partitions=partitions, instance=instance)
@@ -419,7 +505,9 @@ class Job:
         )
 
     def run_details(self, run_id: str, *, instance: Instance | None = None) -> RunDetails:
-        """A run with its tasks: states, attempts, times and dependencies."""
+        """A run with its tasks: states, attempts, times, dependencies and the
+        ``resources`` (cpu, memory) each ran with; ``None`` for a run of another
+        version of the job, whose sizes were not recorded."""
         return run_facade.run_details(self, run_id, instance=instance)
 
     def logs(
@@ -467,10 +555,16 @@ def workflow(fn: Callable[..., Any] | None = None, /, **options: Unpack[JobArgs]
     (or dlt's ``allow_external_schedulers=True``), ``executor``, ``on_success``,
     ``on_failure``, ``access``, and dlt's ``section``, ``spec``, ``deliver``,
     ``expose`` (``tags``, ``starred``, ``manual``, ``display_name``) and
-    ``display_name``.
+    ``display_name``; Dagster's ``metadata``, ``owners``, ``run_tags`` and the
+    job-level task hooks ``on_task_success`` and ``on_task_failure``; Datatailr's
+    ``fail_after`` and ``expire_after`` (durations such as ``"2h"``).
     The body runs once, now; an exception in it propagates unchanged.
     """
     return _decorator("workflow", fn, options)
+
+
+# Dagster's ``@graph``: a workflow is a graph, run alone or called inside another workflow.
+graph = workflow
 
 
 @overload

@@ -19,12 +19,24 @@ from pydantic import BaseModel
 
 from conveyor.definitions.access import AccessList, parse_access
 from conveyor.definitions.config import as_config_dict, fields_of, merged, plain_data
+from conveyor.definitions.deadlines import parse_deadline
+from conveyor.definitions.display_names import split_display_name
 from conveyor.definitions.execute import ExecuteOptions
 from conveyor.definitions.freshness import REFRESH_POLICIES, FreshnessGate, parse_freshness
 from conveyor.definitions.intervals import INCREMENTAL_MODES, JobInterval, parse_job_interval
-from conveyor.definitions.job_require import JobExpose, parse_expose, parse_require
+from conveyor.definitions.job_meta import MetadataValue, parse_metadata, parse_owners
+from conveyor.definitions.job_require import (
+    JobExpose,
+    check_placement,
+    parse_expose,
+    parse_require,
+)
 from conveyor.definitions.keys import check_keys
-from conveyor.definitions.partitions import StaticPartitions, parse_partitions
+from conveyor.definitions.partitions import (
+    PartitionConfig,
+    PartitionSet,
+    parse_partitions,
+)
 from conveyor.definitions.retry import RetryPolicy
 from conveyor.definitions.schedule import Schedule
 from conveyor.definitions.task import (
@@ -35,6 +47,7 @@ from conveyor.definitions.task import (
     normalize_hooks,
     normalize_tags,
 )
+from conveyor.definitions.timeout_spec import expand_timeout
 from conveyor.definitions.triggers import Trigger, parse_triggers
 from conveyor.errors import ConfigError, DefinitionError, ScheduleError
 
@@ -63,7 +76,7 @@ class JobArgs(TypedDict, total=False):
     freshness: str | Sequence[str] | None
     refresh: str
     pool: str | None
-    partitions: StaticPartitions | Sequence[str] | None
+    partitions: PartitionSet | Sequence[str] | None
     interval: Mapping[str, Any] | None
     incremental_mode: str
     executor: Any
@@ -77,6 +90,13 @@ class JobArgs(TypedDict, total=False):
     expose: Mapping[str, Any] | None
     display_name: str | None
     allow_external_schedulers: bool
+    fail_after: str | float | None
+    expire_after: str | float | None
+    metadata: Mapping[str, MetadataValue] | None
+    owners: Sequence[str] | None
+    run_tags: Tags | None
+    on_task_success: Hook | Sequence[Hook] | None
+    on_task_failure: Hook | Sequence[Hook] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +120,10 @@ class JobOptions:
         freshness: the gates on upstream jobs a run waits for.
         refresh: how a refresh travels through the job (``"auto"``, ``"always"``, ``"block"``).
         pool: the concurrency pool each run takes a slot of, if any.
-        partitions: the ``StaticPartitions`` its runs split over, if any.
+        partitions: the partitions its runs split over, if any (``StaticPartitions``,
+            ``DailyPartitions``..., ``MultiPartitions``).
+        partition_config: ``config=partition_config(fn)``: each run's default config
+            is ``fn(its partition key)``, laid over ``config`` (``None``: none).
         interval: the span of time the job covers, if given.
         incremental_mode: ``"latest"`` or ``"interval"``.
         executor: a name from ``EXECUTORS``, an executor object, or ``None``.
@@ -118,6 +141,19 @@ class JobOptions:
             (``JobExpose``).
         env_vars: environment variables set in each of its tasks' processes while the
             task runs; a task's own ``env_vars`` (and a call's ``update_env_vars``) win.
+        fail_after: seconds from a run's start after which the daemon fails it,
+            stopping its running tasks (``None``: no limit).
+        expire_after: seconds from a run's queueing after which the daemon cancels it
+            as expired if it has not started (``None``: no limit).
+        metadata: shown on the job's page (Dagster's ``metadata=``): plain values, a
+            string starting with http(s):// shown as a link (``job_meta``).
+        owners: the teams (``team:<name>``), emails and user names that own the job.
+        run_tags: the tags copied onto its runs in place of ``tags`` (Dagster's
+            ``run_tags=``); ``None``: ``tags`` are copied.
+        on_task_success: hooks called with each task's context when it succeeds,
+            after the task's own (Dagster's job-level ``hooks=``).
+        on_task_failure: hooks called with each task's context and error when it
+            fails, after the task's own.
     """
 
     name: str
@@ -132,7 +168,7 @@ class JobOptions:
     freshness: tuple[FreshnessGate, ...]
     refresh: str
     pool: str | None
-    partitions: StaticPartitions | None
+    partitions: PartitionSet | None
     interval: JobInterval | None
     incremental_mode: str
     executor: Any
@@ -144,7 +180,15 @@ class JobOptions:
     deliver: Any = None
     expose: JobExpose = field(default_factory=JobExpose)
     config: dict[str, Any] = field(default_factory=dict)
+    partition_config: PartitionConfig | None = None
     env_vars: dict[str, str] = field(default_factory=dict)
+    fail_after: float | None = None
+    expire_after: float | None = None
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    owners: tuple[str, ...] = ()
+    run_tags: dict[str, str] | None = None
+    on_task_success: tuple[Hook, ...] = ()
+    on_task_failure: tuple[Hook, ...] = ()
 
     @property
     def timed_trigger(self) -> Trigger | None:
@@ -164,7 +208,9 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
         DefinitionError: an option is unknown, of the wrong kind or out of
             range, or two options contradict each other.
     """
-    name = options.get("name") or fn.__name__
+    name, display_name = split_display_name(
+        options.get("name") or fn.__name__, options.get("display_name"), f"@{kind}"
+    )
     owner = f"@{kind} {name!r}"
     check_keys(options, JobArgs.__optional_keys__, owner, "option")
     if not isinstance(name, str) or not name.replace("-", "_").replace(".", "_").isidentifier():
@@ -177,11 +223,11 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
     resources = _resources(options.get("resources"), owner)
     retry = _retry(options.get("retry"), owner)
     require = parse_require(options.get("require"), fn, owner)
-    expose = parse_expose(options.get("expose"), options.get("display_name"), owner)
+    expose = parse_expose(options.get("expose"), display_name, owner)
     tag_triggers = [f"tag:{t}" for t in expose.tags]
     triggers = parse_triggers([*_trigger_list(options), *tag_triggers], name)
     triggers = _in_zone(triggers, require, owner)
-    execute = ExecuteOptions.parse(options.get("execute"), owner)
+    execute = ExecuteOptions.parse(expand_timeout(options.get("execute"), owner), owner)
     catchup = _one_of(options.get("catchup", "latest"), CATCHUP, owner, "catchup", _CATCHUP)
     freshness = parse_freshness(options.get("freshness"), name)
     refresh = _one_of(options.get("refresh", "auto"), REFRESH_POLICIES, owner, "refresh", _REFRESH)
@@ -205,7 +251,7 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
         partitions=partitions,
         interval=interval,
         incremental_mode=_incremental(mode, triggers, partitions, interval, owner),
-        executor=_executor(options.get("executor"), owner),
+        executor=check_placement(_executor(options.get("executor"), owner), require, owner),
         on_success=normalize_hooks(options.get("on_success"), owner, "on_success"),
         on_failure=normalize_hooks(options.get("on_failure"), owner, "on_failure"),
         access=parse_access(options.get("access"), owner),
@@ -214,7 +260,15 @@ def job_options(fn: Callable[..., Any], kind: JobKind, options: JobArgs) -> JobO
         deliver=_deliver(options.get("deliver"), owner),
         expose=expose,
         config=_config(options.get("config"), owner),
+        partition_config=_partition_config(options.get("config"), partitions, owner),
         env_vars=_env_vars(options.get("env_vars"), owner),
+        fail_after=parse_deadline(options.get("fail_after"), "fail_after", owner),
+        expire_after=parse_deadline(options.get("expire_after"), "expire_after", owner),
+        metadata=parse_metadata(options.get("metadata"), owner),
+        owners=parse_owners(options.get("owners"), owner),
+        run_tags=_run_tags(options.get("run_tags"), owner),
+        on_task_success=normalize_hooks(options.get("on_task_success"), owner, "on_task_success"),
+        on_task_failure=normalize_hooks(options.get("on_task_failure"), owner, "on_task_failure"),
     )
 
 
@@ -290,7 +344,14 @@ def variant_args(
                 f"{owner}: {key}= must be a dict by key, got {type(given).__name__}"
             )
         out[key] = {**mine, **given}  # type: ignore[literal-required]
-    if options.get("config") is not None:
+    if isinstance(options.get("config"), PartitionConfig):
+        pass  # a variant's partition_config replaces the job's config
+    elif options.get("config") is not None:
+        if base.partition_config is not None:
+            raise DefinitionError(
+                f"{owner}: the job's config is {base.partition_config!r}, made per partition; "
+                f"give the variant config=partition_config(...) too"
+            )
         try:
             given_config = as_config_dict(options["config"], "config=")
         except ConfigError as e:
@@ -302,12 +363,33 @@ def variant_args(
 
 def _config(value: object, owner: str) -> dict[str, Any]:
     """``config=`` as a run config dict, checked to be config the run can store."""
+    if isinstance(value, PartitionConfig):
+        return {}
     try:
         out = as_config_dict(value, "config=")
         plain_data(fields_of(out), "config=")
     except ConfigError as e:
         raise DefinitionError(f"{owner}: {e}") from None
     return out
+
+
+def _partition_config(
+    value: object, partitions: PartitionSet | None, owner: str
+) -> PartitionConfig | None:
+    """``config=partition_config(fn)``, which needs partitions to give it keys."""
+    if not isinstance(value, PartitionConfig):
+        return None
+    if partitions is None:
+        raise DefinitionError(
+            f"{owner}: config={value!r} makes config per partition, but the job has no "
+            f"partitions=; give it partitions, e.g. partitions=DailyPartitions('2024-01-01')"
+        )
+    return value
+
+
+def _run_tags(value: Tags | None, owner: str) -> dict[str, str] | None:
+    """``run_tags=``: ``None`` when not given, so that ``tags`` are copied onto runs."""
+    return None if value is None else normalize_tags(value, f"{owner}: run_tags")
 
 
 def _retry(value: object, owner: str) -> RetryPolicy | None:
@@ -398,7 +480,7 @@ def _executor(value: object, owner: str) -> Any:
 def _incremental(
     mode: str,
     triggers: tuple[Trigger, ...],
-    partitions: StaticPartitions | None,
+    partitions: PartitionSet | None,
     interval: JobInterval | None,
     owner: str,
 ) -> str:

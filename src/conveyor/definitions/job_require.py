@@ -4,8 +4,9 @@ started (dlt's ``expose=``), checked when the job is defined.
 ``require`` takes ``timezone``, ``dependency_groups`` (declared in the project's
 ``pyproject.toml`` and installed here, since a run installs nothing), ``profile``
 (a config profile's name), ``machine`` (``"2cpu-8gb"`` or ``{"cpu": 2, "memory":
-"8g"}``) and ``region`` (recorded). ``expose`` takes ``tags``, ``starred``,
-``manual`` and ``display_name``.
+"8g"}``; on Dask, what its tasks ask of the workers) and ``region`` (on Dask,
+the workers that declare the resource ``region-<name>``). ``expose`` takes
+``tags``, ``starred``, ``manual`` and ``display_name``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,13 @@ def parse_require(value: object, fn: Callable[..., Any], owner: str) -> dict[str
         item = require.get(key)
         if item is not None and (not isinstance(item, str) or not item.strip()):
             raise DefinitionError(f"{owner}: require {key}={item!r} must be a non-empty string")
+    region = require.get("region")
+    if region is not None and not _REGION.match(region):
+        raise DefinitionError(
+            f"{owner}: require region={region!r} must be a region name such as 'eu' or "
+            f"'us-east-1' (letters, digits, '_', '.' and '-'): on Dask it names the worker "
+            f"resource region-<name>"
+        )
     profile = require.get("profile")
     if profile is not None and not profile.replace("-", "_").isidentifier():
         raise DefinitionError(
@@ -141,6 +149,22 @@ def parse_require(value: object, fn: Callable[..., Any], owner: str) -> dict[str
         require["dependency_groups"] = list(groups)
         check_dependency_groups(require["dependency_groups"], fn, owner)
     return require
+
+
+_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_placement(executor: Any, require: Mapping[str, Any], owner: str) -> Any:
+    """``executor``, unless it can tell that the job's ``machine`` or ``region`` will never
+    be met on it (an executor with an ``unmet(require)`` method, such as a ``DaskExecutor``
+    whose workers' resources are given): then ``DefinitionError`` with the reason."""
+    if "machine" not in require and "region" not in require:
+        return executor
+    unmet = getattr(executor, "unmet", None)
+    reason = unmet(require) if callable(unmet) else None
+    if reason is not None:
+        raise DefinitionError(f"{owner}: require= cannot be met on {executor!r}: {reason}")
+    return executor
 
 
 _MACHINE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*cpus?\s*[-_ ,/]\s*(\d+(?:\.\d+)?\s*[a-z]+)\s*$", re.I)

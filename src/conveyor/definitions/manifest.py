@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from conveyor.definitions.params import config_param
+from conveyor.definitions.partitions import StaticPartitions
 
 if TYPE_CHECKING:
     from conveyor.definitions.job import Job
@@ -42,6 +43,8 @@ def job_definition(job: Job) -> dict[str, Any]:
             "concurrency": o.execute.concurrency,
             "retries": o.execute.retries,
         },
+        "fail_after": o.fail_after,
+        "expire_after": o.expire_after,
         "expose": o.expose.as_dict(),
         "require": _plain(o.require),
         "deliver": _deliver(o.deliver),
@@ -56,10 +59,23 @@ def job_definition(job: Job) -> dict[str, Any]:
         "freshness": [str(g) for g in o.freshness],
         "refresh": o.refresh,
         "tags": dict(o.tags),
+        "run_tags": dict(job.run_tags),
+        "metadata": dict(o.metadata),
+        "owners": list(o.owners),
         "pool": o.pool,
-        "partitions": None if o.partitions is None else _plain(getattr(o.partitions, "keys", None)),
+        "partitions": _partitions(o.partitions),
         "config": _config(job),
     }
+
+
+def _partitions(partitions: object) -> Any:
+    """A static set as its keys; a time or multi-dimensional set (whose keys grow with
+    time) as it is written, e.g. ``DailyPartitions(start='2024-01-01', timezone='UTC')``."""
+    if partitions is None:
+        return None
+    if isinstance(partitions, StaticPartitions):
+        return list(partitions.keys)
+    return repr(partitions)
 
 
 def _entry_point(job: Job) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from conveyor.definitions.config import Config
+from conveyor.definitions.config import Config, RawConfig
 from conveyor.definitions.context import RunContext
 from conveyor.errors import DefinitionError
 
@@ -71,6 +71,17 @@ def _is_context(name: str, annotation: Any) -> bool:
     return name == "context" and annotation is inspect.Parameter.empty
 
 
+def _is_plain_dict(annotation: Any) -> bool:
+    """``dict``, ``dict[str, Any]``, ``Mapping[str, Any]`` (or their names as strings)."""
+    import typing
+    from collections.abc import Mapping
+
+    origin = typing.get_origin(annotation) or annotation
+    if isinstance(origin, str):
+        return origin.split("[", 1)[0].rsplit(".", 1)[-1] in ("dict", "Dict", "Mapping")
+    return origin in (dict, Mapping, typing.Dict, typing.Mapping)  # noqa: UP006
+
+
 def classify_params(
     fn: Callable[..., Any], owner: str, localns: dict[str, Any] | None = None
 ) -> tuple[Param, ...]:
@@ -84,6 +95,10 @@ def classify_params(
             kind = ParamKind.CONTEXT
         elif isinstance(annotation, type) and issubclass(annotation, Config):
             kind = ParamKind.CONFIG
+            config_params.append(p.name)
+        elif p.name == "config" and _is_plain_dict(annotation):
+            # Dagster's untyped ``config: dict``: any fields, handed over as a dict.
+            kind, annotation = ParamKind.CONFIG, RawConfig
             config_params.append(p.name)
         else:
             kind = ParamKind.VALUE

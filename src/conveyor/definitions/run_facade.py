@@ -164,7 +164,9 @@ def moment(value: object, name: str) -> float:
 
 
 def run_details(job: Job, run_id: str, *, instance: Instance | None) -> RunDetails:
-    """A run of ``job`` with its tasks."""
+    """A run of ``job`` with its tasks, each with the ``resources`` (cpu, memory) its
+    attempts recorded when they started: what that version ran with, whatever the job
+    says today."""
     return _instance(instance).run_details(run_id, job_name=job.name)
 
 

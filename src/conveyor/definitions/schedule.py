@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from conveyor.definitions import cron
 from conveyor.definitions.cron import CRON_NICKNAMES, check_cron
 from conveyor.definitions.cron_text import describe
+from conveyor.definitions.display_names import identifier_for
 from conveyor.errors import ScheduleError
 
 __all__ = ["CRON_NICKNAMES", "MONTHS", "WEEKDAYS", "Schedule", "check_cron", "describe"]
@@ -208,7 +209,11 @@ def _chain(name: object, condition: object, uuid: object, given: list[str]) -> s
     from conveyor.definitions.triggers import parse_trigger
     from conveyor.errors import DefinitionError
 
-    chain = f"{kind}:{name.strip()}"
+    upstream = name.strip()
+    if any(c.isspace() for c in upstream):
+        # A Datatailr display name ("Simple Data Pipeline") names the job derived from it.
+        upstream = identifier_for(upstream)
+    chain = f"{kind}:{upstream}"
     try:
         parse_trigger(chain)
     except DefinitionError as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
 
@@ -74,7 +75,8 @@ def check_memory(memory: object, owner: str) -> int | None:
 
 
 def normalize_tags(tags: Tags | None, owner: str) -> dict[str, str]:
-    """Tags as a dict: a list of names becomes ``{name: ""}``."""
+    """Tags as a dict of strings: a list of names becomes ``{name: ""}``, and a value that
+    is not a string (a number, a list...) is written as JSON, as Dagster does."""
     if tags is None:
         return {}
     if isinstance(tags, Mapping):
@@ -83,12 +85,21 @@ def normalize_tags(tags: Tags | None, owner: str) -> dict[str, str]:
         items = dict.fromkeys(tags, "")
     else:
         raise DefinitionError(f"{owner}: tags must be a dict or a list of strings, got {tags!r}")
+    out: dict[str, str] = {}
     for k, v in items.items():
-        if not isinstance(k, str) or not isinstance(v, str) or not k:
+        if not isinstance(k, str) or not k:
+            raise DefinitionError(f"{owner}: a tag's name must be a non-empty string, got {k!r}")
+        if isinstance(v, str):
+            out[k] = v
+            continue
+        try:
+            out[k] = json.dumps(v, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):
             raise DefinitionError(
-                f"{owner}: tags must map non-empty strings to strings, got {k!r}: {v!r}"
-            )
-    return items
+                f"{owner}: tag {k!r} has the value {v!r}, which is neither a string nor "
+                f"JSON (a number, bool, list or dict of them); write it as a string"
+            ) from None
+    return out
 
 
 def normalize_hooks(

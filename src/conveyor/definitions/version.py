@@ -79,14 +79,32 @@ def job_version(job: Job) -> str:
         "mode": None if job.incremental_mode == "latest" else job.incremental_mode,
         "config": stable_repr(job.default_config) if job.default_config else None,
         "env": stable_repr(job.env_vars) if job.env_vars else None,
+        "fail_after": job.fail_after,
+        "expire_after": job.expire_after,
+        "run_tags": stable_repr(job.run_tags) if job.run_tags != job.tags else None,
+        "metadata": stable_repr(job.metadata) if job.metadata else None,
+        "owners": stable_repr(job.owners) if job.owners else None,
+        "task_hooks": stable_repr(
+            [
+                getattr(h, "__qualname__", repr(h))
+                for h in (*job.on_task_success, *job.on_task_failure)
+            ]
+        )
+        if job.on_task_success or job.on_task_failure
+        else None,
     }
     parts += [f"{k}={v}" for k, v in extra.items() if v is not None]
     parts.append(function_fingerprint(job.fn))
+    if job.partition_config is not None:
+        parts.append("partition_config " + function_fingerprint(job.partition_config.fn))
+    if job.config_mapping is not None:
+        parts.append("config_mapping " + function_fingerprint(job.config_mapping.config_fn))
     for t in job_tasks(job):
         parts.append(
             f"task {t.name} cpu={t.cpu} memory={t.memory} timeout={t.timeout} "
             f"retry={t.retry!r} tags={stable_repr(t.tags)}"
             + (f" pool={t.pool}" if t.pool is not None else "")
+            + (f" env={stable_repr(t.env_vars)}" if t.env_vars else "")
         )
         parts.append(function_fingerprint(t.fn))
     if job.graph is not None:

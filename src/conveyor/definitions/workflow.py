@@ -3,6 +3,14 @@
 The body runs once, at definition time, under a composing frame: each task
 call adds a node and returns a ``TaskHandle``; handles found anywhere in the
 arguments become data dependencies, and ``a >> b`` orders without data.
+
+A workflow called inside another's body is a subgraph (Dagster's ``@graph``):
+its body runs again, inline, under the same frame, and its task keys are
+prefixed with its own key (``"sub.extract"``). Handles passed to it are its
+inputs; what its body returns (a handle, or a dict or tuple of them) is what
+the call returns. A workflow whose body takes parameters composed alone gets
+one placeholder task per parameter, which fails when run: such a workflow is
+meant to be called inside another.
 """
 
 from __future__ import annotations
@@ -11,12 +19,14 @@ import inspect
 from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING, Any
 
+from conveyor.definitions.config import merged
 from conveyor.definitions.frames import current_frame
 from conveyor.definitions.graph import Graph, Node, OutputRef, iter_refs, replace_leaves
 from conveyor.definitions.params import ParamKind
-from conveyor.errors import ConfigError, DefinitionError, DuplicateTaskError
+from conveyor.errors import ConfigError, DefinitionError, DuplicateTaskError, ExecutionError
 
 if TYPE_CHECKING:
+    from conveyor.definitions.job import Job
     from conveyor.definitions.task import EnvVars, Task
 
 
@@ -228,26 +238,55 @@ class KeyCounter:
         return key
 
 
+class _Taken:
+    """The keys in use: task keys and subgraph keys share one namespace."""
+
+    __slots__ = ("composer",)
+
+    def __init__(self, composer: Composer) -> None:
+        self.composer = composer
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.composer.by_key or key in self.composer.subgraphs
+
+
 class Composer:
-    """The frame active while a ``@workflow`` body runs: it records nodes."""
+    """The frame active while a ``@workflow`` body runs: it records nodes.
+
+    While a subgraph composes, ``prefix`` is its key and a dot, and its
+    resources join ``resource_keys``.
+    """
 
     def __init__(self, workflow_name: str, resource_keys: Iterable[str]) -> None:
         self.workflow_name = workflow_name
         self.resource_keys = frozenset(resource_keys)
         self.nodes: list[_Pending] = []
         self.by_key: dict[str, _Pending] = {}
+        self.prefix = ""
+        self.subgraphs: dict[str, str] = {}
+        self.defaults: dict[str, Any] = {}
+        self.sub_resources: dict[str, Any] = {}
+        self.composing: list[Callable[..., Any]] = []
         self._keys = KeyCounter()
+        self._taken = _Taken(self)
 
     def _auto_key(self, name: str) -> str:
-        return self._keys.next(name, self.by_key)
+        return self._keys.next(self.prefix + name, self._taken)
 
     def rename(self, node: _Pending, name: str) -> None:
         if not isinstance(name, str) or not name.isidentifier():
             raise DefinitionError(
                 f"@workflow {self.workflow_name!r}: alias {name!r} must be a Python identifier"
             )
+        head, dot, _ = node.key.rpartition(".")
+        name = f"{head}{dot}{name}"
         if name == node.key:
             return
+        if name in self.subgraphs:
+            raise DuplicateTaskError(
+                f"@workflow {self.workflow_name!r}: alias {name!r} is already the key of "
+                f"subgraph {self.subgraphs[name]!r}; choose another alias"
+            )
         if name in self.by_key:
             raise DuplicateTaskError(
                 f"@workflow {self.workflow_name!r}: alias {name!r} is already the key of "
@@ -294,6 +333,54 @@ class Composer:
                 f"it with a Config subclass, or declare a resource named {p.name!r}"
             )
 
+    def compose_sub(self, job: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Compose workflow ``job`` here as a subgraph and return what its body returns.
+
+        Raises:
+            DefinitionError: ``job`` is being composed already (a workflow that
+                contains itself), its arguments do not fit its body, or it calls no task.
+        """
+        owner = f"@workflow {self.workflow_name!r}"
+        if any(fn is job.fn for fn in self.composing):
+            raise DefinitionError(
+                f"{owner}: workflow {job.name!r} calls itself (directly or through the "
+                f"workflows it calls); a workflow cannot contain itself, so call the tasks "
+                f"it repeats instead"
+            )
+        try:
+            bound = inspect.signature(job.fn).bind(*args, **kwargs)
+        except TypeError as e:
+            raise DefinitionError(
+                f"{owner}: subgraph {job.name!r}: {e}; pass each of its inputs, e.g. "
+                f"{job.name}(upstream_handle)"
+            ) from None
+        key = self._keys.next(self.prefix + job.name, self._taken)
+        self.subgraphs[key] = job.name
+        outer = (self.prefix, self.resource_keys)
+        self.prefix = key + "."
+        self.resource_keys = self.resource_keys | frozenset(job.resources)
+        for name, value in job.resources.items():
+            self.sub_resources.setdefault(name, value)
+        self.composing.append(job.fn)
+        before = len(self.nodes)
+        try:
+            result = job.fn(*bound.args, **bound.kwargs)
+        finally:
+            self.composing.pop()
+            # The subgraph's resources are the job's from here on, for the calls after it.
+            self.prefix = outer[0]
+            self.resource_keys = outer[1] | frozenset(job.resources)
+        if len(self.nodes) == before:
+            raise DefinitionError(f"{owner}: subgraph {job.name!r} calls no task")
+        own = job.default_config
+        prefixed: dict[str, Any] = {}
+        if own.get("tasks"):
+            prefixed["tasks"] = {f"{key}.{k}": v for k, v in own["tasks"].items()}
+        if own.get("resources"):
+            prefixed["resources"] = own["resources"]
+        self.defaults = merged(self.defaults, prefixed)
+        return result
+
     def submit(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise DefinitionError(
             f"@workflow {self.workflow_name!r}: {task.name}.submit() runs inside a running @job; "
@@ -329,7 +416,12 @@ class Composer:
                     has_refs=has_refs,
                 )
             )
-        return Graph(nodes)
+        return Graph(
+            nodes,
+            subgraphs=self.subgraphs,
+            defaults=self.defaults,
+            resources=self.sub_resources,
+        )
 
 
 def compose(fn: Callable[[], Any], name: str, resource_keys: Iterable[str]) -> Graph:
@@ -342,17 +434,39 @@ def compose(fn: Callable[[], Any], name: str, resource_keys: Iterable[str]) -> G
             f"@workflow {name!r} cannot be defined inside another workflow or run"
         )
     sig = inspect.signature(fn)
-    if any(p.default is inspect.Parameter.empty for p in sig.parameters.values()):
-        raise DefinitionError(
-            f"@workflow {name!r}: the body takes no parameters; give task parameters a "
-            f"Config class, or use @job for a function whose parameters are config"
-        )
+    inputs: dict[str, Any] = {}
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.kind is p.POSITIONAL_ONLY:
+            raise DefinitionError(
+                f"@workflow {name!r}: parameter {p.name!r}: a workflow's inputs are named "
+                f"parameters (def {name}(rows): ...); give task parameters a Config class, "
+                f"or use @job for a function whose parameters are config"
+            )
     composer = Composer(name, resource_keys)
+    composer.composing.append(fn)
     token = current_frame.set(composer)
     try:
-        fn()
+        for p in sig.parameters.values():
+            if p.default is inspect.Parameter.empty:
+                inputs[p.name] = composer.call(_input_task(name, p.name), (), {})
+        fn(**inputs)
     finally:
         current_frame.reset(token)
-    if not composer.nodes:
+    if len(composer.nodes) == len(inputs):
         raise DefinitionError(f"@workflow {name!r} calls no task; call at least one @task")
     return composer.build()
+
+
+def _input_task(workflow: str, name: str) -> Task[Any]:
+    """The placeholder for input ``name`` of a workflow composed on its own."""
+    from conveyor.definitions.task import Task
+
+    def graph_input() -> Any:
+        raise ExecutionError(
+            f"input {name!r} of workflow {workflow!r} has no value: a workflow whose body "
+            f"takes parameters is a graph to call inside another workflow "
+            f"({workflow}(upstream_handle)); to run it alone, select the tasks after the "
+            f"input and pass input_values={{{name!r}: ...}}"
+        )
+
+    return Task(graph_input, name=name, description=f"input {name!r} of workflow {workflow!r}")

@@ -71,8 +71,10 @@ def prepare(
     run_config: Mapping[str, Any] | None,
     selection: str | Sequence[str] | None,
     input_values: Mapping[str, Any] | None,
+    partition: str | None = None,
 ) -> tuple[Plan | None, RunConfig]:
-    """Check everything a run needs before one is recorded."""
+    """Check everything a run needs before one is recorded (of ``partition``, whose
+    default config ``partition_config`` may give)."""
     if current_frame.get() is not None:
         raise ExecutionError(
             f"job {job.name!r} cannot be run from inside a workflow definition or a running "
@@ -87,7 +89,8 @@ def prepare(
         )
     elif input_values:
         raise ConfigError(f"input_values apply to selected @workflow runs, not @job {job.name!r}")
-    cfg = validate_run_config(job, run_config, plan.steps if plan is not None else None)
+    steps = plan.steps if plan is not None else None
+    cfg = validate_run_config(job, run_config, steps, partition)
     return plan, cfg
 
 
@@ -116,9 +119,9 @@ def execute_job(
     (``local:<user>``).
     """
     inst = instance if instance is not None else Instance.default()
-    run_tags = {**job.tags, **_check_tags(tags)}
-    plan, cfg = prepare(job, run_config, selection, input_values)
+    run_tags = {**job.run_tags, **_check_tags(tags)}
     key = check_partition(job, partition)
+    plan, cfg = prepare(job, run_config, selection, input_values, key)
     span = as_interval(interval)
     chosen = resolve_executor(executor if executor is not None else job.executor)
     run = inst.run_store.create(
@@ -192,7 +195,7 @@ def execute_run(
     if not (supervised and run.status is RunStatus.RUNNING and run.token == token):
         run = instance.run_store.claim(run_id, token)
     try:
-        plan, cfg = prepare(job, run.run_config, run.selection, None)
+        plan, cfg = prepare(job, run.run_config, run.selection, None, run.partition_key)
     except ConveyorError as e:
         instance.run_store.set_status(run_id, RunStatus.FAILURE, error=str(e), token=token)
         raise
@@ -448,6 +451,8 @@ def _run_job_hooks(state: RunState, status: RunStatus, error: ConveyorError | No
         interval=state.interval,
         refresh=state.meta.refresh,
         partition=state.partition,
+        partition_window=state.meta.partition_window,
+        partition_keys=state.meta.partition_keys,
         # The hook is told which task failed, with the error it receives.
         task_key=next((k for k, e in state.failures.items() if e is error), None),
     )

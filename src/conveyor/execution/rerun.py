@@ -126,9 +126,10 @@ def changed_by_config(
     if run_config is None or dict(run_config) == parent.run_config:
         return set()
     everything = set(job.graph.nodes) if job.graph is not None else {job.name}
-    _, new = prepare(job, run_config, parent.selection, inputs)
+    key = parent.partition_key
+    _, new = prepare(job, run_config, parent.selection, inputs, key)
     try:
-        _, old = prepare(job, parent.run_config, parent.selection, inputs)
+        _, old = prepare(job, parent.run_config, parent.selection, inputs, key)
     except ConveyorError:
         return everything
     resources = {k for k in new.resources if new.resources[k] != old.resources.get(k)}

@@ -115,16 +115,32 @@ def _task_entry(tasks: Mapping[str, Any], key: str) -> Any:
 
 
 def validate_run_config(
-    job: Job, run_config: Mapping[str, Any] | None, selected: Iterable[str] | None
+    job: Job,
+    run_config: Mapping[str, Any] | None,
+    selected: Iterable[str] | None,
+    partition: str | None = None,
 ) -> RunConfig:
     """Check ``run_config`` against ``job`` (and the selected task keys of a workflow).
 
     ``run_config`` is a dict or a ``RunConfig``, its values dicts or ``Config``
     instances; it is laid over the job's ``config=`` field by field, and only it
-    is stored with the run (``raw``).
+    is stored with the run (``raw``). With ``config=partition_config(fn)``, the
+    defaults are ``fn(partition)``, laid over the job's other defaults. With
+    ``config=`` a ``ConfigMapping``, ``run_config`` is in the mapping's simplified
+    schema: it is checked there, mapped, and stored as given.
     """
+    simplified: dict[str, Any] | None = None
+    if job.config_mapping is not None:
+        model = job.config_mapping.validate(run_config)
+        simplified = fields_of(model)
+        run_config = job.config_mapping.apply(model)
     given = as_config_dict(run_config, "run config")
     default = job.default_config
+    if job.partition_config is not None and partition is not None:
+        per_key = as_config_dict(
+            job.partition_config.config_for(partition), f"{job.partition_config!r}"
+        )
+        default = merged(fields_of(default), fields_of(per_key))
     check_instances(job, default, "config=")
     check_instances(job, given, "run config")
     own = fields_of(given)
@@ -180,7 +196,7 @@ def validate_run_config(
         # Every problem at once, so that one edit of the config can fix them all.
         raise ConfigError("; ".join(problems))
     plain = plain_values([out.task_configs, out.job_config, out.resources])
-    out.raw = mask_plain(plain_data(own), plain)
+    out.raw = mask_plain(plain_data(own if simplified is None else simplified), plain)
     out.redactor.add(plain)
     return out
 

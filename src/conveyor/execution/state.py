@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from conveyor.definitions.intervals import Interval
 from conveyor.definitions.job import Job
 from conveyor.definitions.retry import NO_RETRY, RetryPolicy
+from conveyor.definitions.time_partitions import partition_facts
 from conveyor.errors import ConveyorError
 from conveyor.execution.runconfig import RunConfig
 from conveyor.storage.instance import Instance
@@ -34,6 +36,9 @@ class RunMeta:
     log_dir: str | None = None
     # The run's secret values, masked in what its tasks write (``storage.redact``).
     redact: tuple[str, ...] = ()
+    # What the partition key means (``definitions.time_partitions.partition_facts``).
+    partition_window: tuple[datetime, datetime] | None = None
+    partition_keys: dict[str, str] | None = None
 
 
 # Called as listener(task_key, status) whenever a task attempt changes state.
@@ -78,6 +83,7 @@ class RunState:
             self.partition,
             self.instance.log_store.live_dir(self.run_id),
             self.config.redactor.values,
+            *partition_facts(self.job.partitions, self.partition),
         )
 
     @property

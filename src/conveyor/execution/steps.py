@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.definitions.config import raw_config_value
 from conveyor.definitions.context import TaskContext
 from conveyor.definitions.params import Param, ParamKind
 from conveyor.definitions.retry import RetryPolicy
@@ -151,8 +152,9 @@ def task_spec(
         config=config,
         retry=task.retry or state.default_retry,
         timeout=task.timeout,
-        on_success=task.on_success,
-        on_failure=task.on_failure,
+        # The job's task hooks (Dagster's job-level hooks=) run after the task's own.
+        on_success=(*task.on_success, *getattr(state.job, "on_task_success", ())),
+        on_failure=(*task.on_failure, *getattr(state.job, "on_task_failure", ())),
         depends_on=depends_on,
         cpu=task.cpu if task.cpu is not None else 1.0,
         memory=task.memory,
@@ -206,6 +208,8 @@ def make_context(
         interval=meta.interval,
         refresh=meta.refresh,
         partition=meta.partition,
+        partition_window=meta.partition_window,
+        partition_keys=meta.partition_keys,
     )
 
 
@@ -218,6 +222,8 @@ def begin(state: RunState, spec: StepSpec, attempt: int) -> None:
         task_name=spec.name,
         depends_on=spec.depends_on,
         started_at=time.time(),
+        cpu=spec.cpu,
+        memory=spec.memory,
     )
     state.set_status(spec.key, TaskStatus.RUNNING)
 
@@ -244,7 +250,7 @@ def call_task(
                 ctx = ctx or make_context(meta, spec.key, attempt, spec.config, resources)
                 kwargs[name] = ctx
             elif how == CONFIG:
-                kwargs[name] = spec.config
+                kwargs[name] = raw_config_value(spec.config)
             elif how == RESOURCE:
                 kwargs[name] = resources[name]
             else:

@@ -5,7 +5,8 @@ Every way of starting a recorded run (the daemon's launcher, ``conveyor run
 and its pool's limit hold however its runs are started: a start that skips
 the slots is one run more than the limit allows. ``queued_ahead`` keeps the
 daemon's order (queued runs of a job start oldest first) for starts that do
-not come from its queue.
+not come from its queue; as in the daemon, a run that waits for its own
+interval (``freshness.Wait.own``) is not ahead of anyone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from conveyor.definitions.job import Job
+from conveyor.scheduler.freshness import interval_wait
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.states import RunStatus
@@ -61,8 +63,16 @@ def queued_ahead(instance: Instance, job: Job, run: RunRecord) -> int:
 
     0 when nothing limits the job (``slots_of`` is empty): its queued runs
     wait for a daemon, not for a slot, so starting ``run`` takes nothing
-    from them.
+    from them. The older runs that wait for their own interval (an
+    ``is_matching_interval_fresh`` gate) are not counted: the daemon passes
+    over them too.
     """
     if not slots_of(instance, job):
         return 0
-    return instance.run_store.count_queued_before(job.name, run.cursor)
+    ahead = instance.run_store.count_queued_before(job.name, run.cursor)
+    if not ahead or all(g.kind != "is_matching_interval_fresh" for g in job.freshness):
+        return ahead
+    older = instance.run_store.oldest_queued(job.name, ahead)
+    return sum(
+        1 for r in older if r.cursor < run.cursor and interval_wait(instance, r, job) is None
+    )

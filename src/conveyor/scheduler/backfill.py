@@ -19,6 +19,7 @@ from typing import Any
 
 from conveyor.definitions.intervals import Interval, parse_moment
 from conveyor.definitions.job import Job
+from conveyor.definitions.time_partitions import has_time
 from conveyor.errors import ConfigError
 from conveyor.scheduler.timing import MAX_PER_PASS, fire_times
 from conveyor.storage.instance import Instance
@@ -87,7 +88,17 @@ def backfill(
     inst = instance if instance is not None else Instance.default()
     keys = _keys(job, partitions)
     intervals: list[Interval | None] = [None]
-    if start is not None or end is not None or job.partitions is None:
+    if has_time(job.partitions) and (start is not None or end is not None):
+        # Time partitions are their own periods: the span picks keys, not intervals.
+        assert job.partitions is not None
+        span = set(job.partitions.keys_between(start, end, f"backfill of {job.name!r}"))
+        keys = [k for k in keys if k in span]
+        if not keys:
+            raise ConfigError(
+                f"backfill of {job.name!r}: no complete partition of {job.partitions!r} starts "
+                f"between {start} and {end}; widen the span"
+            )
+    elif start is not None or end is not None or job.partitions is None:
         begin, finish = _span(job, start, end)
         intervals = list(intervals_between(job, begin, finish))
     if len(intervals) * len(keys) > MAX_INTERVALS:
@@ -112,7 +123,7 @@ def backfill(
                 tick_at=at,
                 run={
                     "job_version": job.version,
-                    "tags": {**job.tags, "backfill": "true"},
+                    "tags": {**job.run_tags, "backfill": "true"},
                     "origin": where,
                     "interval": None
                     if interval is None

@@ -17,6 +17,8 @@ One pass (every ``POLL`` seconds) runs these steps, in order:
 7. the run monitor (``monitor``): dead runs end, lost starts go back to the
    queue;
 8. overdue runs (``overdue``): runs past their timeout are asked to stop;
+   runs past their ``fail_after`` fail (``fail_after``); queued runs past their
+   ``expire_after`` are canceled as expired, before launching (``expiry``);
 9. retention (``retention``): with ``CONVEYOR_RETENTION_DAYS``, old ended runs
    are deleted, about once an hour;
 10. workloads (``supervisor``): services and apps are started, watched,
@@ -52,6 +54,8 @@ from typing import Any
 from conveyor.definitions.job import Job
 from conveyor.errors import WorkspaceError
 from conveyor.scheduler.chains import CHAIN_CURSOR, CHAINS, Chains
+from conveyor.scheduler.expiry import Expiry
+from conveyor.scheduler.fail_after import fail_late_runs
 from conveyor.scheduler.firing import FIRE_BATCH, Scope
 from conveyor.scheduler.incremental import IntervalWalk
 from conveyor.scheduler.intervals import IntervalEnds, run_interval
@@ -148,6 +152,7 @@ class Daemon:
         self._launching = Launching(self.scope, self.launch)
         self._judge = RunJudge(instance, lease=lease)
         self._retention = Retention(instance)
+        self._expiry = Expiry(self.scope)
         # When old run-worker logs were last removed.
         self._pruned = float("-inf")
         # The health beats (storage.daemon_status): this daemon's id, the passes since
@@ -166,10 +171,12 @@ class Daemon:
             ("interval walk", self.advance_intervals),
             ("sensors", self._sensors),
             ("webhooks", self.fire_webhooks),
+            ("expired runs", self.expire_queued),  # before launching: expired runs wait no more
             ("launching", lambda now: self.launch_queued()),
             ("run reports", lambda now: self.report_ended()),
             ("run monitor", self.end_dead_runs),
             ("overdue runs", self.stop_overdue_runs),
+            ("late runs", self.fail_late_runs),
             ("run workers", self._housekeeping),
             ("retention", self._retention),
             ("workloads", self.supervisor),
@@ -341,6 +348,14 @@ class Daemon:
                 verdict.action,
                 verdict.reason,
             )
+
+    def expire_queued(self, now: float) -> None:
+        """Cancel queued runs past their job's ``expire_after`` (``expiry``)."""
+        self._expiry(now)
+
+    def fail_late_runs(self, now: float) -> None:
+        """Fail running runs past their job's ``fail_after`` (``fail_after``)."""
+        fail_late_runs(self.scope, now)
 
     def stop_overdue_runs(self, now: float) -> None:
         """Ask runs past their job's ``execute={"timeout": ...}`` to stop (``overdue``)."""

@@ -64,12 +64,13 @@ class Ticks:
         """Collect tick ``key`` with its queued run; a partitioned job gets one run per key.
 
         The run takes ``partition`` when given (or its parent's), else one run
-        is queued per key of the job's partitions, each under its own tick key.
+        is queued per key of the job's partitions (of time partitions, the most
+        recent period complete at ``at``), each under its own tick key.
         The run records the kind of ``trigger`` as who launched it (``launched_by``).
         """
         run: dict[str, Any] = {
             "job_version": job.version,
-            "tags": {**job.tags, **(tags or {})},
+            "tags": {**job.run_tags, **(tags or {})},
             "origin": {**self.origin, "job": job.name},
             "interval": interval,
             "run_config": run_config,
@@ -90,7 +91,8 @@ class Ticks:
                 )
         keys: list[str | None] = [partition]
         if partition is None and job.partitions is not None:
-            keys = list(job.partitions)
+            # Static keys all; time partitions the period just completed (per static key).
+            keys = list(job.partitions.keys_for_tick(at))
         for part in keys:
             self.pending.append(
                 TickSpec(

@@ -50,7 +50,10 @@ class IntervalEnds:
 
     A job's value is read once; after that, the first interval asked for in
     a pass (after ``stale``) reads the run ends since the last look and moves
-    the values on.
+    the values on. The start is pulled back no further than the end of an
+    interval a run of the job is queued or running for: that period has its
+    run (which may wait at a freshness gate, see ``freshness``), and the next
+    one does not take it on too.
     """
 
     def __init__(self, scope: Scope) -> None:
@@ -71,9 +74,14 @@ class IntervalEnds:
             return None
         if not self.fresh:
             self.refresh()
+        store = self.scope.instance.run_store
         if job.name not in self.ends:
-            self.ends[job.name] = self.scope.instance.run_store.last_interval_end(job.name)
-        return run_interval(job, at, self.ends[job.name])
+            self.ends[job.name] = store.last_interval_end(job.name)
+        last = self.ends[job.name]
+        pending = store.last_pending_interval_end(job.name)
+        if pending is not None and (last is None or pending > last):
+            last = pending
+        return run_interval(job, at, last)
 
     def refresh(self) -> None:
         store = self.scope.instance.run_store

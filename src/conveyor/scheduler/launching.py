@@ -3,10 +3,13 @@
 The queue is read per job, in one query for all jobs: each job's oldest few
 (a window per job, however long the queue). The runs are tried
 oldest first across jobs; a job whose run cannot start (a slot is not free,
-a freshness gate is closed) is passed over for the rest of the pass, so its
+an ``is_fresh`` gate is shut) is passed over for the rest of the pass, so its
 newer runs do not overtake it and it does not hold up the other jobs. A run
 that cannot start because its pool is full closes the pool for the pass in
-the same way.
+the same way. A run waiting for its own interval (a shut
+``is_matching_interval_fresh`` gate) is the exception: it is passed over
+alone, and the job's later runs are tried (up to the window read), with
+what it waits for recorded as an event (``freshness.WaitNotes``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from conveyor.errors import InvalidTransitionError
 from conveyor.execution.state import REFRESH_TAG
 from conveyor.scheduler.admission import admit, slots_of
 from conveyor.scheduler.firing import Scope
-from conveyor.scheduler.freshness import blocked_by
+from conveyor.scheduler.freshness import Coverage, Wait, WaitNotes, wait_of
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import RunRecord
 from conveyor.storage.states import RunStatus
@@ -104,6 +107,8 @@ class Launching:
         # Runs this daemon started and has not seen end yet (see report_ended).
         self.started: dict[str, str] = {}
         self.children: list[Any] = []
+        # What each gated run waits for, as recorded in its events.
+        self.notes = WaitNotes(scope.instance)
 
     def __call__(self) -> None:
         scope = self.scope
@@ -116,6 +121,10 @@ class Launching:
             if len(oldest) == PER_JOB:
                 more[name] = oldest[-1].cursor
         candidates.sort(key=lambda r: r.cursor)
+        self.notes.keep(r.id for r in candidates)
+        done = Coverage(scope.instance, candidates, scope.jobs)
+        # The jobs whose every run waits for an upstream to be fresh, and for which.
+        shut: dict[str, Wait] = {}
         blocked: set[str] = set()
         full_pools: set[str] = set()
 
@@ -128,12 +137,19 @@ class Launching:
                 break  # runs of a job that can start, older than this one, are not read yet
             job = scope.jobs[run.job_name]
             if waits(job.name):
+                if job.name in shut:
+                    self.notes.note(run, shut[job.name])
                 continue
             if job.freshness:
-                gate = blocked_by(scope.instance, run, job, scope.jobs, scope.clock())
-                if gate is not None:
-                    blocked.add(job.name)  # waits until the upstream is fresh
-                    continue
+                wait = wait_of(scope.instance, run, job, scope.jobs, scope.clock(), done)
+                self.notes.note(run, wait)
+                if wait is not None:
+                    if not wait.own:
+                        blocked.add(job.name)  # its runs wait until the upstream is fresh
+                        shut[job.name] = wait
+                    elif more.get(job.name) == run.cursor:
+                        blocked.add(job.name)  # the last read: its later runs wait a pass
+                    continue  # waiting for its own interval, it holds up no later run
             try:
                 if not admit(scope.instance, job, run):
                     blocked.add(job.name)  # keep this job's queue in order

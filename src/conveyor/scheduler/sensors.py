@@ -120,11 +120,11 @@ class Sensors:
         at = evaluation.at
         for request in evaluation.requests:
             try:
-                _, cfg = prepare(job, request.run_config, None, None)
                 # Without a key, a partitioned job gets a run per key (below).
                 partition = (
                     None if request.partition is None else check_partition(job, request.partition)
                 )
+                _, cfg = prepare(job, request.run_config, None, None, partition)
             except ConveyorError as e:
                 log.error(
                     "sensor %s asked for a run of %s that cannot run: %s",

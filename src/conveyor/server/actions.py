@@ -63,8 +63,8 @@ def validate(
     """
     from conveyor.execution.launch import as_interval, check_partition, prepare
 
-    _, cfg = prepare(job, run_config, selection, None)
-    check_partition(job, partition)
+    key = check_partition(job, partition)
+    _, cfg = prepare(job, run_config, selection, None, key)
     as_interval(interval)
     return cfg.raw
 
@@ -92,9 +92,9 @@ def launch(
 
     job = state.workspace.job(job_name)
     job.check_manual("a launch from the API or the UI")
-    run_tags = {**job.tags, **check_tags(tags)}
-    plan, cfg = prepare(job, run_config, selection, None)
+    run_tags = {**job.run_tags, **check_tags(tags)}
     key = check_partition(job, partition)
+    plan, cfg = prepare(job, run_config, selection, None, key)
     span = as_interval(interval)
     return state.instance.run_store.create(
         status=RunStatus.QUEUED,

@@ -91,6 +91,15 @@ class JobDetail(JobSummary):
     """A job as its page shows it."""
 
     place: str | None = Field(description="file:attribute the job is defined at")
+    metadata: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="shown on the page; http(s):// strings are links"
+    )
+    owners: list[str] = Field(
+        default_factory=list, description="teams (team:<name>), emails and user names"
+    )
+    run_tags: dict[str, str] = Field(
+        default_factory=dict, description="the tags each run gets (run_tags=, else tags)"
+    )
     graph: JobGraph
     config_schema: dict[str, Any]
     trigger_details: list[TriggerView]
@@ -218,7 +227,12 @@ def _model_schema(model: Any, defs: dict[str, Any], default: Any = None) -> dict
 
 def config_schema(job: Job) -> dict[str, Any]:
     """The JSON schema of a run config of ``job``: ``tasks.<key>.config`` for a workflow's
-    tasks, ``config`` for a ``@job`` body, ``resources.<name>`` for its resources."""
+    tasks, ``config`` for a ``@job`` body, ``resources.<name>`` for its resources; for a
+    job with a ``ConfigMapping``, the mapping's simplified schema."""
+    if job.config_mapping is not None:
+        mapped = job.config_mapping.schema.model_json_schema()
+        mapped["title"] = f"run config of {job.name} ({job.config_mapping.schema.__name__})"
+        return mapped
     defs: dict[str, Any] = {}
     props: dict[str, Any] = {}
     if job.graph is not None:
@@ -362,6 +376,9 @@ def job_detail(
     return JobDetail(
         **job_summary(instance, job, sensors=sensors).model_dump(),
         place=place,
+        metadata=dict(job.metadata),
+        owners=list(job.owners),
+        run_tags=dict(job.run_tags),
         graph=job_graph(job),
         config_schema=config_schema(job),
         trigger_details=trigger_views(job, sensors=sensors),

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from conveyor.errors import ConfigError, NotFoundError
+from conveyor.scheduler.freshness import waiting_reason
 from conveyor.storage.instance import Instance
 from conveyor.storage.records import EventRecord, RunRecord, TaskDetails, TaskRunRecord
 
@@ -71,6 +72,8 @@ class TaskRun(BaseModel):
     ended_at: datetime | None
     duration: float | None
     attempts: list[TaskAttempt]
+    cpu: float | None = None
+    memory: int | None = None
 
 
 class Event(BaseModel):
@@ -94,6 +97,11 @@ class RunDetail(RunSummary):
     tasks: list[TaskRun]
     parent: RunSummary | None
     children: list[RunSummary] = Field(description="reruns and retries of this run")
+    waiting_for: str | None = Field(
+        None,
+        description="what a queued run waits for: the upstream job and interval of a shut "
+        "freshness gate; empty when it waits only for a daemon or a free slot",
+    )
 
 
 def run_summary(run: RunRecord) -> RunSummary:
@@ -141,6 +149,8 @@ def task_run(t: TaskDetails) -> TaskRun:
         ended_at=t.ended_at,
         duration=t.duration,
         attempts=[task_attempt(a) for a in t.attempts],
+        cpu=None if t.resources is None else t.resources.cpu,
+        memory=None if t.resources is None else t.resources.memory,
     )
 
 
@@ -222,6 +232,7 @@ def run_detail(instance: Instance, run_id: str) -> RunDetail:
         tasks=ordered_tasks([task_run(t) for t in details.tasks]),
         parent=parent,
         children=[run_summary(r) for r in child_runs(instance, run)],
+        waiting_for=waiting_reason(details.events) if run.status == "queued" else None,
     )
 
 

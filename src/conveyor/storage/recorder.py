@@ -124,6 +124,8 @@ class RunRecorder:
                     "error_message": None,
                     "error_traceback": None,
                     "retry_wait": None,
+                    "cpu": None,
+                    "memory": None,
                 }
                 self._rows[k] = row
             row["status"] = status.value

@@ -146,6 +146,8 @@ class TaskRunRecord:
     error_message: str | None
     error_traceback: str | None
     retry_wait: float | None
+    cpu: float | None = None
+    memory: int | None = None
 
     _CONVERT: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "status": TaskStatus,
@@ -194,6 +196,22 @@ class EventRecord:
         return f"<EventRecord {self.kind} {self.task_key or ''} {self.message[:40]!r}>"
 
 
+@dataclass(frozen=True, slots=True)
+class TaskResources:
+    """What a task ran with (Datatailr's ``Resources``).
+
+    Attributes:
+        cpu: the cores it asked for.
+        memory: its memory limit in bytes (``None``: no limit).
+    """
+
+    cpu: float
+    memory: int | None
+
+    def __repr__(self) -> str:
+        return f"Resources(memory={self.memory!r}, cpu={self.cpu!r})"
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class TaskDetails:
     """A task in a run with all of its attempts; ``status`` is the latest attempt's."""
@@ -210,9 +228,21 @@ class TaskDetails:
     def duration(self) -> float | None:
         return _span(self.started_at, self.ended_at)
 
+    @property
+    def resources(self) -> TaskResources | None:
+        """The cpu and memory its latest attempt that started ran with, as recorded
+        then (a call's ``.set_resources()`` included); ``None`` if it never started or
+        its run was recorded before sizes were."""
+        for a in reversed(self.attempts):
+            if a.cpu is not None:
+                return TaskResources(cpu=a.cpu, memory=a.memory)
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         d = _to_dict(self)
         d["attempts"] = [a.to_dict() for a in self.attempts]
+        r = self.resources
+        d["resources"] = None if r is None else {"cpu": r.cpu, "memory": r.memory}
         return d
 
     def __repr__(self) -> str:

@@ -488,6 +488,17 @@ class RunStore:
         """When the newest successful run of ``job_name`` ended."""
         return self._newest_success(job_name, runs.c.ended_at)
 
+    def last_pending_interval_end(self, job_name: str) -> float | None:
+        """Where the newest interval of a queued, starting or running run of ``job_name``
+        ends (on the status index: a job has few such runs)."""
+        pending = [str(s) for s in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)]
+        q = select(func.max(runs.c.interval_end)).where(
+            runs.c.status.in_(pending), runs.c.job_name == job_name
+        )
+        with self.db.read() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else float(value)
+
     def success_interval_ends_since(self, since: float) -> builtins.list[tuple[str, float]]:
         """(job name, interval end) of the successful runs with an interval that ended at
         or after ``since`` (epoch seconds)."""

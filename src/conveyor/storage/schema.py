@@ -210,6 +210,9 @@ task_runs = Table(
     Column("error_message", Text),
     Column("error_traceback", Text),
     Column("retry_wait", Float),
+    # What the attempt ran with (its cpu= and memory=, a call's .set_resources() included).
+    Column("cpu", Float),
+    Column("memory", BigInteger),
 )
 
 events = Table(

@@ -22,6 +22,8 @@ MUTABLE = (
     "error_message",
     "error_traceback",
     "retry_wait",
+    "cpu",
+    "memory",
 )
 
 _update_stmt = (

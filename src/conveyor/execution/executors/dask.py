@@ -7,6 +7,17 @@ resources ``cpu`` and ``memory`` (bytes) when the workers declare them
 (``dask worker ADDRESS --resources "cpu=2,memory=8e9"``), so a task runs
 only where they fit; a task that fits no worker fails at once.
 
+A job's ``require={"machine": {"cpu": 2, "memory": "4GiB"}}`` is the cpu and
+memory each of its tasks asks for when the task sets none of its own, and
+then the workers must declare ``cpu``/``memory``: a job that requires a
+machine does not run where that cannot be checked. ``require={"region":
+"eu"}`` runs its tasks only on workers that declare the resource
+``region-eu`` (``--resources "region-eu=1"``; only its presence counts, so it
+limits where tasks run, not how many). A requirement no worker meets fails
+the task at once with the reason, and an executor made with a
+``LocalCluster``'s ``resources=`` refuses the job when it is defined
+(``unmet``).
+
 Retries, logs and results work as on the other executors: the run's process
 records everything; workers return each call's output and captured logs.
 Workers of the ``LocalCluster`` also write each line to the task's live log
@@ -26,6 +37,7 @@ import atexit
 import dataclasses
 import os
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConfigError, ConveyorError, ExecutionError, WorkerLostError
@@ -105,6 +117,16 @@ class DaskExecutor:
         client = self.client
         run_steps(state, plan, _DaskBackend(client, state, local=self._cluster is not None))
 
+    def unmet(self, require: Mapping[str, Any]) -> str | None:
+        """Why a job's ``require`` (its ``machine`` and ``region``) cannot be met on the
+        workers this executor starts, or ``None``: checked when the job is defined, and
+        only where the workers are known before they start (a ``LocalCluster`` given
+        ``resources=``); a cluster joined by address is checked when the job runs."""
+        declared = self.cluster_options.get("resources")
+        if self.address is not None or not isinstance(declared, Mapping):
+            return None
+        return unmet_on([dict(declared)], dict(require.get("machine") or {}), require.get("region"))
+
     def close(self) -> None:
         with self._lock:
             client, cluster = self._client, self._cluster
@@ -137,9 +159,19 @@ class _DaskBackend:
         # Workers of a LocalCluster share this machine, so they write the tasks' live log
         # files where the run reads them; a remote cluster's workers return output only.
         self.local = local
-        workers = client.scheduler_info()["workers"].values()
-        self.resources = [w.get("resources", {}) for w in workers]
-        threads = sum(w.get("nthreads", 1) for w in workers) or 1
+        workers = client.scheduler_info()["workers"]
+        self.resources = [w.get("resources", {}) for w in workers.values()]
+        threads = sum(w.get("nthreads", 1) for w in workers.values()) or 1
+        # The job's require= (job_require): its machine, and the workers of its region.
+        require = getattr(state.job, "require", None) or {}
+        self.machine: dict[str, float] = dict(require.get("machine") or {})
+        self.region: str | None = require.get("region")
+        self.region_workers: list[str] | None = None
+        if self.region is not None:
+            name = region_resource(self.region)
+            self.region_workers = [
+                a for a, w in workers.items() if w.get("resources", {}).get(name, 0) > 0
+            ]
         self.max_in_flight = threads * 4
         self.cpu_budget = float("inf")
         self.futures: dict[object, Any] = {}
@@ -148,15 +180,28 @@ class _DaskBackend:
         self.packer = Packer(state.config.resources, blob_root=None)
 
     def _constraints(self, spec: StepSpec) -> dict[str, float]:
+        """The task's own cpu and memory, else its job's machine's; a machine's must be
+        declared by the workers, the others count only where they are."""
+        machine = self.machine
+        own_cpu = spec.task is not None and spec.task.cpu is not None
+        cpu = machine["cpu"] if "cpu" in machine and not own_cpu else spec.cpu
+        memory = spec.memory if spec.memory is not None else machine.get("memory")
         wanted: dict[str, float] = {}
-        if any("cpu" in r for r in self.resources):
-            wanted["cpu"] = spec.cpu
-        if spec.memory is not None and any("memory" in r for r in self.resources):
-            wanted["memory"] = float(spec.memory)
+        if "cpu" in machine or any("cpu" in r for r in self.resources):
+            wanted["cpu"] = cpu
+        if memory is not None and (
+            "memory" in machine or any("memory" in r for r in self.resources)
+        ):
+            wanted["memory"] = float(memory)
         return wanted
 
     def refuse(self, spec: StepSpec) -> str | None:
         wanted = self._constraints(spec)
+        if self.machine or self.region is not None:
+            reason = unmet_on(self.resources, wanted, self.region)
+            if reason is None:
+                return None
+            return f"task {spec.key!r} of job {self.state.job.name!r} (require=): {reason}"
         if not wanted:
             return None
         if any(
@@ -184,6 +229,7 @@ class _DaskBackend:
             payload,
             pure=False,
             resources=self._constraints(spec) or None,
+            workers=self.region_workers,
             key=f"conveyor-{meta.run_id[:8]}-{spec.key}-{attempt}-{id(handle):x}",
         )
         self.futures[handle] = future
@@ -224,6 +270,43 @@ class _DaskBackend:
         for future in self.futures.values():
             future.cancel()
         self.futures.clear()
+
+
+def region_resource(region: str) -> str:
+    """The Dask worker resource that places a worker in ``region``: ``region-<name>``."""
+    return f"region-{region}"
+
+
+def unmet_on(
+    workers: list[dict[str, Any]], wanted: Mapping[str, float], region: str | None
+) -> str | None:
+    """Why no worker of ``workers`` (their declared resources) has the ``wanted`` cpu and
+    memory in ``region``, or ``None`` when one has."""
+    if region is not None:
+        name = region_resource(region)
+        workers = [w for w in workers if w.get(name, 0) > 0]
+        if not workers:
+            return (
+                f"no worker of the Dask cluster is in region {region!r}: start workers there "
+                f"with dask worker ADDRESS --resources {name}=1"
+            )
+    for name in wanted:
+        if not any(name in w for w in workers):
+            return (
+                f"no worker of the Dask cluster declares {name}, so a machine of "
+                f"{_amounts(wanted)} cannot be checked: start workers with --resources "
+                f'(e.g. dask worker ADDRESS --resources "cpu=4,memory=16e9")'
+            )
+    if any(all(w.get(k, 0) >= v for k, v in wanted.items()) for w in workers):
+        return None
+    return (
+        f"no worker of the Dask cluster{'' if region is None else f' in region {region!r}'} "
+        f"has {_amounts(wanted)} (they declare {workers}); start a bigger worker or ask for less"
+    )
+
+
+def _amounts(wanted: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in wanted.items())
 
 
 def _report(future: Any) -> Report:

@@ -5,6 +5,11 @@
 // each node is {id, label, sub, state, href}. When htmx swaps in a fragment holding a newer
 // copy of that script (the run page polls one), the boxes are recoloured in place, and the
 // graph is laid out again only when its set of nodes or edges changed.
+//
+// A node may name its subgraph ("group"), and the data lists the subgraphs ("groups": {id,
+// label, parent}). A subgraph is drawn collapsed, as one box with its task count and its
+// tasks' combined state; a click expands it into a frame around its tasks (nested
+// subgraphs collapsed in it), and a click on the frame's title collapses it again.
 (function () {
   "use strict";
 
@@ -23,7 +28,79 @@
   }
 
   function shapeOf(data) {
-    return JSON.stringify([data.nodes.map(function (n) { return [n.id, n.label]; }), data.edges]);
+    return JSON.stringify([data.nodes.map(function (n) { return [n.id, n.label, n.parent || ""]; }),
+      data.edges, (data.frames || []).map(function (f) { return f.id; })]);
+  }
+
+  // The expanded subgraphs of a container, by id; at first, the ones the selected task is in.
+  function expandedOf(container) {
+    if (container.dataset.expanded === undefined) {
+      var open = {}, parts = (container.dataset.selected || "").split(".");
+      for (var i = 1; i < parts.length; i++) open[parts.slice(0, i).join(".")] = true;
+      container.dataset.expanded = JSON.stringify(open);
+    }
+    try { return JSON.parse(container.dataset.expanded); } catch (e) { return {}; }
+  }
+
+  // A subgraph's tasks in one word: failure if one failed, success when all did, running
+  // while some ran and some wait, else the state they share (or the first one's).
+  function combined(states) {
+    if (states.indexOf("failure") >= 0) return "failure";
+    var done = states.filter(function (s) { return s === "success" || s === "reused"; }).length;
+    if (done === states.length) return states.indexOf("success") >= 0 ? "success" : "reused";
+    if (states.indexOf("running") >= 0 || done > 0) return "running";
+    return states[0] || "none";
+  }
+
+  // The graph as shown: each task inside a collapsed subgraph replaced by the outermost
+  // collapsed one's box, edges redirected to it (inner ones dropped), and the expanded
+  // subgraphs as frames. Without groups the data is shown as it is.
+  function visible(data, expanded) {
+    var groups = data.groups || [];
+    if (!groups.length) return data;
+    var byId = {};
+    groups.forEach(function (grp) { byId[grp.id] = grp; });
+    function chain(id) {  // outermost first
+      var out = [];
+      for (var at = id; at; at = byId[at] ? byId[at].parent : null) out.unshift(at);
+      return out;
+    }
+    function shownAs(groupId) {  // the collapsed box a member of groupId is drawn in, or null
+      var c = chain(groupId);
+      for (var i = 0; i < c.length; i++) if (!expanded[c[i]]) return c[i];
+      return null;
+    }
+    var rep = {}, members = {}, nodes = [], frames = {};
+    data.nodes.forEach(function (n) {
+      var box = n.group ? shownAs(n.group) : null;
+      if (box === null) {
+        rep[n.id] = n.id;
+        nodes.push({ id: n.id, label: n.label, sub: n.sub, state: n.state, href: n.href, parent: n.group || null });
+        chain(n.group).forEach(function (f) { frames[f] = true; });
+        return;
+      }
+      rep[n.id] = box;
+      (members[box] = members[box] || []).push(n);
+    });
+    Object.keys(members).forEach(function (id) {
+      var inside = members[id], states = inside.map(function (n) { return n.state || "none"; });
+      var state = combined(states), parent = byId[id].parent;
+      var ran = states.filter(function (s) { return s !== "none" && s !== "pending"; }).length;
+      var count = inside.length + (inside.length === 1 ? " task" : " tasks");
+      nodes.push({ id: id, label: byId[id].label, group: true, state: state, parent: parent,
+        sub: count + (state === "none" ? "" : " \u00b7 " + ran + " ran"), members: inside.length });
+      chain(parent).forEach(function (f) { frames[f] = true; });
+    });
+    var seen = {}, edges = [];
+    data.edges.forEach(function (e) {
+      var a = rep[e[0]], b = rep[e[1]];
+      if (!a || !b || a === b || seen[a + "\n" + b]) return;
+      seen[a + "\n" + b] = true;
+      edges.push([a, b]);
+    });
+    var order = groups.map(function (grp) { return grp.id; }).filter(function (id) { return frames[id]; });
+    return { nodes: nodes, edges: edges, too_many: data.too_many,
+      frames: order.map(function (id) { return { id: id, label: byId[id].label, parent: byId[id].parent }; }) };
   }
 
   function widthOf(node) {
@@ -40,10 +117,16 @@
   }
 
   function layout(data, rankdir) {
-    var g = new dagre.graphlib.Graph();
+    var frames = data.frames || [];
+    var g = new dagre.graphlib.Graph({ compound: frames.length > 0 });
     g.setGraph({ rankdir: rankdir, nodesep: 16, ranksep: 36, marginx: 6, marginy: 6 });
     g.setDefaultEdgeLabel(function () { return {}; });
-    data.nodes.forEach(function (n) { g.setNode(n.id, { width: widthOf(n), height: NODE_H }); });
+    frames.forEach(function (f) { g.setNode("frame:" + f.id, { paddingTop: 24 }); });
+    frames.forEach(function (f) { if (f.parent) g.setParent("frame:" + f.id, "frame:" + f.parent); });
+    data.nodes.forEach(function (n) {
+      g.setNode(n.id, { width: widthOf(n), height: NODE_H });
+      if (n.parent && frames.length) g.setParent(n.id, "frame:" + n.parent);
+    });
     data.edges.forEach(function (e) { if (g.hasNode(e[0]) && g.hasNode(e[1])) g.setEdge(e[0], e[1]); });
     dagre.layout(g);
     return g;
@@ -76,6 +159,21 @@
       markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, defs);
     el("path", { d: "M 0 0 L 10 5 L 0 10 z", "class": "arrow" }, marker);
 
+    // Expanded subgraphs: a frame around their tasks, its title collapsing it on click.
+    (data.frames || []).forEach(function (f) {
+      var box = g.node("frame:" + f.id);
+      if (!box) return;
+      var x = box.x - box.width / 2, y = box.y - box.height / 2;
+      var frame = el("g", { "class": "frame", "data-frame": f.id, role: "button", tabindex: "0" }, svg);
+      frame.setAttribute("aria-label", "collapse subgraph " + f.id);
+      el("rect", { x: x, y: y, width: box.width, height: box.height, rx: 6, fill: "#f6f8fb",
+        stroke: "#9aa3b0", "stroke-dasharray": "4 3" }, frame);
+      var title = el("text", { x: x + 8, y: y + 14, "font-size": "11px", fill: "#55606e",
+        "font-family": "system-ui, sans-serif", style: "cursor: pointer" }, frame);
+      title.textContent = "\u25be " + f.label;
+      frame.addEventListener("click", function () { toggle(container, f.id, false); });
+    });
+
     g.edges().forEach(function (e) {
       var pts = g.edge(e).points;
       var d = "M" + pts.map(function (p) { return p.x.toFixed(1) + "," + p.y.toFixed(1); }).join(" L");
@@ -90,13 +188,21 @@
         parent = el("a", { href: n.href, "class": "nodelink" }, svg);
         parent.setAttribute("aria-label", n.label + (n.state ? " (" + n.state + ")" : ""));
       }
-      var group = el("g", { "class": "node s-" + (n.state || "none"), "data-id": n.id }, parent);
+      if (n.group) {
+        // A collapsed subgraph: a stacked box, expanded on click.
+        parent = el("g", { "class": "subgraph", role: "button", tabindex: "0", style: "cursor: pointer" }, svg);
+        parent.setAttribute("aria-label", "expand subgraph " + n.id + " (" + n.sub + ")");
+        parent.addEventListener("click", function () { toggle(container, n.id, true); });
+        el("rect", { x: x + 4, y: y - 4, width: box.width, height: box.height, rx: 4, fill: "#fff",
+          stroke: "#9aa3b0", "stroke-width": 1.2 }, parent);
+      }
+      var group = el("g", { "class": "node s-" + (n.state || "none") + (n.group ? " collapsed" : ""), "data-id": n.id }, parent);
       var title = el("title", {}, group);
       title.textContent = n.label + (n.state ? " \u2014 " + n.state : "") + (n.sub ? "\n" + n.sub : "");
       el("rect", { "class": "box", x: x, y: y, width: box.width, height: box.height, rx: 4 }, group);
       el("rect", { "class": "bar", x: x, y: y, width: 5, height: box.height, rx: 2 }, group);
       var label = el("text", { x: x + 12, y: y + (n.sub ? 17 : 25) }, group);
-      label.textContent = cut(n.label, box.width);
+      label.textContent = cut((n.group ? "\u25b8 " : "") + n.label, box.width);
       if (n.sub) {
         var sub = el("text", { "class": "sub", x: x + 12, y: y + 32 }, group);
         sub.textContent = cut(n.sub, box.width);
@@ -112,7 +218,7 @@
     data.nodes.forEach(function (n) {
       var group = container.querySelector('g.node[data-id="' + CSS.escape(n.id) + '"]');
       if (!group) return;
-      group.setAttribute("class", "node s-" + (n.state || "none"));
+      group.setAttribute("class", "node s-" + (n.state || "none") + (n.group ? " collapsed" : ""));
       var title = group.querySelector("title");
       if (title) title.textContent = n.label + (n.state ? " \u2014 " + n.state : "") + (n.sub ? "\n" + n.sub : "");
       var sub = group.querySelector("text.sub"), box = group.querySelector("rect.box");
@@ -131,10 +237,18 @@
     }
   }
 
+  function toggle(container, id, open) {
+    var expanded = expandedOf(container);
+    if (open) expanded[id] = true;
+    else delete expanded[id];
+    container.dataset.expanded = JSON.stringify(expanded);
+    render(container);
+  }
+
   function render(container) {
     var source = document.getElementById(container.dataset.graph);
     if (!source) return;
-    var data = JSON.parse(source.textContent);
+    var data = visible(JSON.parse(source.textContent), expandedOf(container));
     container.dataset.states = JSON.stringify(data.nodes.map(function (n) { return n.state || ""; }));
     if (container.dataset.shape === shapeOf(data)) recolour(container, data);
     else draw(container, data);

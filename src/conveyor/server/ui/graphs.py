@@ -1,9 +1,15 @@
 """The data ``static/graph.js`` draws: nodes (with a label, a line of detail and a state)
 and edges. The browser lays it out with dagre; nothing here places a node.
+
+The tasks of a subgraph (a workflow called inside another: keys ``"sub.task"``) carry
+their subgraph's key as ``group``, and ``groups`` lists the subgraphs, nested ones with
+their ``parent``: the browser draws each one collapsed into a single box, expanded on
+click.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -32,14 +38,39 @@ def options_text(o: TaskOptions) -> str:
     return " · ".join(parts)
 
 
+def group_of(key: str) -> str | None:
+    """The key of the innermost subgraph task ``key`` is in (``"a.b"`` for ``"a.b.t"``)."""
+    return key.rpartition(".")[0] or None
+
+
+def groups_of(keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The subgraphs the task ``keys`` belong to, outer ones first: each with its key
+    (``id``), its label (its last part) and the subgraph it is in (``parent``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            gid = ".".join(parts[:i])
+            if gid not in found:
+                found[gid] = {"id": gid, "label": parts[i - 1], "parent": group_of(gid)}
+    return list(found.values())
+
+
 def job_graph_data(graph: JobGraph) -> dict[str, Any]:
     """A job's graph: each node's options as its detail line."""
     return {
         "nodes": [
-            {"id": n.key, "label": n.key, "sub": options_text(n.options), "state": "none"}
+            {
+                "id": n.key,
+                "label": n.key.rpartition(".")[2],
+                "sub": options_text(n.options),
+                "state": "none",
+                "group": group_of(n.key),
+            }
             for n in graph.nodes
         ],
         "edges": [[e.source, e.target] for e in graph.edges],
+        "groups": groups_of(n.key for n in graph.nodes),
         "too_many": len(graph.nodes) > MAX_DRAWN,
     }
 
@@ -86,14 +117,16 @@ def run_graph_data(run: RunDetail, graph: JobGraph | None) -> dict[str, Any]:
         nodes.append(
             {
                 "id": key,
-                "label": key,
+                "label": key.rpartition(".")[2],
                 "sub": task_line(found) if found is not None else "not started",
                 "state": found.status if found is not None else "pending",
                 "href": f"{base}{quote(key, safe='')}#logs",
+                "group": group_of(key),
             }
         )
     return {
         "nodes": nodes,
         "edges": sorted([a, b] for a, b in unique),
+        "groups": groups_of(keys),
         "too_many": len(nodes) > MAX_DRAWN,
     }

@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from conveyor.definitions.config import prefilled_defaults
 from conveyor.definitions.job import Job
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.server import actions, job_views
@@ -114,18 +115,34 @@ def _interval(text: str) -> tuple[str, str] | None:
 PICK_PARTITION = "pick a partition"
 
 
+def launch_schema(job: Job) -> dict[str, Any]:
+    """The schema the launchpad's form is built from: the run config's, or for a job whose
+    ``config=`` is a ``ConfigMapping``, the mapping's simplified config, which is what a
+    run of it takes."""
+    if job.config_mapping is None:
+        return job_views.config_schema(job)
+    schema = job.config_mapping.schema.model_json_schema()
+    schema["title"] = f"run config of {job.name} ({job.config_mapping.schema.__name__})"
+    return schema
+
+
 def check(job: Job, form: dict[str, str] | None) -> Check:
     """Read the launchpad's inputs and check the launch they describe, recording nothing.
 
-    Without ``form`` (the page as first shown) a missing partition is not an error yet.
+    Without ``form`` (the page as first shown) a missing partition is not an error yet,
+    and the form shows the job's ``config=`` defaults (but its secrets), to be overridden.
     """
-    fields = forms.build(job_views.config_schema(job))
+    fields = forms.build(launch_schema(job))
     data = form or {}
     source = data.get("source", "form")
     text = data.get("config_text", "")
     errors: list[tuple[str, str]] = []
     config: dict[str, Any] = {}
-    if source == "editor":
+    if form is None:
+        config = prefilled_defaults(job.default_config)
+        forms.fill(fields, config)
+        text = forms.to_text(config) if config else ""
+    elif source == "editor":
         try:
             config = forms.from_text(text)
         except ValueError as e:
@@ -209,7 +226,7 @@ def _context(
         # The run opened from covered an older interval than the picker offers.
         start, _, end = result.interval.partition("|")
         intervals.insert(0, (result.interval, f"{start} → {end}"))
-    schema = job_views.config_schema(job)
+    schema = launch_schema(job)
     return {
         "job": job,
         "check": result,

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from conveyor.definitions.time_partitions import partition_facts
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.server import actions, job_views, run_views
 from conveyor.server.api.runs import readable_detail
@@ -119,6 +120,10 @@ def live_context(
         "job_loaded": run.job_name in state.workspace.jobs,
         "live_url": f"/runs/{run.id}/live" + (f"?task={quote(task, safe='')}" if task else ""),
         "events": run_views.run_events(state.instance, run.id)[-EVENTS_SHOWN:],
+        # The period a time partition's key covers, from the job's partitions.
+        "partition_window": partition_facts(
+            job.partitions if job is not None else None, run.partition
+        )[0],
     }
 
 

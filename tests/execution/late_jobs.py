@@ -1,0 +1,33 @@
+"""Jobs for the fail_after tests (a workspace file the daemon and its run workers load)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from conveyor import job, task, workflow
+
+
+@task
+def slow() -> int:
+    marker = os.environ.get("CONVEYOR_TEST_MARKER", "")
+    if marker:
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+    time.sleep(120)  # fail_after stops it long before
+    return 1
+
+
+@task
+def after(value: int) -> int:
+    return value + 1
+
+
+@workflow(fail_after="1s", executor="multiprocess")
+def late() -> None:
+    after(slow())
+
+
+@job(fail_after="1h", execute={"concurrency": None})
+def in_time() -> int:
+    return 1
