@@ -13,6 +13,7 @@ from conveyor import (
     ExecutionError,
     Instance,
     RunStatus,
+    SelectionError,
     TaskStatus,
     task,
     workflow,
@@ -128,6 +129,13 @@ def test_a_workflow_with_inputs_run_alone(instance: Instance) -> None:
         scale.run(instance=instance)
     fed = scale.run(selection="double", input_values={"rows": [1, 2]}, instance=instance)
     assert fed.output("double") == [2, 4]
+    # As Dagster's top-level inputs: the input's value is given, so the input is not run.
+    whole = scale.run(input_values={"rows": [3]}, instance=instance)
+    assert whole.success
+    assert "rows" not in whole.outputs
+    assert whole.output("double") == [6]
+    with pytest.raises(SelectionError, match="input_values: no task 'row'"):
+        scale.run(input_values={"row": [3]}, instance=instance)
 
 
 def test_multiprocess_runs_the_subgraph(instance: Instance) -> None:

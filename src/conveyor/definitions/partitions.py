@@ -39,6 +39,11 @@ class PartitionSet:
         """The keys a trigger firing at ``at`` makes a run of each: all of them by default."""
         return self.keys_at(at)
 
+    def latest(self, n: int, at: float | None = None) -> list[str]:
+        """The last ``n`` keys as of ``at`` (now when ``None``), oldest first: what a page
+        lists of a set that may hold tens of thousands of hours."""
+        return self.keys_at(at)[-n:] if n > 0 else []
+
     def keys_between(self, start: object, end: object, owner: str) -> list[str]:
         """The keys whose period starts in ``[start, end)`` (dates; naive ones in the
         partitions' time zone; ``None``: from the first key, up to now), for a backfill."""
@@ -198,3 +203,27 @@ def partition_config(fn: Callable[[str], Any]) -> PartitionConfig:
     field, as over a plain ``config=``. Dagster's ``@partitioned_config``.
     """
     return PartitionConfig(fn)
+
+
+SHOWN_KEYS = 500
+
+
+def shown_keys(partitions: PartitionSet | None, n: int = SHOWN_KEYS) -> list[str] | None:
+    """The keys a page lists: every key of a static set, the latest ``n`` of a set that
+    grows with time (an hourly set from 2020 holds tens of thousands)."""
+    if partitions is None:
+        return None
+    if isinstance(partitions, StaticPartitions):
+        return list(partitions.keys)
+    return partitions.latest(n)
+
+
+def partition_label(partitions: PartitionSet | None) -> str:
+    """How a page names a set: ``3 keys`` for a static one, else as it is written
+    (``DailyPartitions(start='2024-01-01', timezone='UTC')``)."""
+    if partitions is None:
+        return ""
+    if isinstance(partitions, StaticPartitions):
+        n = len(partitions)
+        return f"{n} key{'' if n == 1 else 's'}"
+    return repr(partitions)

@@ -159,6 +159,23 @@ class TimePartitions(PartitionSet):
                 return []
         return [t.strftime(self.fmt)] if t >= self._first else []
 
+    def latest(self, n: int, at: float | None = None) -> list[str]:
+        """The last ``n`` complete periods, oldest first, counted back from the latest
+        (without walking every period since ``start``)."""
+        last = self.keys_for_tick(time.time() if at is None else at)
+        if not last or n <= 0:
+            return []
+        t = self._parse(last[0], "latest")
+        out = [t]
+        while len(out) < n:
+            t = self._prev(t)
+            while t >= self._first and not self._exists(t):
+                t = self._prev(t)
+            if t < self._first:
+                break
+            out.append(t)
+        return [p.strftime(self.fmt) for p in reversed(out)]
+
     def keys_between(self, start: object, end: object, owner: str) -> list[str]:
         try:
             begin = self._first if start is None else self._moment(start, "start")
@@ -383,6 +400,15 @@ class MultiPartitions(PartitionSet):
     def keys_for_tick(self, at: float) -> list[str]:
         """One key per static key for the most recent complete period."""
         return [self._join(p) for p in product(*(d.keys_for_tick(at) for d in self.dims.values()))]
+
+    def latest(self, n: int, at: float | None = None) -> list[str]:
+        if n <= 0:
+            return []
+        per = [
+            d.latest(n, at) if name == self.time_dim else d.keys_at(at)
+            for name, d in self.dims.items()
+        ]
+        return [self._join(p) for p in product(*per)][-n:]
 
     def keys_between(self, start: object, end: object, owner: str) -> list[str]:
         if self.time_dim is None:

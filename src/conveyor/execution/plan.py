@@ -8,7 +8,7 @@ from typing import Any
 
 from conveyor.definitions.graph import Graph, Node
 from conveyor.definitions.selection import select
-from conveyor.errors import MissingInputError
+from conveyor.errors import MissingInputError, SelectionError
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,15 @@ def build_plan(
     """
     chosen = set(graph.nodes) if selection is None else select(graph, selection)
     inputs = dict(input_values or {})
+    unknown = sorted(k for k in inputs if k not in graph.nodes)
+    if unknown:
+        raise SelectionError(
+            f"input_values: no task {', '.join(map(repr, unknown))} in this graph; its keys are "
+            f"{', '.join(graph.nodes)}"
+        )
+    # A task whose output is given is not run: its value stands in (Dagster's input_values,
+    # the inputs of a workflow that takes parameters).
+    chosen -= set(inputs)
     steps = {k: n for k, n in graph.nodes.items() if k in chosen}
     deps: dict[str, tuple[str, ...]] = {}
     missing: dict[str, list[str]] = {}

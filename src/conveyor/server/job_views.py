@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from conveyor.definitions.durations import format_duration
 from conveyor.definitions.job import Job
 from conveyor.definitions.params import config_param
+from conveyor.definitions.partitions import StaticPartitions, partition_label, shown_keys
 from conveyor.definitions.resources import Resource
 from conveyor.definitions.sensor import Sensor
 from conveyor.definitions.triggers import CHAIN_TYPES, Trigger
@@ -105,7 +106,12 @@ class JobDetail(JobSummary):
     trigger_details: list[TriggerView]
     upstream: list[str] = Field(description="jobs whose runs trigger this one (chains)")
     downstream: list[str] = Field(description="jobs this one's runs trigger (chains)")
-    partitions: list[str] | None
+    partitions: list[str] | None = Field(
+        description="its partition keys: all of a static set, the latest 500 of a time set"
+    )
+    partitions_label: str | None = Field(
+        default=None, description="a time or multi-dimensional set as written; null otherwise"
+    )
     interval_start: datetime | None
     interval_end: datetime | None
     incremental_mode: str
@@ -384,7 +390,10 @@ def job_detail(
         trigger_details=trigger_views(job, sensors=sensors),
         upstream=up,
         downstream=down,
-        partitions=list(job.partitions) if job.partitions is not None else None,
+        partitions=shown_keys(job.partitions),
+        partitions_label=None
+        if job.partitions is None or isinstance(job.partitions, StaticPartitions)
+        else partition_label(job.partitions),
         interval_start=span.start if span is not None else None,
         interval_end=span.end if span is not None else None,
         incremental_mode=job.incremental_mode,
@@ -393,5 +402,7 @@ def job_detail(
             "timeout": job.execute.timeout,
             "concurrency": job.execute.concurrency,
             "retries": job.execute.retries,
+            "fail after": job.fail_after,
+            "expire after": job.expire_after,
         },
     )

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from conveyor.definitions.config import prefilled_defaults
 from conveyor.definitions.job import Job
+from conveyor.definitions.partitions import partition_label, shown_keys
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.server import actions, job_views
 from conveyor.server.app import state_of
@@ -166,7 +167,7 @@ def check(job: Job, form: dict[str, str] | None) -> Check:
             # words instead, and the config checked with any key meanwhile.
             if form is not None:
                 errors.append(("partition", PICK_PARTITION))
-            checked = next(iter(job.partitions), None)
+            checked = next(iter(shown_keys(job.partitions) or []), None)
         try:
             actions.validate(job, config, partition=checked, interval=_interval(interval))
         except ConveyorError as e:
@@ -220,7 +221,7 @@ def _from_run(state: Any, job: Job, run_id: str) -> tuple[FromRun, dict[str, str
 def _context(
     request: Request, state: Any, job: Job, result: Check, origin: FromRun | None = None
 ) -> dict[str, Any]:
-    partitions = list(job.partitions) if job.partitions is not None else None
+    partitions = shown_keys(job.partitions)
     intervals = recent_intervals(job)
     if result.interval and all(value != result.interval for value, _ in intervals):
         # The run opened from covered an older interval than the picker offers.
@@ -231,6 +232,7 @@ def _context(
         "job": job,
         "check": result,
         "partitions": partitions,
+        "partition_label": partition_label(job.partitions),
         "intervals": intervals,
         "needs_interval": job.timed_trigger is not None,
         "schema_text": json.dumps(schema, indent=2),

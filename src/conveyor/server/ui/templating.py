@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.responses import Response
 
+from conveyor.definitions.partitions import partition_label, shown_keys
 from conveyor.server.app import state_of
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -84,7 +85,14 @@ def short(run_id: str | None) -> str:
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES))
-templates.env.filters.update(when=when, duration=duration, size=size, short=short)
+templates.env.filters.update(
+    when=when,
+    duration=duration,
+    size=size,
+    short=short,
+    shown_keys=shown_keys,
+    partition_label=partition_label,
+)
 templates.env.globals.update(NAV=NAV)
 
 
