@@ -19,6 +19,7 @@ from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStor
 from conveyor.storage.daemon_status import DaemonStatusStore
 from conveyor.storage.db import Database, check_database_url
 from conveyor.storage.deletion import Deleted, RunDeletion, epoch
+from conveyor.storage.deployments import DeploymentStore
 from conveyor.storage.events import EventStore
 from conveyor.storage.hosts import is_gone
 from conveyor.storage.identity import IdentityStore
@@ -96,6 +97,8 @@ class Instance:
         # Services, apps, interactive jobs and Excel add-ins (storage.workloads).
         self.workloads = WorkloadStore(db)
         self.secrets = SecretStore(db, self.audit, home)  # encrypted (storage.secrets)
+        # Deployed versions and the version active in each environment.
+        self.deployments = DeploymentStore(db)
 
     @classmethod
     def ephemeral(cls) -> Instance:

@@ -91,6 +91,9 @@ class RunRecord:
     # Who or what started the run (a user, a token, ``local:<OS user>``, or the
     # trigger kind: ``schedule``, ``chain``, ``sensor``, ``webhook``, ``backfill``).
     launched_by: str | None = None
+    # The deployed version whose code ran, and its environment (``None``: the files).
+    deployed_version: int | None = None
+    environment: str | None = None
     # The stored creation time, exactly: the cursor for paging through runs.
     created_ts: float = field(default=0.0, compare=False)
 

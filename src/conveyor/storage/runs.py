@@ -80,6 +80,9 @@ class NewRun(TypedDict, total=False):
     # Who or what started the run: a user ("alice"), a token ("alice (token 83e5…)"),
     # "local:<OS user>", or the trigger kind ("schedule", "chain", "sensor", ...).
     launched_by: str | None
+    # The deployed version whose code the run runs, and the environment it runs in.
+    deployed_version: int | None
+    environment: str | None
 
 
 class RunStore:
@@ -117,6 +120,8 @@ class RunStore:
             "interval_end": interval[1] if interval else None,
             "partition_key": fields.get("partition"),
             "launched_by": _launched_by(fields.get("launched_by")),
+            "deployed_version": fields.get("deployed_version"),
+            "environment": fields.get("environment"),
             # A run created to start at once is started once: its first token.
             "token": 0 if status is RunStatus.QUEUED else 1,
             **(_NO_PROCESS if status is RunStatus.QUEUED else this_process().columns()),

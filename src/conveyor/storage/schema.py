@@ -76,6 +76,10 @@ runs = Table(
     # Who or what started the run: ``user:NAME``, ``token:ID (NAME)``, ``schedule``,
     # ``chain``, ``sensor``, ``webhook``... (``None`` for runs made before migration 0009).
     Column("launched_by", String(255)),
+    # The deployed version whose code the run ran, and the environment it ran in
+    # (``None``: the workspace's files, as ``conveyor dev`` and ``job.run()`` run them).
+    Column("deployed_version", Integer),
+    Column("environment", String(64)),
     Index("ix_runs_job_name_created_at", "job_name", "created_at"),
     Index("ix_runs_job_name_interval_start", "job_name", "interval_start"),
     Index("ix_runs_job_name_partition_key", "job_name", "partition_key"),
@@ -448,4 +452,63 @@ workloads = Table(
     Column("last_request_at", Float),
     Column("run_id", String(32)),
     Column("updated_at", Float, nullable=False),
+)
+
+
+# Deployed versions of the workspace's code: each an immutable, content-addressed archive
+# in the blob store (``hash`` is the SHA-256 of the files it holds), numbered 1, 2, ...
+# in the order they were first deployed. Deploying the same files again finds the row.
+versions = Table(
+    "versions",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("archive_uri", String(1024), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # The workspace inside the archive: a file or folder path relative to its root.
+    Column("entry", String(1024), nullable=False),
+    # What it defines: {"jobs": {name: {"version", "kind", "triggers", "tasks", ...}},
+    # "workloads": [...]}, and what changed against the version deployed before it.
+    Column("manifest", JSON, nullable=False),
+    Column("diff", JSON, nullable=False),
+    # The requirements it runs with (a requirements file's text), and their hash.
+    Column("requirements", Text),
+    Column("requirements_hash", String(64)),
+    # {"commit": ..., "dirty": bool, "branch": ...} when deployed from a git checkout.
+    Column("git", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255)),
+    Column("message", Text),
+)
+
+# Each environment (dev, pre, prod...) and the version active in it. ``activations``
+# counts the times a version became active there: the ``deployment:`` trigger's tick.
+environments = Table(
+    "environments",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("active_version", Integer, ForeignKey("versions.number")),
+    Column("activations", Integer, nullable=False, server_default="0"),
+    Column("updated_at", Float),
+    Column("updated_by", String(255)),
+)
+
+# The history of each environment: every time a version became active in it, how
+# (``deploy``, ``promote`` from another environment, ``rollback``) and by whom.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("environment", String(64), nullable=False),
+    Column("version", Integer, ForeignKey("versions.number"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_environment", String(64)),
+    Column("previous_version", Integer),
+    Column("activation", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("by", String(255)),
+    Column("message", Text),
+    Index("ix_deployments_environment_id", "environment", "id"),
 )
