@@ -57,7 +57,16 @@ def postgres_required() -> bool:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Tests never touch ~/.conveyor, nor a server the developer signed in to with
     `conveyor login`: the default instance is reset for each test."""
-    for name in ("CONVEYOR_DATABASE_URL", "CONVEYOR_HOME", "CONVEYOR_URL", "CONVEYOR_TOKEN"):
+    for name in (
+        "CONVEYOR_DATABASE_URL",
+        "CONVEYOR_HOME",
+        "CONVEYOR_URL",
+        "CONVEYOR_TOKEN",
+        "CONVEYOR_BLOB_URL",
+        "CONVEYOR_BLOB_OPTIONS",
+        "CONVEYOR_ENVIRONMENTS",
+        "CONVEYOR_CODE_CACHE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))

@@ -68,6 +68,8 @@ from conveyor.errors import (
 )
 
 if TYPE_CHECKING:
+    from conveyor.execution.deploy import deploy_code as deploy
+    from conveyor.execution.deploy import versions
     from conveyor.execution.executors.dask import DaskExecutor
     from conveyor.execution.executors.multiprocess import MultiprocessExecutor
     from conveyor.execution.result import RunResult
@@ -83,6 +85,9 @@ _LAZY = {
     "RunResult": "conveyor.execution.result",
     "RunStatus": "conveyor.storage.states",
     "TaskStatus": "conveyor.storage.states",
+    # name -> "module:attribute" where the attribute has another name there.
+    "deploy": "conveyor.execution.deploy:deploy_code",
+    "versions": "conveyor.execution.deploy:versions",
 }
 
 
@@ -92,7 +97,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = module.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 
@@ -155,6 +161,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "config_mapping",
+    "deploy",
     "graph",
     "interactive",
     "job",
@@ -163,5 +170,6 @@ __all__ = [
     "resource",
     "sensor",
     "task",
+    "versions",
     "workflow",
 ]

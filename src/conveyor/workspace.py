@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,24 +79,33 @@ class Workspace:
         )
 
 
-def load_file(path: str | Path) -> Workspace:
-    """Import a Python file as a workspace; its folder goes on ``sys.path`` for its imports."""
+def load_file(path: str | Path, *, package: str = "") -> Workspace:
+    """Import a Python file as a workspace; its folder goes on ``sys.path`` for its imports.
+
+    With ``package`` (a deployed version's), the module is ``<package>.`` followed by
+    the usual name, so that two versions of one file are two modules.
+    """
     p = Path(path).expanduser().resolve()
     if not p.is_file():
         raise WorkspaceError(f"workspace file {str(path)!r} does not exist")
     if p.suffix != ".py":
         raise WorkspaceError(f"workspace file {str(path)!r} is not a Python (.py) file")
-    return _collect(import_file(p, WORKSPACE_PREFIX + p.stem), {"file": str(p)})
+    name = _module_name(p, package)
+    return _collect(import_file(p, name), {"file": str(p)})
 
 
-def load_folder(path: str | Path) -> Workspace:
+def _module_name(path: Path, package: str) -> str:
+    return f"{package}.{WORKSPACE_PREFIX}{path.stem}" if package else WORKSPACE_PREFIX + path.stem
+
+
+def load_folder(path: str | Path, *, package: str = "") -> Workspace:
     """Import every Python file of a folder (not its subfolders) as one workspace.
 
     Files whose name starts with ``_`` are skipped (helpers, ``__init__.py``).
     Each file is imported as ``load_file`` imports it; a job counts in the file
     that defines it, so a file may import a job of another (for a chain)
     without defining it twice. Two jobs with one name are a ``WorkspaceError``
-    naming both files.
+    naming both files. ``package``: as for ``load_file``.
     """
     folder = Path(path).expanduser().resolve()
     if not folder.is_dir():
@@ -112,7 +122,7 @@ def load_folder(path: str | Path) -> Workspace:
     native: dict[str, bool] = {}
     for file in files:
         try:
-            module = import_file(file, WORKSPACE_PREFIX + file.stem)
+            module = import_file(file, _module_name(file, package))
         except Exception as e:
             raise WorkspaceError(f"loading {file} failed: {type(e).__name__}: {e}") from e
         part = _collect(module, {"file": str(file)})
@@ -172,6 +182,13 @@ def import_file(path: Path, name: str) -> Any:
     """
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
+    parent = name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        # A deployed version's modules hang under a package of their own, which only
+        # needs to exist for pickle to find them (``__import__`` imports the parent).
+        holder = types.ModuleType(parent)
+        holder.__path__ = []
+        sys.modules[parent] = holder
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise WorkspaceError(f"cannot import {path}")

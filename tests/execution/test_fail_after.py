@@ -58,7 +58,7 @@ def _gone(pid: int) -> bool:
 
 
 def _task_pid(marker: Path) -> int:
-    wait_until(lambda: marker.exists() and marker.read_text().strip() != "", 30, "the task")
+    wait_until(lambda: marker.exists() and marker.read_text().strip() != "", 90, "the task")
     return int(marker.read_text())
 
 
@@ -74,7 +74,7 @@ def test_a_daemon_run_past_fail_after_fails_and_its_task_is_stopped(
         origin={**daemon.workspace.origin, "job": job.name},
     )
     pid = _task_pid(marker)
-    wait_until(lambda: instance.run(run.id).status.is_terminal, 30, "the run to fail")
+    wait_until(lambda: instance.run(run.id).status.is_terminal, 90, "the run to fail")
     ended = instance.run(run.id)
     assert ended.status is RunStatus.FAILURE
     assert ended.error == REASON
@@ -84,7 +84,7 @@ def test_a_daemon_run_past_fail_after_fails_and_its_task_is_stopped(
     assert tasks["slow"].status is TaskStatus.CANCELED
     assert "fail_after of 1s" in (tasks["slow"].attempts[-1].error_message or "")
     assert tasks["after"].status is TaskStatus.CANCELED
-    wait_until(lambda: _gone(pid), 30, "the task's process to be stopped")
+    wait_until(lambda: _gone(pid), 90, "the task's process to be stopped")
     assert instance.lease_store.held("job:late") == []  # its slot was freed with it
 
 
@@ -103,13 +103,13 @@ def test_a_run_started_with_job_run_is_failed_and_stopped_too(tmp_path: Path, ma
     scope = Daemon(ws, instance, launch=lambda *_: None).scope
     assert fail_late_runs(scope, run.started_at.timestamp() + 0.5) == []  # not yet
     assert fail_late_runs(scope, run.started_at.timestamp() + 1.5) == [run.id]
-    thread.join(timeout=30)
+    thread.join(timeout=90)
     assert not thread.is_alive()
     [result] = results
     assert not result.success
     assert instance.run(run.id).status is RunStatus.FAILURE
     assert instance.run(run.id).error == REASON
-    wait_until(lambda: _gone(pid), 30, "the task's process to be stopped")
+    wait_until(lambda: _gone(pid), 90, "the task's process to be stopped")
     instance.close()
 
 

@@ -29,6 +29,7 @@ from conveyor.scheduler.daemon import Daemon
 from conveyor.server.app import create_app
 from conveyor.server.auth_settings import AuthSettings
 from conveyor.server.state import ServerState, WorkspaceHolder
+from conveyor.storage.deployments import NewVersion
 from conveyor.storage.instance import Instance
 from conveyor.storage.run_queries import RunFilter
 from conveyor.workspace import Workspace, load_file
@@ -276,6 +277,24 @@ def workload(template: str, expect: Callable[[str], Expect]) -> Call:
     return Call(url, expect)
 
 
+def deployed(template: str, expect: Callable[[str], Expect], **more: Any) -> Call:
+    """A call about deployments: versions 1 and 2 (jobs open_job and guarded, without
+    access lists of their own: the workspace's hold) are deployed to dev on first use."""
+
+    def url(w: World, caller: str) -> str:
+        store = w.instance.deployments
+        if store.latest() is None:
+            for n in (1, 2):
+                jobs = {"open_job": {"version": str(n)}, "guarded": {"version": "1"}}
+                record, _ = store.add_version(
+                    NewVersion(f"{n:064x}", f"code/{n}.tar.gz", 1, "jobs.py", {"jobs": jobs})
+                )
+                store.activate("dev", record.number, action="deploy", by="ada")
+        return template
+
+    return Call(url, expect, **more)
+
+
 CASES: dict[tuple[str, str], list[Call]] = {
     ("GET", "/api/health"): [plain("/api/health", signed_in(200), open=True)],
     ("GET", "/api/me"): [plain("/api/me", signed_in(200))],
@@ -460,6 +479,25 @@ CASES: dict[tuple[str, str], list[Call]] = {
     ],
     ("POST", "/api/workloads/{name}/restart"): [
         workload("/api/workloads/svc/restart", role_at_least("operator", 200))
+    ],
+    # Deployments (issue 15): read when signed in (a version shows only the jobs the
+    # caller may read); promote and rollback need promote on every job: admins here.
+    ("GET", "/api/environments"): [deployed("/api/environments", signed_in(200))],
+    ("GET", "/api/environments/{env}/history"): [
+        deployed("/api/environments/dev/history", signed_in(200))
+    ],
+    ("GET", "/api/versions"): [deployed("/api/versions", signed_in(200))],
+    ("GET", "/api/versions/{number}"): [deployed("/api/versions/2", signed_in(200))],
+    ("GET", "/api/versions/{a}/diff/{b}"): [deployed("/api/versions/1/diff/2", signed_in(200))],
+    ("POST", "/api/environments/{env}/promote"): [
+        deployed(
+            "/api/environments/pre/promote",
+            role_at_least("admin", 200),
+            body=_json({"from": "dev"}),
+        )
+    ],
+    ("POST", "/api/environments/{env}/rollback"): [
+        deployed("/api/environments/dev/rollback", role_at_least("admin", 200), body=_json({}))
     ],
 }
 

@@ -8,7 +8,6 @@ leaves neither a partial file nor the file it was replacing broken.
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,5 +149,5 @@ def test_results_and_logs_that_do_not_fit_raise_storage_errors(
     assert files_below(disk) == []
     # What fits is still stored, whole.
     pointer = results.put("run-1", "medium", b"m" * 300_000)
-    assert pickle.loads(blobs.get(pointer["uri"])) == b"m" * 300_000
+    assert results.load(pointer) == b"m" * 300_000
     assert files_below(disk) == ["results/run-1/medium.pkl"]

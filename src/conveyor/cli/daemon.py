@@ -27,12 +27,24 @@ EXIT_INTERRUPTED = 130
 @click.command("daemon")
 @click.argument("target", required=False)
 @workspace_options
-def daemon_command(target: str | None, module: str | None) -> None:
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="ENV",
+    help="Serve the version active in deployed environment ENV instead of files "
+    "(repeatable; 'all': every environment); it follows new active versions.",
+)
+def daemon_command(target: str | None, module: str | None, envs: tuple[str, ...]) -> None:
     """Run the scheduler for the jobs of TARGET (or -m MODULE) until Ctrl-C.
 
     Fires schedules and chained triggers exactly once, starts queued runs in
     run-worker processes within each job's concurrency, and ends runs whose
     worker died. Several daemons may share one database.
+
+    With --env prod, the daemon serves the jobs of the version active in prod
+    (named prod.JOB) rather than files, and swaps them when another version
+    becomes active there (conveyor deploy, promote, rollback).
 
     Ctrl-C (SIGINT) or SIGTERM stops it after the pass under way; the runs it
     started go on in their own processes, record their own ends, and are
@@ -46,7 +58,22 @@ def daemon_command(target: str | None, module: str | None) -> None:
     from conveyor.scheduler.daemon import Daemon
     from conveyor.storage.instance import Instance
 
-    ws = load_workspace(target, module)
+    if envs and (target or module):
+        raise click.UsageError(
+            "give either TARGET (or -m MODULE), to serve files, or --env, to serve deployed "
+            "versions; not both (run a daemon for each)"
+        )
+    instance = Instance.from_env()
+    if envs:
+        from conveyor.scheduler.environments import chosen_environments
+
+        names = chosen_environments(envs)
+        daemon = Daemon.of_environments(names, instance)
+        what = f"the active versions of {', '.join(names)}"
+    else:
+        ws = load_workspace(target, module)
+        daemon = Daemon(ws, instance)
+        what = f"{plural(len(ws.jobs), 'job')} from {ws.describe()}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     stopped_by: list[int] = []
@@ -60,11 +87,7 @@ def daemon_command(target: str | None, module: str | None) -> None:
     # whole (a run it handed to a worker is recorded as handed over).
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    daemon = Daemon(ws, Instance.from_env())
-    click.echo(
-        f"conveyor daemon: {plural(len(ws.jobs), 'job')} from {ws.describe()}; Ctrl-C stops it",
-        err=True,
-    )
+    click.echo(f"conveyor daemon: {what}; Ctrl-C stops it", err=True)
     daemon.run(stop)
     interrupted = not stopped_by or stopped_by[0] == signal.SIGINT
     click.echo(f"conveyor daemon: {_stopped(daemon, interrupted)}", err=True)

@@ -55,10 +55,10 @@ def logs_command(run_id: str, task_key: str | None, stderr: bool, lines: int, fo
         click.echo(instance.logs(rid, task_key, stderr=stderr, lines=lines), nl=False)
         return
     details = instance.run_details(rid)
-    for t in details.tasks:
-        text = instance.log_store.read(rid, t.key, stream=stream, lines=lines)
+    for key in ["environment", *(t.key for t in details.tasks)]:
+        text = instance.log_store.read(rid, key, stream=stream, lines=lines)
         if text:
-            click.secho(f"== {t.key} ==", bold=True)
+            click.secho(f"== {key} ==", bold=True)
             click.echo(text, nl=False)
 
 

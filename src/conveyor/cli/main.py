@@ -32,6 +32,8 @@ COMMANDS = {
     "server": ("conveyor.cli.serve", "server_command"),
     "db": ("conveyor.cli.serve", "db_group"),
     "dev": ("conveyor.cli.dev", "dev_command"),
+    "deploy": ("conveyor.cli.deploy", "deploy_command"),
+    "versions": ("conveyor.cli.deploy", "versions_command"),
     "users": ("conveyor.cli.users", "users_group"),
     "groups": ("conveyor.cli.users", "groups_group"),
     "tokens": ("conveyor.cli.tokens", "tokens_group"),
@@ -40,6 +42,8 @@ COMMANDS = {
     "services": ("conveyor.cli.services", "services_group"),
     "login": ("conveyor.cli.remote", "login_command"),
     "logout": ("conveyor.cli.remote", "logout_command"),
+    "promote": ("conveyor.cli.promote", "promote_command"),
+    "rollback": ("conveyor.cli.promote", "rollback_command"),
 }
 SUMMARIES = {
     "run": "Run a job of a workspace file or module, recorded in the instance.",
@@ -55,6 +59,8 @@ SUMMARIES = {
     "server": "Serve the web UI and REST API (beside a daemon) for production.",
     "db": "Upgrade the instance's database schema.",
     "dev": "Serve the UI and run the scheduler on a workspace, reloading it as it changes.",
+    "deploy": "Package a workspace as a version and make it active in an environment.",
+    "versions": "List the deployed versions and where each is active.",
     "users": "Add, list and remove users, and set their roles.",
     "groups": "Add and list groups, and their members.",
     "tokens": "Create, list and revoke API tokens.",
@@ -63,6 +69,8 @@ SUMMARIES = {
     "services": "List, start, stop and restart services and apps; print their logs.",
     "login": "Sign in to a remote Conveyor server with an API token.",
     "logout": "Forget the token of a remote Conveyor server.",
+    "promote": "Make the version active in one environment active in the next.",
+    "rollback": "Make an earlier version of an environment active again.",
 }
 
 EXIT_FAILURE = 1

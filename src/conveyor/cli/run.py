@@ -278,32 +278,50 @@ def _plural(n: int, noun: str) -> str:
     help="New run config as YAML, JSON or TOML, in place of the run's.",
 )
 @click.option("--echo", is_flag=True, help="Show the tasks' own output as they run.")
-def rerun_command(run_id: str, full: bool, config_file: str | None, echo: bool) -> int:
+@click.option(
+    "--version",
+    "version",
+    metavar="latest|N",
+    help="Run another deployed version's code: latest (the active one of the run's "
+    "environment) or a number. Default: the code the run ran.",
+)
+def rerun_command(
+    run_id: str, full: bool, config_file: str | None, echo: bool, version: str | None
+) -> int:
     """Run RUN_ID again: its failed and not-run tasks and all downstream of them.
 
     Tasks that succeeded are reused from their stored results unless --full.
     With --config, the file's config replaces the run's, and the tasks whose
     config it changes run again too. A run that succeeded has nothing to
-    rerun from failure: give --full or --config. On a server, the rerun is
-    queued there and followed here to its end.
+    rerun from failure: give --full or --config. A run of a deployed version
+    reruns that version's code unless --version picks another. On a server,
+    the rerun is queued there and followed here to its end.
     """
     from conveyor.cli.client import client
     from conveyor.cli.credentials import current_remote
     from conveyor.cli.report import follow_remote
 
     run_config = read_config_file(config_file) if config_file else None
+    from conveyor.execution.rerun import parse_version
+
+    parse_version(version)  # a bad --version says so before anything else
     remote = current_remote()
     if remote is not None:
+        if version is not None:
+            raise click.UsageError(
+                "--version is for local reruns; a server reruns a run with its own version"
+            )
         with client(remote) as api:
             run = api.rerun(run_id, full=full, run_config=run_config)
             return follow_remote(api, run["id"], run["job_name"], echo=echo)
-    from conveyor.execution.rerun import plan_rerun, rerun_job
+    from conveyor.execution.rerun import plan_rerun, rerun_job, rerun_origin
+    from conveyor.execution.runner import load_origin
     from conveyor.storage.instance import Instance
-    from conveyor.workspace import load
 
     instance = Instance.from_env()
     parent = instance.run(instance.run_store.resolve_id(run_id))
-    ws = load(parent.origin or {})
+    origin = rerun_origin(instance, parent, version)
+    ws = load_origin(origin, instance)
     job = ws.job(parent.job_name)
     planned = plan_rerun(job, parent.id, full=full, run_config=run_config, instance=instance)
     return _run_and_report(
@@ -317,6 +335,7 @@ def rerun_command(run_id: str, full: bool, config_file: str | None, echo: bool) 
             echo=echo,
             listener=listener,
             planned=planned,
+            origin=origin,
         ),
     )
 

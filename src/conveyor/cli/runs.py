@@ -82,10 +82,14 @@ def _print_runs(runs: list[RunSummary], as_json: bool, url: str | None) -> None:
         console().print(f"no runs yet; start one with `{where}`")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("RUN", "JOB", "STATUS", "STARTED", "DURATION", "TRIGGER", "TAGS"):
+    for col in ("RUN", "JOB", "STATUS", "STARTED", "DURATION", "TRIGGER", "VERSION", "TAGS"):
         table.add_column(col)
     for r in runs:
         tags = " ".join(f"{k}={v}" if v else k for k, v in r.tags.items())
+        # The deployed code the run ran (``prod v3``); empty for the files on disk.
+        version = "" if r.deployed_version is None else f"v{r.deployed_version}"
+        if r.environment and version:
+            version = f"{r.environment} {version}"
         table.add_row(
             r.id[:8],
             r.job_name,
@@ -93,6 +97,7 @@ def _print_runs(runs: list[RunSummary], as_json: bool, url: str | None) -> None:
             when(r.started_at or r.created_at),
             took(r.duration),
             r.trigger,
+            version,
             tags,
         )
     console().print(table)

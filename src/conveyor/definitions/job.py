@@ -120,7 +120,19 @@ class Job:
             ``tags`` (Dagster's rule); tags given when a run starts win.
         on_task_success: hooks called with each task's context when it succeeds.
         on_task_failure: hooks called with each task's context and error when it fails.
+        environment: the environment a deployed job runs in (its name is then
+            ``<environment>.<name>``), or ``None`` for the files on disk.
     """
+
+    # Set on the copies of a deployed version's jobs (execution.environments.scope).
+    environment: str | None = None
+
+    @property
+    def base_name(self) -> str:
+        """The name the job has in its code: ``etl`` for ``prod.etl``."""
+        if self.environment is None:
+            return self.name
+        return self.name.removeprefix(f"{self.environment}.")
 
     def __init__(
         self, fn: Callable[..., Any], *, kind: JobKind, **options: Unpack[JobArgs]
@@ -377,6 +389,7 @@ class Job:
         partition: str | None = None,
         interval: Any = None,
         resources: Mapping[str, Any] | None = None,
+        version: int | str | None = None,
     ) -> RunResult:
         """Run the job in this process and record the run.
 
@@ -398,6 +411,8 @@ class Job:
                 as dates, datetimes or ISO strings; UTC unless they say otherwise.
             resources: objects laid over the job's resources for this run only, by
                 key (a test's ``MagicMock`` reaches the task as the same object).
+            version: run this job's code as deployed in version ``N`` (or ``"latest"``,
+                the newest version), not the code loaded here; the run records it.
 
         Returns:
             The ``RunResult``, also when the run failed and ``raise_on_error`` is false.
@@ -412,7 +427,7 @@ class Job:
                 f"{type(resources).__name__}"
             )
         return run_facade.run(
-            self.to_job(resources=resources) if resources else self,
+            self.to_job(resources=resources) if resources and version is None else self,
             run_config=self._run_config(run_config),
             selection=selection,
             tags=tags,
@@ -422,6 +437,8 @@ class Job:
             executor=executor,
             partition=partition,
             interval=interval,
+            version=version,
+            resources=resources if version is not None else None,
         )
 
     def _run_config(self, run_config: Any) -> Any:
@@ -440,6 +457,7 @@ class Job:
         instance: Instance | None = None,
         raise_on_error: bool = True,
         executor: Any = None,
+        version: int | str | None = None,
     ) -> RunResult:
         """Run again from a previous run.
 
@@ -452,6 +470,10 @@ class Job:
         everything downstream (a ``@job`` body with changed config runs in
         full). A run that succeeded has nothing to rerun from failure: its
         rerun raises ``ExecutionError`` unless ``full`` or new config is given.
+
+        A run of a deployed version reruns that version's code (not this job's);
+        ``version`` picks another: ``"latest"`` (the version active in the run's
+        environment) or a number.
         """
         return run_facade.rerun(
             self,
@@ -461,6 +483,7 @@ class Job:
             instance=instance,
             raise_on_error=raise_on_error,
             executor=executor,
+            version=version,
         )
 
     def backfill(

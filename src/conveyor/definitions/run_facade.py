@@ -45,10 +45,36 @@ def run(
     executor: Any,
     partition: str | None,
     interval: Any,
+    version: int | str | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``job`` in this process and record the run (see ``Job.run``)."""
+    """Run ``job`` in this process and record the run (see ``Job.run``); with ``version``,
+    the job of that deployed version instead, with ``resources`` laid over its own."""
     from conveyor.execution.launch import execute_job
 
+    pinned: dict[str, Any] = {}
+    if version is not None:
+        from conveyor.execution.environments import version_workspace
+        from conveyor.execution.rerun import parse_version
+
+        inst = _instance(instance)
+        chosen = parse_version(version)
+        if chosen == "latest":
+            newest = inst.deployments.latest()
+            if newest is None:
+                from conveyor.errors import ConfigError
+
+                raise ConfigError(
+                    f"{job.name}.run(version='latest'): no version has been deployed yet "
+                    f"(conveyor deploy)"
+                )
+            chosen = newest.number
+        assert isinstance(chosen, int)
+        job = version_workspace(inst, chosen).job(job.name)
+        if resources:
+            job = job.to_job(resources=resources)
+        instance = inst
+        pinned = {"origin": {"version": chosen, "job": job.name}, "deployed_version": chosen}
     return execute_job(
         job,
         run_config=run_config,
@@ -60,6 +86,7 @@ def run(
         executor=executor,
         partition=partition,
         interval=interval,
+        **pinned,
     )
 
 
@@ -72,18 +99,34 @@ def rerun(
     instance: Instance | None,
     raise_on_error: bool,
     executor: Any,
+    version: int | str | None = None,
 ) -> RunResult:
-    """Run ``job`` again from a previous run (see ``Job.rerun``)."""
-    from conveyor.execution.rerun import rerun_job
+    """Run ``job`` again from a previous run (see ``Job.rerun``): a run of a deployed
+    version with that version's job, or with ``version``'s."""
+    from conveyor.execution.rerun import rerun_job, rerun_origin
+    from conveyor.execution.runner import load_origin
 
+    inst = _instance(instance)
+    parent = inst.run(inst.run_store.resolve_id(run_id), job_name=None)
+    origin = None
+    if parent.job_name not in (job.name, f"{parent.environment}.{job.name}"):
+        from conveyor.errors import NotFoundError
+
+        raise NotFoundError(
+            f"run {parent.id} is a run of job {parent.job_name!r}, not {job.name!r}"
+        )
+    if version is not None or parent.deployed_version is not None:
+        origin = rerun_origin(inst, parent, version)
+        job = load_origin(origin, inst).job(parent.job_name)
     return rerun_job(
         job,
-        run_id,
+        parent.id,
         full=full,
         run_config=run_config,
-        instance=instance,
+        instance=inst,
         raise_on_error=raise_on_error,
         executor=executor,
+        origin=origin,
     )
 
 

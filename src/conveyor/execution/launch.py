@@ -112,11 +112,14 @@ def execute_job(
     partition: str | None = None,
     interval: Interval | tuple[Any, Any] | None = None,
     launched_by: str | None = None,
+    deployed_version: int | None = None,
+    environment: str | None = None,
 ) -> RunResult:
     """Run ``job`` in this process and return its ``RunResult`` (see ``Job.run``).
 
     The run records ``launched_by``, by default the OS user of this process
-    (``local:<user>``).
+    (``local:<user>``), and the deployed version whose code ``job`` is, with its
+    environment (``None``: the files on disk).
     """
     inst = instance if instance is not None else Instance.default()
     run_tags = {**job.run_tags, **_check_tags(tags)}
@@ -137,6 +140,8 @@ def execute_job(
         interval=None if span is None else (span.start.timestamp(), span.end.timestamp()),
         partition=key,
         launched_by=launched_by if launched_by is not None else local_launcher(),
+        deployed_version=deployed_version,
+        environment=environment,
     )
     state = _state(run, job, inst, cfg, echo=echo, listener=listener, reuse=reuse)
     failed = _resolve_secrets(state)

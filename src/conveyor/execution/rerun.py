@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.definitions.job import Job
-from conveyor.errors import ConveyorError, ExecutionError
+from conveyor.errors import ConfigError, ConveyorError, ExecutionError
 from conveyor.execution.launch import INPUT_PREFIX, execute_job, prepare
 from conveyor.execution.result import RunResult
 from conveyor.execution.state import Listener
@@ -69,6 +69,64 @@ def plan_rerun(
     return Rerun(parent, config, inputs, reusable(job, instance, parent, pointers, changed=changed))
 
 
+def parse_version(value: str | int | None) -> str | int | None:
+    """``--version`` of a rerun: ``latest``, a version number, or ``None`` (the run's own).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if value is None or value == "latest":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ConfigError(
+        f"version={value!r}: give 'latest' (the active version of the run's environment) or "
+        f"a version number (1, 2, ...; conveyor versions lists them)"
+    )
+
+
+def rerun_origin(
+    instance: Instance, parent: RunRecord, version: str | int | None = None
+) -> dict[str, Any]:
+    """Where the code of a rerun of ``parent`` comes from: by default the code ``parent``
+    ran (its origin: a deployed version, or the files); ``"latest"``: the version active
+    in its environment now (for a run of no environment, the newest version); ``N``:
+    version ``N`` (scoped to the run's environment, if it has one).
+
+    Raises:
+        ConfigError: ``version`` is neither.
+        NotFoundError: no version ``N``, or none deployed yet.
+    """
+    chosen = parse_version(version)
+    if chosen is None:
+        return dict(parent.origin or {})
+    env = parent.environment
+    if chosen == "latest":
+        if env is not None:
+            number = instance.deployments.environment(env).active_version
+            if number is None:
+                raise ConfigError(
+                    f"run {parent.id[:8]} ran in environment {env!r}, which has no active "
+                    f"version now; give a version number (conveyor versions lists them)"
+                )
+        else:
+            newest = instance.deployments.latest()
+            if newest is None:
+                raise ConfigError(
+                    "version='latest': no version has been deployed yet (conveyor deploy)"
+                )
+            number = newest.number
+    else:
+        assert isinstance(chosen, int)
+        number = instance.deployments.version(chosen).number
+    where: dict[str, Any] = {"version": number, "job": parent.job_name}
+    if env is not None:
+        where["environment"] = env
+    return where
+
+
 def rerun_job(
     job: Job,
     run_id: str,
@@ -81,13 +139,17 @@ def rerun_job(
     listener: Listener | None = None,
     executor: Any = None,
     planned: Rerun | None = None,
+    origin: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run ``job`` again from run ``run_id`` (see ``Job.rerun``); ``planned``: what
-    ``plan_rerun`` found for it already."""
+    ``plan_rerun`` found for it already; ``origin``: where ``job``'s code comes from
+    when not from where the run's did (``rerun_origin``), so the rerun records it."""
     inst = instance if instance is not None else Instance.default()
     if planned is None:
         planned = plan_rerun(job, run_id, full=full, run_config=run_config, instance=inst)
     parent = planned.parent
+    where = dict(parent.origin or {}) if origin is None else dict(origin)
+    deployed = where.get("version")
     return execute_job(
         job,
         run_config=planned.run_config,
@@ -98,7 +160,9 @@ def rerun_job(
         input_values=planned.inputs or None,
         echo=echo,
         listener=listener,
-        origin=parent.origin,
+        origin=where or None,
+        deployed_version=None if deployed is None else int(deployed),
+        environment=where.get("environment") if deployed is not None else None,
         parent=parent,
         reuse=planned.reuse,
         executor=executor,

@@ -232,12 +232,14 @@ def check_instances(job: Job, cfg: Mapping[str, Any], where: str) -> None:
 
 def job_sources(job: Job) -> ConfigSources:
     """The config providers of ``job``: its section (``section=``, else its module's last
-    name), its profile (``require={"profile": ...}``, else ``CONVEYOR_PROFILE``) and the
-    ``.conveyor/`` folders by the file that defines it."""
+    name), its profile (``require={"profile": ...}``, else the environment a deployed job
+    runs in, else ``CONVEYOR_PROFILE``) and the ``.conveyor/`` folders by the file that
+    defines it. A deployed job's keys use its name in the code (``etl``, not ``prod.etl``)."""
     section = getattr(job.options, "section", None) or job.fn.__module__.rsplit(".", 1)[-1]
     # A workspace file is imported under a prefixed name; its section is the file's name.
     section = section.removeprefix(WORKSPACE_PREFIX)
-    return sources_for(job.name, section, job.require.get("profile"), job_file(job.fn))
+    profile = job.require.get("profile") or job.environment
+    return sources_for(job.base_name, section, profile, job_file(job.fn))
 
 
 def _resources(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -97,7 +97,9 @@ def start_server(instance: Instance, origin: dict[str, Any]) -> subprocess.Popen
     """Start a launch server: it preloads ``origin``'s workspace, then forks a worker for
     each run id written to its standard input (``launch``)."""
     args = [sys.executable, "-m", "conveyor.execution.runner", "--serve"]
-    if origin.get("file"):
+    if origin.get("environment"):
+        args += ["--environment", str(origin["environment"]), "--version", str(origin["version"])]
+    elif origin.get("file"):
         args += ["--file", str(origin["file"])]
     elif origin.get("module"):
         args += ["--module", str(origin["module"])]
@@ -136,10 +138,8 @@ def serve(origin: dict[str, Any]) -> int:
     """
     import signal
 
-    from conveyor.workspace import load
-
     try:
-        preloaded = load(origin) if origin else None
+        preloaded = _preload(origin) if origin else None
     except Exception:
         preloaded = None  # each run's own load reports the problem
     import conveyor.execution.launch  # noqa: F401  (imported once, shared by every fork)
@@ -187,6 +187,41 @@ def serve(origin: dict[str, Any]) -> int:
     return 0
 
 
+def load_origin(origin: dict[str, Any], instance: Instance) -> Any:
+    """The workspace a run's ``origin`` names: a deployed version's code (``{"environment",
+    "version"}``: its jobs scoped to the environment; ``{"version"}`` alone: unscoped), or
+    the files on disk (``{"file"}``, ``{"module"}``, ``{"folder"}``)."""
+    if origin.get("version") is not None:
+        from conveyor.execution.environments import environment_workspace, version_workspace
+
+        if origin.get("environment"):
+            return environment_workspace(instance, origin["environment"], int(origin["version"]))
+        return version_workspace(instance, int(origin["version"]))
+    from conveyor.workspace import load
+
+    return load(origin)
+
+
+def _preload(origin: dict[str, Any]) -> Any:
+    """The launch server's workspace. A deployed version is read from the database, and
+    the connections are closed before any fork: each worker opens its own."""
+    if origin.get("version") is None:
+        from conveyor.workspace import load
+
+        return load(origin)
+    instance = Instance.from_env()
+    try:
+        return load_origin(origin, instance)
+    finally:
+        instance.db.engine.dispose()
+
+
+def _same_code(loaded: dict[str, Any], origin: dict[str, Any]) -> bool:
+    """A workspace loaded from ``loaded`` has the code a run of ``origin`` runs."""
+    keys = ("file", "module", "folder", "environment", "version")
+    return all(str(loaded.get(k)) == str(origin.get(k)) for k in keys)
+
+
 def _note_crash(run_id: str, error: BaseException) -> None:
     """Record a worker's unhandled exception with the run, as well as in the worker's log."""
     try:
@@ -203,7 +238,9 @@ def _note_crash(run_id: str, error: BaseException) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--serve"]:
         origin: dict[str, Any] = {}
-        if argv[1:2] == ["--file"]:
+        if argv[1:2] == ["--environment"] and argv[3:4] == ["--version"]:
+            origin = {"environment": argv[2], "version": int(argv[4])}
+        elif argv[1:2] == ["--file"]:
             origin = {"file": str(Path(argv[2]).resolve())}
         elif argv[1:2] == ["--module"]:
             origin = {"module": argv[2]}
@@ -213,7 +250,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(
             "usage: python -m conveyor.execution.runner RUN_ID "
-            "| --serve [--file F | --module M | --folder D]",
+            "| --serve [--file F | --module M | --folder D | --environment E --version N]",
             file=sys.stderr,
         )
         return 2
@@ -230,16 +267,28 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
     if not instance.run_store.adopt(run_id, token):
         print(f"run {run_id} was started again or canceled meanwhile", file=sys.stderr)
         return 1
+    from conveyor.execution.venvs import venv_for_run
+
+    try:
+        python = venv_for_run(instance, run)
+    except Exception as e:
+        message = (
+            f"the run worker could not prepare the environment of version "
+            f"{run.deployed_version}: {type(e).__name__}: {e}"
+        )
+        return _fail_start(instance, run_id, token, message)
+    if python is not None:
+        # The run goes on in its version's environment: this worker, in that interpreter
+        # (the same process, so the run's recorded pid stays right).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(python, [str(python), "-m", "conveyor.execution.runner", run_id])
     origin = run.origin or {}
     try:
-        from conveyor.workspace import load
-
-        if preloaded is not None and all(
-            preloaded.origin.get(k) == origin.get(k) for k in ("file", "module", "folder")
-        ):
+        if preloaded is not None and _same_code(preloaded.origin, origin):
             ws = preloaded
         else:
-            ws = load(origin)
+            ws = load_origin(origin, instance)
         job = ws.job(run.job_name)
     except Exception as e:
         message = f"the run worker could not load job {run.job_name!r}: {type(e).__name__}: {e}"
@@ -258,6 +307,17 @@ def _run(run_id: str, instance: Instance, preloaded: Any) -> int:
         print(str(e), file=sys.stderr)
         return 1
     return supervise(run_id, token, instance, lambda: _execute(run, job, instance, origin))
+
+
+def _fail_start(instance: Instance, run_id: str, token: int, message: str) -> int:
+    """End start ``token`` of a run ``failure`` with ``message``, before it ran."""
+    print(message, file=sys.stderr)
+    try:
+        instance.run_store.claim(run_id, token)
+        instance.run_store.set_status(run_id, RunStatus.FAILURE, error=message, token=token)
+    except LeaseLostError:
+        pass  # not this worker's run any more
+    return 1
 
 
 def _execute(run: Any, job: Any, instance: Instance, origin: dict[str, Any]) -> int:

@@ -81,7 +81,11 @@ def chain_cursor(workspace: str) -> str:
 def places(workspace: Workspace, job: Job) -> frozenset[str]:
     """Where a run of ``job`` of ``workspace`` may say it came from: the workspace (the
     command line and the daemon record it), or the file that defines the job (a run
-    started from Python, ``job.run()``, records that)."""
+    started from Python, ``job.run()``, records that); in a daemon of environments, the
+    environment of the job (``prod.etl``: ``prod``)."""
+    environments = workspace.origin.get("environments")
+    if environments:
+        return frozenset(f"environment:{e}" for e in environments if job.name.startswith(f"{e}."))
     found = {workspace_key(workspace.origin)}
     try:
         source = inspect.getsourcefile(job.fn)
@@ -103,6 +107,8 @@ def run_places(origin: Mapping[str, Any] | None) -> set[str]:
         found.add(workspace_key({"module": origin["module"]}))
     if origin.get("folder"):
         found.add(workspace_key({"folder": origin["folder"]}))
+    if origin.get("environment"):
+        found.add(f"environment:{origin['environment']}")
     return found
 
 

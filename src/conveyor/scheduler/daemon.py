@@ -54,6 +54,7 @@ from typing import Any
 from conveyor.definitions.job import Job
 from conveyor.errors import WorkspaceError
 from conveyor.scheduler.chains import CHAIN_CURSOR, CHAINS, Chains
+from conveyor.scheduler.environments import DEPLOYMENT, Activation, Environments
 from conveyor.scheduler.expiry import Expiry
 from conveyor.scheduler.fail_after import fail_late_runs
 from conveyor.scheduler.firing import FIRE_BATCH, Scope
@@ -133,6 +134,7 @@ class Daemon:
         launch: Launcher | None = None,
         poll: float = POLL,
         lease: float | None = None,
+        environments: Environments | None = None,
     ) -> None:
         check_references(workspace)
         self.workspace = workspace
@@ -140,9 +142,15 @@ class Daemon:
         self.clock = clock
         self.poll = poll
         self.origin = workspace.origin
-        self._workers = WorkerLauncher(workspace.origin) if launch is None else None
+        # A daemon of environments serves the jobs of their active versions (``environments``).
+        self.environments = environments
+        origins = environments.origins if environments is not None else None
+        self._workers = WorkerLauncher(workspace.origin, origins) if launch is None else None
         self.launch: Launcher = launch if launch is not None else self._workers  # type: ignore[assignment]
         self.scope = Scope(workspace, instance, clock, clock())
+        if environments is not None:
+            self.scope.pins = environments.pins
+            self.scope.ticks.pins = environments.pins
         intervals = IntervalEnds(self.scope)
         self._timed = TimedTriggers(self.scope, intervals)
         self._walk = IntervalWalk(self.scope)
@@ -166,6 +174,7 @@ class Daemon:
         self._beaten_error: str | None = None
         self.supervisor = Supervisor(workspace, instance, self.id, self.host)
         self.steps: list[tuple[str, Step]] = [
+            ("deployments", self.follow_deployments),  # first: the pass sees the active jobs
             ("timed triggers", self.fire_timed),
             ("chains", self.fire_chained),  # before the walk: a run that just ended moves it on
             ("interval walk", self.advance_intervals),
@@ -181,6 +190,12 @@ class Daemon:
             ("retention", self._retention),
             ("workloads", self.supervisor),
         ]
+
+    @classmethod
+    def of_environments(cls, names: list[str], instance: Instance, **options: Any) -> Daemon:
+        """A daemon of the versions active in environments ``names`` (``--env``)."""
+        environments = Environments(instance, names)
+        return cls(environments.workspace, instance, environments=environments, **options)
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -205,7 +220,10 @@ class Daemon:
         While the database cannot be reached, passes back off and the outage
         is logged once when it starts and once when it ends; see ``outage``.
         """
-        log.info("daemon watching %d job%s", len(self.jobs), "" if len(self.jobs) == 1 else "s")
+        if self.environments is not None:
+            log.info("daemon serving the active versions of %s", self.environments.describe())
+        else:
+            log.info("daemon watching %d job%s", len(self.jobs), "" if len(self.jobs) == 1 else "s")
         if self._workers is not None:
             self._workers.warm(self.instance)
         failures = PassFailures(self.instance.db.safe_url, self.poll, log)
@@ -308,6 +326,37 @@ class Daemon:
         return True
 
     # -- the steps, callable one by one ------------------------------------------------------
+
+    def follow_deployments(self, now: float) -> None:
+        """In a daemon of environments, swap in the jobs of each environment whose active
+        version changed, and queue a run of its jobs with ``trigger="deployment"``."""
+        envs = self.environments
+        if envs is None:
+            return
+        changed = envs.refresh()
+        if changed:
+            self._swapped(envs, changed, now)
+        if envs.errors:
+            raise envs.errors[0]
+
+    def _swapped(self, envs: Environments, changed: list[Activation], now: float) -> None:
+        check_references(self.workspace)
+        # The triggers of the swapped jobs are read afresh: their ticks, chains and places.
+        self._timed.forget()
+        self._chains.after = None
+        self._chains._places.clear()
+        for activation in changed:
+            for job in envs.deployment_jobs(activation.environment):
+                self.scope.ticks.add(
+                    job,
+                    f"{job.name}/{DEPLOYMENT}@{activation.activation}",
+                    DEPLOYMENT,
+                    now,
+                    tags={"deployment": f"{activation.environment}:v{activation.version}"},
+                )
+        self.scope.ticks.flush()
+        if self._workers is not None:
+            self._workers.warm(self.instance)
 
     def fire_timed(self, now: float) -> None:
         """Fire the due ticks of timed triggers (``timed``)."""

@@ -11,7 +11,7 @@ first queues the run, and every other try is a no-op.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +43,16 @@ def trigger_kind(trigger: str) -> str:
 class Ticks:
     """Ticks collected by a step, fired by ``flush`` in batches of one transaction each."""
 
-    def __init__(self, instance: Instance, origin: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        origin: dict[str, Any],
+        pins: Mapping[str, Any] | None = None,
+    ) -> None:
         self.instance = instance
         self.origin = origin
+        # The deployed code of each job of a daemon of environments (``environments.Pin``).
+        self.pins: Mapping[str, Any] = pins if pins is not None else {}
         self.pending: list[TickSpec] = []
 
     def add(
@@ -68,14 +75,17 @@ class Ticks:
         recent period complete at ``at``), each under its own tick key.
         The run records the kind of ``trigger`` as who launched it (``launched_by``).
         """
+        pin = self.pins.get(job.name)
         run: dict[str, Any] = {
             "job_version": job.version,
             "tags": {**job.run_tags, **(tags or {})},
-            "origin": {**self.origin, "job": job.name},
+            "origin": {**(self.origin if pin is None else pin.origin), "job": job.name},
             "interval": interval,
             "run_config": run_config,
             "launched_by": trigger_kind(trigger),
         }
+        if pin is not None:  # the run is pinned to the version active when it was queued
+            run.update(deployed_version=pin.version, environment=pin.environment)
         if parent is not None:
             run.update(
                 run_config=parent.run_config,
@@ -84,6 +94,13 @@ class Ticks:
                 root_run_id=parent.root_run_id or parent.id,
             )
             partition = parent.partition_key
+            if parent.deployed_version is not None and parent.origin:
+                # A retry runs the code its failed run ran, whatever is active now.
+                run.update(
+                    origin={**parent.origin, "job": job.name},
+                    deployed_version=parent.deployed_version,
+                    environment=parent.environment,
+                )
             if parent.interval_start and parent.interval_end:
                 run["interval"] = (
                     parent.interval_start.timestamp(),
@@ -131,13 +148,15 @@ class Scope:
     # first daemon of an instance reads webhook calls from here (chains start where a
     # daemon first saw them, ``storage.chains``).
     started: float
+    # The code each job runs, in a daemon of environments (``environments.Pin``).
+    pins: dict[str, Any] = field(default_factory=dict)
     ticks: Ticks = field(init=False)
     # The triggers switched off or back on, read once per pass (``trigger_states``).
     _in_pass: bool = field(default=False, init=False)
     _states: dict[tuple[str, str], TriggerState] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.ticks = Ticks(self.instance, self.workspace.origin)
+        self.ticks = Ticks(self.instance, self.workspace.origin, self.pins)
 
     def begin_pass(self) -> None:
         """The steps until ``end_pass`` are one pass: they share one read of the switches."""

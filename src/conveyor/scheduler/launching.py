@@ -44,18 +44,43 @@ class WorkerLauncher:
     and the workspace once and forks a worker per run, so a run is running
     within milliseconds. If the server is gone, the run gets a worker of its
     own and a new server starts.
+
+    A daemon of environments has one server per active version (``origins``): a
+    server has one version's code loaded, so a run goes to the server of the
+    version it is pinned to, and a run of a version no longer active starts in a
+    process of its own, which loads its version.
     """
 
-    def __init__(self, origin: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        origin: dict[str, Any],
+        origins: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.origin = origin
-        self.server: Any = None
-        # Set once a launch server refused to fork (the workspace starts threads).
-        self.refused = False
+        # A daemon of files has one server, whatever a run's origin says (as it always had).
+        self.by_origin = origins is not None
+        self.origins = origins if origins is not None else (lambda: [origin])
+        self.servers: dict[str, Any] = {}
+        # The origins whose launch server refused to fork (the workspace starts threads).
+        self.refusing: set[str] = set()
 
-    def __call__(self, run_id: str, instance: Instance) -> Any:
+    @property
+    def server(self) -> Any:
+        """The launch server of the daemon's workspace (of a daemon of files)."""
+        return self.servers.get(server_key(self.origin))
+
+    @property
+    def refused(self) -> bool:
+        return server_key(self.origin) in self.refusing
+
+    def __call__(
+        self, run_id: str, instance: Instance, origin: dict[str, Any] | None = None
+    ) -> Any:
         from conveyor.execution.runner import launch, start
 
-        if self.server is not None and launch(self.server, run_id):
+        mine = origin if self.by_origin and origin is not None else self.origin
+        server = self.servers.get(server_key(mine))
+        if server is not None and launch(server, run_id):
             return None  # the server reaps its workers
         worker = start(run_id, instance)
         self.warm(instance)
@@ -70,32 +95,49 @@ class WorkerLauncher:
             log.info("removed %d run-worker logs older than a week", removed)
 
     def warm(self, instance: Instance) -> None:
-        """Have a launch server ready, unless one refused to fork for this workspace."""
+        """Have a launch server ready for each origin, unless one refused to fork for its
+        workspace; stop the servers of origins no longer served (their workers go on)."""
         from conveyor.execution.runner import REFUSED, start_server
 
-        if self.refused:
-            return
-        if self.server is not None and self.server.poll() == REFUSED:
-            self.refused = True
-            log.warning(
-                "the launch server will not fork for this workspace (it starts threads at "
-                "import; see CONVEYOR_HOME/workers/launch-server.log): each run starts in a "
-                "fresh process"
-            )
-            return
-        if self.server is None or self.server.poll() is not None:
-            self.server = start_server(instance, self.origin)
+        wanted = {server_key(o): o for o in self.origins()}
+        for key in [k for k in self.servers if k not in wanted]:
+            _stop_server(self.servers.pop(key))
+        for key, origin in wanted.items():
+            if key in self.refusing:
+                continue
+            server = self.servers.get(key)
+            if server is not None and server.poll() == REFUSED:
+                self.refusing.add(key)
+                log.warning(
+                    "the launch server will not fork for this workspace (it starts threads at "
+                    "import; see CONVEYOR_HOME/workers/launch-server.log): each run starts in a "
+                    "fresh process"
+                )
+                continue
+            if server is None or server.poll() is not None:
+                self.servers[key] = start_server(instance, origin)
 
     def close(self) -> None:
-        """Stop the launch server (its running workers go on)."""
-        server, self.server = self.server, None
-        if server is not None and server.stdin is not None:
-            server.stdin.close()
-            try:
-                server.wait(timeout=10)
-            except Exception:
-                server.kill()
-                server.wait()
+        """Stop the launch servers (their running workers go on)."""
+        servers, self.servers = self.servers, {}
+        for server in servers.values():
+            _stop_server(server)
+
+
+def server_key(origin: dict[str, Any]) -> str:
+    """What tells launch servers apart: the code they load."""
+    where = ("file", "module", "folder", "environment", "version")
+    return repr([origin.get(k) for k in where])
+
+
+def _stop_server(server: Any) -> None:
+    if server.stdin is not None:
+        server.stdin.close()
+    try:
+        server.wait(timeout=10)
+    except Exception:
+        server.kill()
+        server.wait()
 
 
 class Launching:
@@ -161,7 +203,10 @@ class Launching:
             self._pass_refresh(job, run)
             log.info("run %s of %s starting (%s)", run.id[:8], job.name, run.trigger)
             self.started[run.id] = job.name
-            child = self.launch(run.id, scope.instance)
+            if isinstance(self.launch, WorkerLauncher):  # to the server of the run's code
+                child = self.launch(run.id, scope.instance, run.origin or None)
+            else:
+                child = self.launch(run.id, scope.instance)
             if child is not None:
                 self.children.append(child)
 

@@ -183,6 +183,8 @@ def rerun(
         interval=interval,
         partition=parent.partition_key,
         launched_by=launched_by,
+        deployed_version=parent.deployed_version,
+        environment=parent.environment,
     )
 
 

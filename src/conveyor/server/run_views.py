@@ -45,6 +45,12 @@ class RunSummary(BaseModel):
     parent_run_id: str | None
     root_run_id: str | None
     error: str | None
+    deployed_version: int | None = Field(
+        None, description="the deployed version whose code ran; empty: the files on disk"
+    )
+    environment: str | None = Field(
+        None, description="the environment it ran in (`dev`, `prod`...); empty: `local`"
+    )
 
 
 class TaskAttempt(BaseModel):
@@ -117,6 +123,8 @@ def run_summary(run: RunRecord) -> RunSummary:
         duration=run.duration,
         tags=run.tags,
         partition=run.partition_key,
+        deployed_version=run.deployed_version,
+        environment=run.environment,
         interval_start=run.interval_start,
         interval_end=run.interval_end,
         parent_run_id=run.parent_run_id,

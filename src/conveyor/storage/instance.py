@@ -15,6 +15,7 @@ from conveyor.storage import journal
 from conveyor.storage.access import AccessStore
 from conveyor.storage.audit import AuditStore
 from conveyor.storage.backfills import BackfillStore
+from conveyor.storage.blob_url import blob_store_from_env
 from conveyor.storage.blobs import BlobStore, DirectoryBlobStore, MemoryBlobStore
 from conveyor.storage.daemon_status import DaemonStatusStore
 from conveyor.storage.db import Database, check_database_url
@@ -75,7 +76,7 @@ class Instance:
         self.task_run_store = TaskRunStore(db)
         self.event_store = EventStore(db)
         self.log_store = LogStore(db, blobs)
-        self.result_store = ResultStore(db, blobs)
+        self.result_store = ResultStore(db, blobs, home)  # signed with the instance's key
         self.tick_store = TickStore(db)
         self.lease_store = LeaseStore(db)
         self.signal_store = SignalStore(db)
@@ -118,7 +119,8 @@ class Instance:
     @classmethod
     def from_env(cls, *, migrate: bool | None = True) -> Instance:
         """The instance named by ``CONVEYOR_HOME`` (default ``~/.conveyor``) and
-        ``CONVEYOR_DATABASE_URL`` (default: SQLite in the home).
+        ``CONVEYOR_DATABASE_URL`` (default: SQLite in the home), its blobs where
+        ``CONVEYOR_BLOB_URL`` says (default: the home; ``storage.blob_url``).
 
         ``ConfigError``, naming the variable, if either is set but empty or unusable.
         With ``migrate=False`` an old schema is an error (``conveyor db upgrade``
@@ -153,7 +155,9 @@ class Instance:
         url = None if database_url is None else check_database_url(database_url, url_name)
         path = _make_home(home, home_name)
         url = url or f"sqlite:///{path / 'conveyor.db'}"
-        return cls(Database(url), DirectoryBlobStore(path), home=path, migrate=migrate)
+        # Blobs (results, logs, code) in the store CONVEYOR_BLOB_URL names, else in the home.
+        blobs: BlobStore = blob_store_from_env() or DirectoryBlobStore(path)
+        return cls(Database(url), blobs, home=path, migrate=migrate)
 
     @classmethod
     def default(cls) -> Instance:
@@ -257,9 +261,11 @@ class Instance:
         lines: int = 5000,
         job_name: str | None = None,
     ) -> str:
-        """The last ``lines`` lines task ``task_name`` wrote to stdout (or stderr) in a run."""
+        """The last ``lines`` lines task ``task_name`` wrote to stdout (or stderr) in a run
+        (``environment``: the output of building the virtual environment of its version)."""
         self.run(run_id, job_name=job_name)
-        self._check_task(run_id, task_name)
+        if task_name != "environment":
+            self._check_task(run_id, task_name)
         return self.log_store.read(
             run_id, task_name, stream="stderr" if stderr else "stdout", lines=lines
         )

@@ -20,6 +20,8 @@ the task at once with the reason, and an executor made with a
 
 Retries, logs and results work as on the other executors: the run's process
 records everything; workers return each call's output and captured logs.
+The run's process stores (and signs) the outputs, so workers need neither the
+instance's blob store nor its key, and may each have a home of their own.
 Workers of the ``LocalCluster`` also write each line to the task's live log
 file, so a task stopped at its timeout, canceled, or whose worker died keeps
 the lines it wrote; on a remote cluster those lines are lost with the worker

@@ -96,8 +96,11 @@ class _PoolBackend:
         self.stop_errors: dict[object, ConveyorError] = {}
         self.last_memory_check = 0.0
         blobs = state.instance.blobs
-        # Large outputs go to the result store from the worker, when workers can reach it.
-        blob_root = str(blobs.root) if isinstance(blobs, DirectoryBlobStore) else None
+        # Large outputs go to the result store from the worker, when workers can reach it
+        # and sign them: the store is the home's folder, where the instance's key is.
+        home = state.instance.home
+        local = isinstance(blobs, DirectoryBlobStore) and blobs.root == home
+        blob_root = str(home) if local else None
         self.packer = Packer(state.config.resources, blob_root)
 
     def refuse(self, spec: StepSpec) -> str | None:

@@ -24,7 +24,7 @@ from tblib import pickling_support  # type: ignore[import-untyped]
 
 from conveyor.definitions.retry import NO_RETRY
 from conveyor.definitions.task import Task
-from conveyor.errors import ExecutionError, StorageError, UserCodeError
+from conveyor.errors import ConfigError, ExecutionError, StorageError, UserCodeError
 from conveyor.execution.capture import routed_streams
 from conveyor.execution.executors.base import StoredValue
 from conveyor.execution.state import RunMeta
@@ -84,13 +84,17 @@ def _resolve_function(ref: tuple[str, Any]) -> Any:
 def _load_stored(value: Any, blob_root: str | None) -> Any:
     from conveyor.definitions.graph import replace_leaves
     from conveyor.storage.blobs import DirectoryBlobStore, fetch
+    from conveyor.storage.results import ResultSigner, describe
 
     if blob_root is None:
         return value
     store = DirectoryBlobStore(Path(blob_root))
+    signer = ResultSigner(Path(blob_root))  # the blob root is the instance's home
 
     def leaf(v: Any) -> Any:
-        return pickle.loads(fetch(store, v.pointer)) if isinstance(v, StoredValue) else v
+        if not isinstance(v, StoredValue):
+            return v
+        return pickle.loads(signer.open(fetch(store, v.pointer), describe(v.pointer)))
 
     return replace_leaves(value, leaf)
 
@@ -189,6 +193,7 @@ def run_payload(fn_ref: tuple[str, Any], key: str, rest: bytes) -> Report:
 
 def _store_large(report: Report, payload: dict[str, Any], blob_root: str) -> Report:
     from conveyor.storage.blobs import INLINE_LIMIT, DirectoryBlobStore, safe_name
+    from conveyor.storage.results import ResultSigner
 
     try:
         data = pickle.dumps(report.value, protocol=pickle.HIGHEST_PROTOCOL)
@@ -198,8 +203,10 @@ def _store_large(report: Report, payload: dict[str, Any], blob_root: str) -> Rep
         return report
     path = f"results/{payload['meta'].run_id}/{safe_name(payload['key'])}.pkl"
     try:
-        uri = DirectoryBlobStore(Path(blob_root)).put(path, data)
-    except StorageError as e:
+        # Signed like the run's own results, with the key of the home it writes to.
+        sealed = ResultSigner(Path(blob_root)).seal(data)
+        uri = DirectoryBlobStore(Path(blob_root)).put(path, sealed)
+    except (StorageError, ConfigError) as e:  # not written, or no key to sign it with
         return stored_failure(report, e)
     t = type(report.value)
     report.stored = {

@@ -17,6 +17,7 @@ def routers() -> list[APIRouter]:
         audit,
         backfills,
         daemon,
+        deployments,
         groups,
         health,
         jobs,
@@ -52,6 +53,7 @@ def routers() -> list[APIRouter]:
         access.router,
         audit.router,
         workloads.router,
+        deployments.router,
     ]
     for name in OPTIONAL:
         if importlib.util.find_spec(name) is not None:

@@ -15,6 +15,7 @@ def routers() -> list[APIRouter]:
         account,
         admin,
         backfills,
+        deployments,
         jobs,
         launchpad,
         login,
@@ -43,6 +44,7 @@ def routers() -> list[APIRouter]:
         account.router,
         admin.router,
         workloads.router,
+        deployments.router,
         # The app proxy at /apps/<name>/: not a page, but no part of the API either.
         proxy.router,
     ]

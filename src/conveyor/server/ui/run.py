@@ -26,6 +26,7 @@ from conveyor.server.app import state_of
 from conveyor.server.auth import Action, allow, audit, job_of, may, principal_of, run_for
 from conveyor.server.state import ServerState
 from conveyor.server.ui import forms
+from conveyor.server.ui.deployments import run_job
 from conveyor.server.ui.formdata import form_data
 from conveyor.server.ui.gantt import timeline
 from conveyor.server.ui.graphs import run_graph_data
@@ -102,7 +103,7 @@ def live_context(
     request: Request, state: ServerState, run: run_views.RunDetail, task: str | None
 ) -> dict[str, Any]:
     """What the polled parts of the page show (the buttons only to who may use them)."""
-    job = state.workspace.jobs.get(run.job_name)
+    job = run_job(state, run.job_name, run.deployed_version, run.environment)
     operate = may(request, Action.CANCEL, run.job_name)
     graph = job_views.job_graph(job) if job is not None and job.graph is not None else None
     ended = run.status in ENDED
@@ -139,7 +140,7 @@ def _load(request: Request, run_id: str) -> run_views.RunDetail | Response:
         if e.status_code != 404:
             raise
         return not_found(request, str(e.detail))
-    job = state.workspace.jobs.get(run.job_name)
+    job = run_job(state, run.job_name, run.deployed_version, run.environment)
     if job is not None:
         # The graph's order among the tasks free to go, as the graph draws them.
         order = list(job.graph.nodes) if job.graph is not None else [job.name]

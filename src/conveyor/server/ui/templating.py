@@ -31,6 +31,7 @@ NAV = (
     ("/schedules", "Schedules"),
     ("/backfills", "Backfills"),
     ("/pools", "Pools"),
+    ("/deployments", "Deployments"),
 )
 
 
