@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import time
 
-from conveyor import job, task, workflow
+from conveyor import Config, job, task, workflow
+
+
+class Marker(Config):
+    """Where the task writes its pid (given in the run config: a multiprocess executor's
+    worker pool may have started before a test set any environment variable)."""
+
+    path: str = ""
 
 
 @task
-def slow() -> int:
-    marker = os.environ.get("CONVEYOR_TEST_MARKER", "")
-    if marker:
-        with open(marker, "w") as f:
+def slow(config: Marker) -> int:
+    if config.path:
+        with open(config.path, "w") as f:
             f.write(str(os.getpid()))
     time.sleep(120)  # fail_after stops it long before
     return 1

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -24,11 +25,13 @@ REASON = "failed: ran past its fail_after of 1s"
 
 
 @pytest.fixture
-def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the slow task writes its pid (run workers inherit the environment)."""
-    path = tmp_path / "pid"
-    monkeypatch.setenv("CONVEYOR_TEST_MARKER", str(path))
-    return path
+def marker(tmp_path: Path) -> Path:
+    """Where the slow task writes its pid (``marked`` gives it in the run config)."""
+    return tmp_path / "pid"
+
+
+def marked(marker: Path) -> dict[str, Any]:
+    return {"tasks": {"slow": {"config": {"path": str(marker)}}}}
 
 
 @pytest.fixture
@@ -72,6 +75,7 @@ def test_a_daemon_run_past_fail_after_fails_and_its_task_is_stopped(
         job_version=job.version,
         status=RunStatus.QUEUED,
         origin={**daemon.workspace.origin, "job": job.name},
+        run_config=marked(marker),
     )
     pid = _task_pid(marker)
     wait_until(lambda: instance.run(run.id).status.is_terminal, 90, "the run to fail")
@@ -94,7 +98,9 @@ def test_a_run_started_with_job_run_is_failed_and_stopped_too(tmp_path: Path, ma
     job: Job = ws.job("late")
     results: list[RunResult] = []
     thread = threading.Thread(
-        target=lambda: results.append(job.run(instance=instance, raise_on_error=False))
+        target=lambda: results.append(
+            job.run(marked(marker), instance=instance, raise_on_error=False)
+        )
     )
     thread.start()
     pid = _task_pid(marker)

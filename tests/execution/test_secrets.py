@@ -232,14 +232,17 @@ def test_job_config_defaults_and_resource_overrides_resolve(home: Instance) -> N
     }
 
 
-def test_a_run_without_secrets_reads_no_key(
+def test_a_run_without_secrets_needs_no_key_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV_SECRET_KEY)
     inst = Instance.at(tmp_path / "home")
     result = body.run(instance=inst, run_config={"tasks": {"connect": {"config": {"dsn": "x"}}}})
     assert result.output("connect") == "x"
-    assert not (tmp_path / "home" / "secret.key").exists()
+    # The instance's key file is made on first use, here to sign the stored result, and
+    # only its owner may read it.
+    key = tmp_path / "home" / "secret.key"
+    assert key.stat().st_mode & 0o077 == 0
     inst.close()
 
 
