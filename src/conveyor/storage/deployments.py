@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.errors import ConfigError, NotFoundError, StorageError
 from conveyor.storage.db import Database
-from conveyor.storage.records import to_datetime
+from conveyor.storage.records import record_from_row, to_datetime
 from conveyor.storage.schema import deployments, environments, versions
 
 DEFAULT_ENVIRONMENTS = ("dev", "pre", "prod")
@@ -96,24 +96,15 @@ class VersionRecord:
     created_by: str | None
     message: str | None
 
+    _CONVERT: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "manifest": lambda v: dict(v or {}),
+        "diff": lambda v: dict(v or {}),
+        "created_at": to_datetime,
+    }
+
     @classmethod
     def from_row(cls, row: Any) -> VersionRecord:
-        m = row._mapping
-        return cls(
-            number=m["number"],
-            hash=m["hash"],
-            archive_uri=m["archive_uri"],
-            size=m["size"],
-            entry=m["entry"],
-            manifest=dict(m["manifest"] or {}),
-            diff=dict(m["diff"] or {}),
-            requirements=m["requirements"],
-            requirements_hash=m["requirements_hash"],
-            git=m["git"],
-            created_at=to_datetime(m["created_at"]),
-            created_by=m["created_by"],
-            message=m["message"],
-        )
+        return record_from_row(cls, row, cls._CONVERT)
 
     @property
     def jobs(self) -> list[str]:
@@ -152,19 +143,7 @@ class DeploymentRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> DeploymentRecord:
-        m = row._mapping
-        return cls(
-            id=m["id"],
-            environment=m["environment"],
-            version=m["version"],
-            action=m["action"],
-            from_environment=m["from_environment"],
-            previous_version=m["previous_version"],
-            activation=m["activation"],
-            at=to_datetime(m["at"]),
-            by=m["by"],
-            message=m["message"],
-        )
+        return record_from_row(cls, row, {"at": to_datetime})
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _from_row(
+def record_from_row(
     cls: type[R],
     row: Any,
     convert: Mapping[str, Callable[[Any], Any]],
@@ -112,7 +112,7 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> RunRecord:
-        return _from_row(cls, row, cls._CONVERT, {"created_ts": "created_at"})
+        return record_from_row(cls, row, cls._CONVERT, {"created_ts": "created_at"})
 
     @property
     def cursor(self) -> tuple[float, str]:
@@ -161,7 +161,7 @@ class TaskRunRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> TaskRunRecord:
-        return _from_row(cls, row, cls._CONVERT)
+        return record_from_row(cls, row, cls._CONVERT)
 
     @property
     def duration(self) -> float | None:
@@ -189,7 +189,7 @@ class EventRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> EventRecord:
-        return _from_row(cls, row, {"at": to_datetime})
+        return record_from_row(cls, row, {"at": to_datetime})
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = _jsonable(asdict(self))
